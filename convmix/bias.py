@@ -1,0 +1,572 @@
+"""What `bias=True` does in nn.Conv2d, computed on live tensors (the bias page's logic).
+
+The seed article asks about `nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)`.
+Everything here works on that layer (or on ACmix) and returns plain numbers and arrays, so the page
+only draws and the tests can check each identity against an independent computation.
+Importable without Streamlit.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+
+# The seed article's layer, ResNet's stem with bias=True.
+IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING = 3, 64, 7, 2, 3
+SEED_LINE = "nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)"
+SEED = 0
+
+# torchvision's ImageNet normalisation: what a ResNet stem is fed.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Upload limits: bytes are checked before decoding, pixels from the header before loading.
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_SIDE = 4096
+MAX_PIXELS = 16_000_000
+UPLOAD_FORMATS = ("PNG", "JPEG")
+
+BN_EPS = 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer and its sizes
+# ---------------------------------------------------------------------------------------------
+
+
+def seed_layer(seed: int = SEED, bias: bool = True) -> nn.Conv2d:
+    """The seed's layer with PyTorch's default initialisation, drawn from a fixed seed.
+
+    PyTorch's default (kaiming_uniform with a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    both weight and bias. Drawing from a private generator keeps the global RNG untouched, which
+    matters when several Streamlit sessions build layers at once. `bias=False` gives the same
+    weights without a bias.
+    """
+    layer = nn.Conv2d(
+        IN_CHANNELS, OUT_CHANNELS, kernel_size=KERNEL, stride=STRIDE, padding=PADDING, bias=bias
+    )
+    gen = torch.Generator().manual_seed(seed)
+    bound = 1.0 / math.sqrt(IN_CHANNELS * KERNEL * KERNEL)
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=gen)
+        bias_values = torch.empty(OUT_CHANNELS).uniform_(-bound, bound, generator=gen)
+        if bias:
+            layer.bias.copy_(bias_values)
+    return layer
+
+
+def conv_param_count(in_ch: int, out_ch: int, kernel: int, bias: bool, groups: int = 1) -> int:
+    """out·(in/groups)·k² weights, plus one bias per output channel."""
+    return out_ch * (in_ch // groups) * kernel * kernel + (out_ch if bias else 0)
+
+
+def conv_output_size(n: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """PyTorch's output length: floor((n + 2p - dil·(k-1) - 1) / s) + 1."""
+    return (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: the built-in scene and uploads
+# ---------------------------------------------------------------------------------------------
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def builtin_scene(size: int = 224) -> np.ndarray:
+    """A synthetic landscape, (size, size, 3) uint8, drawn from numpy math (no files, no downloads).
+
+    Sky gradient, a sun, hills, a checkered flag, a striped field and a dark tree: edges in many
+    orientations, flat areas and texture, so different filters respond differently. Drawn in
+    continuous coordinates, so every size shows the same scene without resampling.
+    """
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}.")
+    px = 1.0 / size  # one pixel in scene units: the width of the anti-aliased edges
+    c = (np.arange(size) + 0.5) / size
+    y, x = np.meshgrid(c, c, indexing="ij")
+
+    def over(img: np.ndarray, alpha: np.ndarray, colour: tuple[float, float, float]) -> np.ndarray:
+        return img * (1 - alpha[..., None]) + np.array(colour) * alpha[..., None]
+
+    sky_top, sky_bottom = np.array([0.25, 0.45, 0.85]), np.array([0.80, 0.90, 1.00])
+    img = sky_top + (sky_bottom - sky_top) * y[..., None]
+    sun = 1 - _smoothstep(0.10 - px, 0.10 + px, np.hypot(x - 0.75, y - 0.22))
+    img = over(img, sun, (1.0, 0.85, 0.25))
+    far = 0.55 + 0.06 * np.sin(7.0 * x + 1.0) + 0.03 * np.sin(19.0 * x)
+    img = over(img, _smoothstep(far - px, far + px, y), (0.35, 0.55, 0.35))
+    near = 0.68 + 0.05 * np.sin(4.0 * x + 2.5)
+    field = _smoothstep(near - px, near + px, y)
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * (9.0 * x + 14.0 * (y - near)))
+    img = over(img, field, (0.45, 0.65, 0.20))
+    img = over(img, field * stripes * 0.5, (0.85, 0.75, 0.30))
+    pole = _smoothstep(-px, px, x - 0.20) * (1 - _smoothstep(-px, px, x - 0.215))
+    pole *= _smoothstep(-px, px, y - 0.25) * (1 - _smoothstep(-px, px, y - 0.70))
+    img = over(img, pole, (0.30, 0.25, 0.20))
+    flag = _smoothstep(-px, px, x - 0.215) * (1 - _smoothstep(-px, px, x - 0.40))
+    flag *= _smoothstep(-px, px, y - 0.25) * (1 - _smoothstep(-px, px, y - 0.40))
+    checks = (np.floor((x - 0.215) / 0.0465) + np.floor((y - 0.25) / 0.0375)) % 2
+    img = over(img, flag, (0.95, 0.95, 0.95))
+    img = over(img, flag * checks, (0.85, 0.10, 0.10))
+    crown = 1 - _smoothstep(0.09 - px, 0.09 + px, np.hypot((x - 0.60) / 0.8, y - 0.52))
+    trunk = _smoothstep(-px, px, x - 0.585) * (1 - _smoothstep(-px, px, x - 0.615))
+    trunk *= _smoothstep(-px, px, y - 0.55) * (1 - _smoothstep(-px, px, y - 0.75))
+    img = over(img, np.maximum(crown, trunk), (0.10, 0.25, 0.12))
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used; the message says what failed and what would work."""
+
+
+def decode_upload(data: bytes) -> Image.Image:
+    """Validate and decode an uploaded PNG or JPEG into an RGB image.
+
+    Refuses, with an ImageError: more than MAX_UPLOAD_BYTES; anything PIL cannot identify; formats
+    other than PNG/JPEG; a header declaring more than MAX_SIDE per side or MAX_PIXELS in all (read
+    before any pixel is decoded, so a small file that would inflate to gigabytes is never
+    expanded); PIL's own decompression-bomb refusal; truncated or corrupt data.
+    """
+    limits = f"PNG or JPEG, at most {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_SIDE}×{MAX_SIDE} pixels"
+    if not data:
+        raise ImageError(f"The file is empty. Upload a {limits}.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{MAX_UPLOAD_BYTES // 2**20} MB. Upload a smaller {limits}."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if fmt not in UPLOAD_FORMATS:
+                raise ImageError(f"The file is a {fmt or 'unknown'} image. Upload a {limits}.")
+            w, h = img.size
+            if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+                raise ImageError(
+                    f"The image is {w:,}×{h:,} pixels; the limit is {MAX_SIDE:,} per side and "
+                    f"{MAX_PIXELS:,} pixels in all. Upload a {limits}."
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"This file is not an image that can be read. Upload a {limits}.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"The image declares too many pixels to decode safely. Upload a {limits}."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(
+            f"The {fmt} file is damaged or truncated ({err}). Upload a complete {limits}."
+        ) from None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels carry arbitrary colour; show them as white, as a viewer would.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def square_crop(img: Image.Image, size: int) -> np.ndarray:
+    """Resize the shorter side to `size` and crop the centre square, as ResNet preprocessing does."""
+    w, h = img.size
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    resized = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def outline_window(rgb: np.ndarray, top: int, left: int, kernel: int) -> np.ndarray:
+    """A copy of the image with the receptive-field window outlined in red (clipped to the image).
+
+    The outline is drawn one pixel outside the window so the pixels it covers stay visible.
+    """
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    r0, r1, c0, c1 = top - 1, top + kernel, left - 1, left + kernel
+    red = np.array([230, 20, 20], dtype=np.uint8)
+    rows = np.arange(max(r0, 0), min(r1, h - 1) + 1)
+    cols = np.arange(max(c0, 0), min(c1, w - 1) + 1)
+    for r in (r0, r1):
+        if 0 <= r < h and cols.size:
+            out[r, cols] = red
+    for c in (c0, c1):
+        if 0 <= c < w and rows.size:
+            out[rows, c] = red
+    return out
+
+
+def to_input(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32, ImageNet-normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# One forward of the seed layer, with and without its bias
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """The seed layer on one image: input, output with bias (the module's forward) and without."""
+
+    x: torch.Tensor  # (1, 3, H, W)
+    y: torch.Tensor  # (64, Ho, Wo): layer(x)
+    y_no_bias: torch.Tensor  # (64, Ho, Wo): the same weights, bias=None
+    bias: torch.Tensor  # (64,)
+
+    @property
+    def shift_deviation(self) -> float:
+        """Largest |(y - y_no_bias) - b[c]| over every channel and position."""
+        diff = self.y - self.y_no_bias - self.bias.view(-1, 1, 1)
+        return float(diff.abs().max())
+
+
+def run_seed_layer(layer: nn.Conv2d, x: torch.Tensor) -> SeedRun:
+    with torch.no_grad():
+        y = layer(x)[0]
+        y0 = F.conv2d(x, layer.weight, None, layer.stride, layer.padding)[0]
+    return SeedRun(x=x, y=y, y_no_bias=y0, bias=layer.bias.detach().clone())
+
+
+# ---------------------------------------------------------------------------------------------
+# One output value, opened up
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputValue:
+    """y[c, i, j] as patch · weights + bias, beside the value the layer's forward produced."""
+
+    channel: int
+    row: int
+    col: int
+    top: int  # input row of the window's first tap (negative: padding)
+    left: int
+    patch: np.ndarray  # (3, k, k) input values under the window; 0 where padding
+    is_padding: np.ndarray  # (k, k) bool: tap lies in the zero padding
+    weights: np.ndarray  # (3, k, k)
+    products: np.ndarray  # (3, k, k)
+    dot: float
+    bias: float
+    total: float  # dot + bias
+    output: float  # from the layer's forward
+
+    @property
+    def difference(self) -> float:
+        return self.total - self.output
+
+
+def explain_output(layer: nn.Conv2d, run: SeedRun, channel: int, row: int, col: int) -> OutputValue:
+    """Decompose one output value: the window of the zero-padded input times the channel's kernel.
+
+    Sums in float64, so the difference to the forward's float32 value is the forward's rounding.
+    """
+    _, ho, wo = run.y.shape
+    if not (0 <= channel < run.y.shape[0] and 0 <= row < ho and 0 <= col < wo):
+        raise ValueError(
+            f"(channel, row, col) = ({channel}, {row}, {col}) is outside the output "
+            f"{tuple(run.y.shape)}."
+        )
+    (k, _), (s, _), (p, _) = layer.kernel_size, layer.stride, layer.padding
+    padded = F.pad(run.x[0], (p, p, p, p)).double()
+    top, left = row * s - p, col * s - p
+    patch = padded[:, row * s : row * s + k, col * s : col * s + k]
+    h, w = run.x.shape[2:]
+    rows = torch.arange(top, top + k).view(-1, 1)
+    cols = torch.arange(left, left + k).view(1, -1)
+    is_padding = (rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)
+    weights = layer.weight[channel].detach().double()
+    products = patch * weights
+    dot = float(products.sum())
+    b = float(layer.bias.detach()[channel]) if layer.bias is not None else 0.0
+    return OutputValue(
+        channel=channel,
+        row=row,
+        col=col,
+        top=top,
+        left=left,
+        patch=patch.numpy(),
+        is_padding=is_padding.numpy(),
+        weights=weights.numpy(),
+        products=products.numpy(),
+        dot=dot,
+        bias=b,
+        total=dot + b,
+        output=float(run.y[channel, row, col]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias as a shift: ReLU survival
+# ---------------------------------------------------------------------------------------------
+
+
+def survival_fraction(pre_bias: np.ndarray, bias: float) -> float:
+    """Fraction of positions where pre_bias + bias > 0, i.e. that a ReLU lets through."""
+    return float(np.mean(np.asarray(pre_bias, dtype=np.float64) + bias > 0))
+
+
+def bias_range(pre_bias: np.ndarray, learned: float, step: float = 0.01) -> tuple[float, float]:
+    """A bias interval, on the step grid, from all positions cut (≤ −max) to all kept (> −min).
+
+    Widened to contain the learned bias and 0, so the slider can always return to either.
+    """
+    lo = min(-float(np.max(pre_bias)), learned, 0.0)
+    hi = max(-float(np.min(pre_bias)), learned, 0.0)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step + step
+
+
+def survival_sweep(pre_bias: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """survival_fraction for many biases at once: one sort, then a binary search per bias."""
+    values = np.sort(np.asarray(pre_bias, dtype=np.float64).ravel())
+    # value + b > 0  <=>  value > -b: count the values strictly above -b.
+    above = values.size - np.searchsorted(values, -np.asarray(biases, dtype=np.float64), "right")
+    return above / values.size
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding: windows that see only zeros output the bias
+# ---------------------------------------------------------------------------------------------
+
+
+def real_taps(height: int, width: int, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """(Ho, Wo): how many taps of each window fall on the input rather than on the padding."""
+    ones = torch.ones(1, 1, height, width, dtype=torch.float64)
+    counts = F.conv2d(ones, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), None, stride, padding)
+    return counts[0, 0].round().to(torch.int64)
+
+
+@dataclass(frozen=True)
+class PaddingDemo:
+    padding: int
+    out_shape: tuple[int, int]
+    min_real_taps: int  # per input channel, over all windows
+    all_padding: torch.Tensor  # (Ho, Wo) bool
+    max_deviation: float  # largest |y - b[c]| over all-padding windows and all channels (nan: none)
+    y: torch.Tensor  # (64, Ho, Wo) with this padding
+
+
+def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo:
+    """The seed's weights and bias with another padding; compare all-padding windows to the bias."""
+    if padding < 0:
+        raise ValueError(f"padding must be ≥ 0, got {padding}.")
+    (k, _), (s, _) = layer.kernel_size, layer.stride
+    h, w = x.shape[2:]
+    taps = real_taps(h, w, k, s, padding)
+    with torch.no_grad():
+        y = F.conv2d(x, layer.weight, layer.bias, s, padding)[0]
+    mask = taps == 0
+    dev = (y - layer.bias.detach().view(-1, 1, 1)).abs()[:, mask]
+    return PaddingDemo(
+        padding=padding,
+        out_shape=(int(y.shape[1]), int(y.shape[2])),
+        min_real_taps=int(taps.min()),
+        all_padding=mask,
+        max_deviation=float(dev.max()) if dev.numel() else float("nan"),
+        y=y,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias and BatchNorm
+# ---------------------------------------------------------------------------------------------
+
+
+def illustrative_bn(layer: nn.Conv2d, seed: int = SEED) -> nn.BatchNorm2d:
+    """A BatchNorm2d(64) after the seed layer, in eval mode, with non-trivial parameters.
+
+    γ ~ U(0.5, 1.5), β ~ U(-0.5, 0.5) from a fixed seed (a fresh BN has γ=1, β=0, which would hide
+    half of the folding formula). Running statistics are accumulated as in training (cumulative
+    average) from the seed layer's output on the built-in scene and its three flips.
+    """
+    bn = nn.BatchNorm2d(layer.out_channels, eps=BN_EPS, momentum=None)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5, generator=gen)
+        bn.bias.uniform_(-0.5, 0.5, generator=gen)
+        scene = to_input(builtin_scene(224))
+        bn.train()
+        for view in (scene, scene.flip(3), scene.flip(2), scene.flip(2, 3)):
+            bn(layer(view))
+    return bn.eval()
+
+
+@dataclass(frozen=True)
+class BNCancellation:
+    """Training-mode BN after the conv, with and without the conv's bias."""
+
+    with_bias: torch.Tensor  # (64, Ho, Wo)
+    without_bias: torch.Tensor
+    max_difference: float
+    bias_grad_through_bn: torch.Tensor  # (64,): d loss / d bias with the BN in between
+    bias_grad_without_bn: torch.Tensor  # (64,): the same loss straight on the conv output
+
+
+def bn_cancellation(layer: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> BNCancellation:
+    """Train-mode BN subtracts each channel's batch mean, so the constant bias drops out.
+
+    Uses a copy of `bn` in train mode (the batch statistics; running stats untouched) and a loss
+    ½·mean(out²) to show the bias also receives (numerically) zero gradient through the BN.
+    """
+    norm = nn.BatchNorm2d(bn.num_features, eps=bn.eps, momentum=None)
+    norm.load_state_dict(bn.state_dict())
+    norm.train()
+    weight = layer.weight.detach()
+    bias = layer.bias.detach().clone().requires_grad_(True)
+    conv = F.conv2d(x, weight, bias, layer.stride, layer.padding)
+    with_bias = norm(conv)
+    (0.5 * with_bias.pow(2).mean()).backward()
+    bias_no_bn = layer.bias.detach().clone().requires_grad_(True)
+    (0.5 * F.conv2d(x, weight, bias_no_bn, layer.stride, layer.padding).pow(2).mean()).backward()
+    with torch.no_grad():
+        without_bias = norm(F.conv2d(x, weight, None, layer.stride, layer.padding))
+    with_bias = with_bias.detach()
+    return BNCancellation(
+        with_bias=with_bias[0],
+        without_bias=without_bias[0],
+        max_difference=float((with_bias - without_bias).abs().max()),
+        bias_grad_through_bn=bias.grad,
+        bias_grad_without_bn=bias_no_bn.grad,
+    )
+
+
+def fold_batchnorm(
+    weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BN(conv(x)) = conv'(x) with W' = W·γ/√(σ²+ε) and b' = (b − μ)·γ/√(σ²+ε) + β."""
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return weight * scale.view(-1, 1, 1, 1), (b - bn.running_mean) * scale + bn.bias.detach()
+
+
+@dataclass(frozen=True)
+class FoldCheck:
+    weight: torch.Tensor  # folded (64, 3, 7, 7)
+    bias: torch.Tensor  # folded (64,)
+    scale: torch.Tensor  # γ/√(σ²+ε), (64,)
+    bn_output: torch.Tensor  # (64, Ho, Wo): bn.eval()(layer(x))
+    folded_output: torch.Tensor  # (64, Ho, Wo): conv with the folded weight and bias
+    max_difference: float
+
+
+def fold_check(layer: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> FoldCheck:
+    if bn.training:
+        raise ValueError("Folding uses the running statistics: put the BatchNorm in eval mode.")
+    with torch.no_grad():
+        w, b = fold_batchnorm(layer.weight, layer.bias, bn)
+        reference = bn(layer(x))[0]
+        folded = F.conv2d(x, w, b, layer.stride, layer.padding)[0]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return FoldCheck(
+        weight=w,
+        bias=b,
+        scale=scale,
+        bn_output=reference,
+        folded_output=folded,
+        max_difference=float((reference - folded).abs().max()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning the bias
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """Loss ½·mean(y²) over a batch; dL/db from autograd beside Σ dL/dy over batch and positions."""
+
+    batch: int
+    bias_grad: torch.Tensor  # (64,): autograd's layer.bias.grad
+    output_grad_sum: torch.Tensor  # (64,): y.grad summed over dims (0, 2, 3)
+    per_item: torch.Tensor  # (batch, 64): y.grad summed over positions, per batch item
+    loss: float
+
+    @property
+    def max_difference(self) -> float:
+        return float((self.bias_grad - self.output_grad_sum).abs().max())
+
+
+def gradient_check(layer: nn.Conv2d, x: torch.Tensor) -> GradientCheck:
+    """Run autograd through a copy of the layer (the cached layer's .grad stays untouched)."""
+    weight = layer.weight.detach().clone().requires_grad_(True)
+    bias = layer.bias.detach().clone().requires_grad_(True)
+    y = F.conv2d(x, weight, bias, layer.stride, layer.padding)
+    y.retain_grad()
+    loss = 0.5 * y.pow(2).mean()
+    loss.backward()
+    grad = y.grad.detach()
+    return GradientCheck(
+        batch=int(x.shape[0]),
+        bias_grad=bias.grad.detach(),
+        output_grad_sum=grad.sum(dim=(0, 2, 3)),
+        per_item=grad.sum(dim=(2, 3)),
+        loss=float(loss),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias inside ACmix
+# ---------------------------------------------------------------------------------------------
+
+ACMIX_CONVS = ("conv1", "conv2", "conv3", "conv_p", "fc", "dep_conv")
+
+
+@dataclass(frozen=True)
+class SubmoduleBias:
+    name: str
+    declared: bool  # the constructor asked for a bias
+    actual: bool  # the live module has one
+    weight_params: int
+    bias_params: int  # in the live module
+    declared_bias_params: int  # what the constructor's bias would hold
+
+
+def acmix_bias_table(
+    in_planes: int = 64, out_planes: int = 64, **kwargs
+) -> tuple[list[SubmoduleBias], int]:
+    """Declared vs actual bias of each ACmix convolution, and the live module's parameter count.
+
+    "Declared" is read from the constructor itself: the same class with reset_parameters skipped
+    (the step that removes dep_conv's bias, Q1) shows which convolutions __init__ gave a bias.
+    """
+    from .acmix import ACmix
+
+    class _AsConstructed(ACmix):
+        def reset_parameters(self) -> None:
+            pass
+
+    live = ACmix(in_planes, out_planes, **kwargs)
+    built = _AsConstructed(in_planes, out_planes, **kwargs)
+    rows = []
+    for name in ACMIX_CONVS:
+        mod, decl = getattr(live, name), getattr(built, name)
+        rows.append(
+            SubmoduleBias(
+                name=name,
+                declared=decl.bias is not None,
+                actual=mod.bias is not None,
+                weight_params=mod.weight.numel(),
+                bias_params=mod.bias.numel() if mod.bias is not None else 0,
+                declared_bias_params=decl.bias.numel() if decl.bias is not None else 0,
+            )
+        )
+    return rows, sum(p.numel() for p in live.parameters())

@@ -1,0 +1,257 @@
+"""Altair charts for the bias page: arrays in, alt.Chart out. No Streamlit."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+# Largest side of a feature-map heatmap: 112×112 = 12,544 cells, the seed layer's output on 224².
+MAX_MAP_SIDE = 112
+IN_CHANNEL_NAMES = ("R", "G", "B")
+
+
+def pool_for_display(arr: np.ndarray, max_side: int = MAX_MAP_SIDE) -> tuple[np.ndarray, int]:
+    """Block-mean a 2-D map so neither side exceeds max_side; returns (map, block size).
+
+    Edge blocks that stick out are averaged over the cells they do cover.
+    """
+    arr = np.asarray(arr, dtype=np.float64)
+    f = max(1, math.ceil(max(arr.shape) / max_side))
+    if f == 1:
+        return arr, 1
+    h, w = arr.shape
+    ph, pw = math.ceil(h / f) * f, math.ceil(w / f) * f
+    padded = np.full((ph, pw), np.nan)
+    padded[:h, :w] = arr
+    blocks = padded.reshape(ph // f, f, pw // f, f)
+    return np.nanmean(blocks, axis=(1, 3)), f
+
+
+def map_frame(arr: np.ndarray, block: int = 1) -> pd.DataFrame:
+    """Long form of a 2-D map: row, col (in the original map's units when pooled), value."""
+    arr = np.asarray(arr)
+    rows, cols = np.indices(arr.shape)
+    return pd.DataFrame(
+        {"row": (rows * block).ravel(), "col": (cols * block).ravel(), "value": arr.ravel()}
+    )
+
+
+def _ticks(n: int, block: int) -> list[int]:
+    """About six axis labels on a 1-2-5 step, in the original map's units."""
+    raw = max(1.0, n / 6)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(int(m * mag) for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [i * block for i in range(0, n, step)]
+
+
+def map_heatmap(
+    arr: np.ndarray,
+    title: str,
+    value_title: str = "value",
+    *,
+    signed: bool = True,
+    domain: tuple[float, float] | None = None,
+    size: int = 260,
+    max_side: int = MAX_MAP_SIDE,
+) -> alt.Chart:
+    """Heatmap of a 2-D feature map with row/col/value tooltips.
+
+    `signed`: a diverging scale centred on 0 (sign matters before a ReLU); else sequential.
+    Maps larger than max_side are block-averaged and the title says so.
+    """
+    pooled, block = pool_for_display(arr, max_side)
+    df = map_frame(pooled, block)
+    h, w = pooled.shape
+    if block > 1:
+        title = f"{title} (shown as means of {block}×{block} blocks)"
+    scale = (
+        alt.Scale(scheme="redblue", reverse=True, domainMid=0)
+        if signed
+        else alt.Scale(scheme="viridis")
+    )
+    if domain is not None:
+        scale.domain = list(domain)
+    value_field = "value:Q"
+    return (
+        alt.Chart(df, title=title)
+        .mark_rect()
+        .encode(
+            x=alt.X("col:O", title="column", axis=alt.Axis(values=_ticks(w, block), labelAngle=0)),
+            y=alt.Y("row:O", title="row", axis=alt.Axis(values=_ticks(h, block))),
+            color=alt.Color(value_field, title=value_title, scale=scale),
+            tooltip=[
+                alt.Tooltip("row:O"),
+                alt.Tooltip("col:O", title="column"),
+                alt.Tooltip(value_field, title=value_title, format=".4f"),
+            ],
+        )
+        .properties(width=size, height=size * h / w)
+    )
+
+
+def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str) -> alt.Chart:
+    """Two-colour map of a boolean mask (e.g. windows that see only padding)."""
+    mask = np.asarray(mask, dtype=bool)
+    labels = np.where(mask, true_label, false_label)
+    df = map_frame(labels)
+    h, w = mask.shape
+    return (
+        alt.Chart(df, title=title)
+        .mark_rect()
+        .encode(
+            x=alt.X("col:O", title="column", axis=alt.Axis(values=_ticks(w, 1), labelAngle=0)),
+            y=alt.Y("row:O", title="row", axis=alt.Axis(values=_ticks(h, 1))),
+            color=alt.Color(
+                "value:N",
+                title=None,
+                scale=alt.Scale(domain=[true_label, false_label], range=["#d62728", "#e8e8e8"]),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            tooltip=[
+                alt.Tooltip("row:O"),
+                alt.Tooltip("col:O", title="column"),
+                alt.Tooltip("value:N", title="window"),
+            ],
+        )
+        .properties(width=260, height=260 * h / w)
+    )
+
+
+def patch_frame(
+    patch: np.ndarray, weights: np.ndarray, products: np.ndarray, is_padding: np.ndarray,
+    top: int, left: int,
+) -> pd.DataFrame:
+    """Long form of the (3, k, k) patch, weights and products with input coordinates."""
+    c, k, _ = patch.shape
+    ch, dy, dx = np.indices((c, k, k))
+    pad = np.broadcast_to(is_padding, (c, k, k))
+    base = {
+        "in_channel": np.array(IN_CHANNEL_NAMES)[ch.ravel()],
+        "dy": dy.ravel(),
+        "dx": dx.ravel(),
+        "input_row": (top + dy).ravel(),
+        "input_col": (left + dx).ravel(),
+        "padding": pad.ravel(),
+    }
+    frames = []
+    for name, arr in (("input patch", patch), ("weights W[c]", weights), ("products", products)):
+        frames.append(pd.DataFrame({**base, "quantity": name, "value": np.asarray(arr).ravel()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def patch_chart(df: pd.DataFrame, cell: int = 22) -> alt.VConcatChart:
+    """Three rows (patch, weights, products) of three 7×7 panels (R, G, B); padding taps grey.
+
+    Each row has its own diverging colour scale centred on 0, shared by its three panels.
+    """
+    rows = []
+    for name in df["quantity"].unique():
+        part = df[df["quantity"] == name]
+        k = int(part["dy"].max()) + 1
+        colour = alt.Color(
+            "value:Q",
+            title=name,
+            scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
+        )
+        base = alt.Chart(part).encode(
+            x=alt.X("dx:O", title=None, axis=None),
+            y=alt.Y("dy:O", title=None, axis=None),
+            tooltip=[
+                alt.Tooltip("in_channel:N", title="input channel"),
+                alt.Tooltip("input_row:Q", title="input row"),
+                alt.Tooltip("input_col:Q", title="input column"),
+                alt.Tooltip("value:Q", title=name, format=".5f"),
+                alt.Tooltip("padding:N", title="in padding"),
+            ],
+        )
+        rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
+            color=alt.condition("datum.padding", alt.value("#cccccc"), colour)
+        )
+        rows.append(
+            rect.properties(width=cell * k, height=cell * k)
+            .facet(
+                column=alt.Column(
+                    "in_channel:N",
+                    title=None,
+                    sort=list(IN_CHANNEL_NAMES),
+                    header=alt.Header(labelExpr=f"'{name}, ' + datum.value"),
+                )
+            )
+            .resolve_scale(color="shared")
+        )
+    return alt.vconcat(*rows).resolve_scale(color="independent")
+
+
+def survival_chart(
+    biases: np.ndarray, fractions: np.ndarray, current: float, learned: float
+) -> alt.LayerChart:
+    """Fraction of positions a ReLU keeps as the bias varies; rules at the slider and learned bias."""
+    line_df = pd.DataFrame({"bias": np.asarray(biases), "kept": np.asarray(fractions)})
+    marks_df = pd.DataFrame(
+        {"bias": [current, learned], "which": ["slider", "layer's bias"]}
+    )
+    line = (
+        alt.Chart(line_df, title="Positions kept by ReLU(conv(x) + b) as b varies")
+        .mark_line()
+        .encode(
+            x=alt.X("bias:Q", title="bias b"),
+            y=alt.Y("kept:Q", title="fraction kept", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("bias:Q", format=".3f"),
+                     alt.Tooltip("kept:Q", title="kept", format=".2%")],
+        )
+    )
+    rules = (
+        alt.Chart(marks_df)
+        .mark_rule(strokeWidth=2)
+        .encode(
+            x="bias:Q",
+            color=alt.Color(
+                "which:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=["slider", "layer's bias"], range=["#d62728", "#7f7f7f"]
+                ),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            strokeDash=alt.StrokeDash(
+                "which:N",
+                scale=alt.Scale(domain=["slider", "layer's bias"], range=[[1, 0], [4, 3]]),
+                legend=None,
+            ),
+            tooltip=[alt.Tooltip("which:N"), alt.Tooltip("bias:Q", format=".3f")],
+        )
+    )
+    return alt.layer(line, rules).properties(height=260)
+
+
+def agreement_chart(
+    first: np.ndarray, second: np.ndarray, first_title: str, second_title: str, title: str,
+    highlight: int | None = None,
+) -> alt.LayerChart:
+    """One point per channel, first vs second, on the identity line: agreement made visible."""
+    df = pd.DataFrame(
+        {"channel": np.arange(len(first)), "first": np.asarray(first, dtype=np.float64),
+         "second": np.asarray(second, dtype=np.float64)}
+    )
+    df["chosen"] = df["channel"] == highlight
+    lo, hi = float(min(df["first"].min(), df["second"].min())), float(
+        max(df["first"].max(), df["second"].max())
+    )
+    diagonal = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(
+        color="#999999", strokeDash=[4, 3]
+    ).encode(x="v:Q", y="v:Q")
+    points = alt.Chart(df, title=title).mark_circle(size=60).encode(
+        x=alt.X("first:Q", title=first_title),
+        y=alt.Y("second:Q", title=second_title),
+        color=alt.condition("datum.chosen", alt.value("#d62728"), alt.value("#1f77b4")),
+        tooltip=[
+            alt.Tooltip("channel:Q"),
+            alt.Tooltip("first:Q", title=first_title, format=".3e"),
+            alt.Tooltip("second:Q", title=second_title, format=".3e"),
+        ],
+    )
+    return alt.layer(diagonal, points).properties(height=280)

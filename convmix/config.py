@@ -1,0 +1,262 @@
+"""ACmixConfig: one frozen description of a module and its input, with validation and URL round trip.
+
+The sidebar, the URL, the command line and the tests all speak this one object. `problems()` lists
+every violated constraint as a sentence (the same sentences the module raises), `to_query_params`
+and `from_query_params` round-trip through URL query parameters named exactly like the fields,
+and `estimate_peak_bytes` predicts a forward's peak memory from shapes alone, before anything is
+allocated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+
+from .constraints import VARIANTS, Problem, input_problems, module_problems, output_size
+
+# Bounds on what a visitor can ask for; the module itself has no limits.
+LIMITS: dict[str, tuple[int, int]] = {
+    "in_planes": (1, 2048),
+    "out_planes": (1, 2048),
+    "kernel_att": (1, 31),
+    "head": (1, 2048),
+    "kernel_conv": (1, 15),
+    "stride": (1, 8),
+    "dilation": (1, 8),
+    "height": (1, 1024),
+    "width": (1, 1024),
+    "batch": (1, 64),
+    "seed": (0, 2**31 - 1),
+}
+
+DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+
+@dataclass(frozen=True)
+class ACmixConfig:
+    """ACmix hyperparameters (authors' names) plus the input it is run on."""
+
+    in_planes: int = 64
+    out_planes: int = 64
+    kernel_att: int = 7
+    head: int = 4
+    kernel_conv: int = 3
+    stride: int = 1
+    dilation: int = 1
+    height: int = 56
+    width: int = 56
+    batch: int = 1
+    seed: int = 0
+    variant: str = "official"
+
+    # -- validation ---------------------------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        """Every violated constraint (bounds, module, input), each a readable sentence."""
+        out = []
+        for name, (lo, hi) in LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                out.append(Problem(name, f"{name} must be an integer from {lo} to {hi:,}, not {value!r}."))
+        if out:
+            return out
+        out += module_problems(
+            self.in_planes,
+            self.out_planes,
+            self.kernel_att,
+            self.head,
+            self.kernel_conv,
+            self.stride,
+            self.dilation,
+            self.variant,
+        )
+        if self.variant in VARIANTS:
+            out += input_problems(
+                self.height, self.width, self.kernel_att, self.stride, self.dilation, self.variant
+            )
+        return out
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems()
+
+    # -- derived sizes --------------------------------------------------------------------------
+    @property
+    def head_dim(self) -> int:
+        return self.out_planes // self.head
+
+    @property
+    def out_height(self) -> int:
+        return output_size(self.height, self.stride, self.variant)
+
+    @property
+    def out_width(self) -> int:
+        return output_size(self.width, self.stride, self.variant)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.out_planes, self.out_height, self.out_width)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.in_planes, self.height, self.width)
+
+    def module_kwargs(self) -> dict:
+        return dict(
+            in_planes=self.in_planes,
+            out_planes=self.out_planes,
+            kernel_att=self.kernel_att,
+            head=self.head,
+            kernel_conv=self.kernel_conv,
+            stride=self.stride,
+            dilation=self.dilation,
+            variant=self.variant,
+        )
+
+    def with_(self, **changes) -> ACmixConfig:
+        return replace(self, **changes)
+
+    # -- building -------------------------------------------------------------------------------
+    def build(self, impl: str = "reference"):
+        """The ACmix module, its weights drawn from `seed` (raises ConfigError if invalid)."""
+        import torch
+
+        from .acmix import ACmix
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return ACmix(**self.module_kwargs(), impl=impl)
+
+    def make_input(self, dtype=None, device=None):
+        """A standard-normal input of input_shape, drawn from seed + 1 (independent of weights)."""
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        x = torch.randn(self.input_shape, generator=gen)
+        return x.to(dtype=dtype or torch.float32, device=device or "cpu")
+
+    # -- URL round trip -------------------------------------------------------------------------
+    def to_query_params(self, only_changed: bool = False) -> dict[str, str]:
+        default = ACmixConfig()
+        return {
+            k: str(v)
+            for k, v in asdict(self).items()
+            if not only_changed or getattr(default, k) != v
+        }
+
+    @classmethod
+    def from_query_params(cls, params: Mapping[str, object]) -> tuple[ACmixConfig, list[str]]:
+        """Parse URL parameters safely: unknown keys are ignored; unparsable or out-of-range values
+        fall back to the default (as the sidebar's URL-bound widgets do).
+
+        Returns the configuration and one message per value that was not taken as given.
+        """
+        values: dict[str, object] = {}
+        notes: list[str] = []
+        default = cls()
+        for f in fields(cls):
+            if f.name not in params:
+                continue
+            raw = params[f.name]
+            if isinstance(raw, (list, tuple)):
+                raw = raw[-1] if raw else ""
+            text = str(raw).strip()[:40]
+            fallback = getattr(default, f.name)
+            if f.name == "variant":
+                if text in VARIANTS:
+                    values[f.name] = text
+                else:
+                    notes.append(
+                        f"URL parameter variant={_show(text)} is not one of "
+                        f"{', '.join(VARIANTS)}; using {fallback}."
+                    )
+                continue
+            lo, hi = LIMITS[f.name]
+            number = _parse_int(text)
+            if number is None:
+                notes.append(
+                    f"URL parameter {f.name}={_show(text)} is not a whole number; using {fallback}."
+                )
+            elif not lo <= number <= hi:
+                # Streamlit's bound widgets refuse out-of-range URL values and keep the default;
+                # say so, in the same terms.
+                notes.append(
+                    f"URL parameter {f.name}={number} is outside {lo} to {hi:,}; using {fallback}."
+                )
+            else:
+                values[f.name] = number
+        return cls(**values), notes
+
+    def step_costs(self):
+        """Multiply-adds and FLOPs of each traced step (see convmix.counting for the convention)."""
+        from .counting import step_costs
+
+        return step_costs(
+            self.in_planes, self.out_planes, self.kernel_att, self.head, self.kernel_conv,
+            self.batch, self.height, self.width, self.out_height, self.out_width,
+        )
+
+    def param_counts(self) -> dict[str, int]:
+        """Parameters per submodule, by formula."""
+        from .counting import param_formula
+
+        return param_formula(self.in_planes, self.out_planes, self.head, self.kernel_conv)
+
+    # -- memory -----------------------------------------------------------------------------------
+    def estimate_peak_bytes(self, dtype: str = "float32", impl: str = "reference") -> int:
+        """Peak bytes a no-grad forward allocates beyond its input and weights, from shapes alone.
+
+        It follows which tensors the forward holds at each moment: Stage I's q, k, v and the scaled
+        q_att live throughout; the attention path's peak is the weighted sum, with unfold_k,
+        unfold_v and their product (three K-fold copies) plus unfold_rpe alive; the conv path's
+        peak is the fc input (q, k, v concatenated) or the final mix.
+        """
+        elt = DTYPE_BYTES[dtype]
+        b, c, h = self.batch, self.out_planes, self.head
+        n = self.height * self.width
+        no = self.out_height * self.out_width
+        kk = self.kernel_att**2
+        d = self.head_dim
+        kc2 = self.kernel_conv**2
+        pad = (self.dilation * (self.kernel_att - 1) + 1) // 2
+        padded = (self.height + 2 * pad) * (self.width + 2 * pad)
+        stage1 = 4 * b * c * n + d * n  # q, k, v, q_att and pe
+        if impl == "fast":
+            from .fast import fast_attention_peak_elements
+
+            attention = fast_attention_peak_elements(self)
+        else:
+            attention = 3 * b * c * kk * no + d * kk * no + b * h * kk * no + b * c * no
+            attention = max(attention, b * c * padded + b * c * kk * no)  # padding + unfold of k
+        conv_fc = b * c * no + 3 * b * c * n + b * kc2 * d * n
+        conv_mix = b * c * no + 2 * b * kc2 * d * n + 4 * b * c * no
+        return int(elt * (stage1 + max(attention, conv_fc, conv_mix)))
+
+    def describe(self) -> str:
+        return (
+            f"ACmix({self.in_planes}, {self.out_planes}, kernel_att={self.kernel_att}, "
+            f"head={self.head}, kernel_conv={self.kernel_conv}, stride={self.stride}, "
+            f"dilation={self.dilation}, variant={self.variant!r}) on "
+            f"{self.batch}x{self.in_planes}x{self.height}x{self.width}"
+        )
+
+
+def _parse_int(text: str) -> int | None:
+    """An integer from URL text: digits with an optional sign (also '8.0'); anything else is None."""
+    if not text or len(text) > 20:
+        return None
+    try:
+        value = float(text) if any(ch in text for ch in ".eE") else int(text, 10)
+    except ValueError:
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            return None
+        value = int(value)
+    return value
+
+
+def _show(text: str) -> str:
+    """A URL value quoted for a message, shortened and without markup characters."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+ " else "?" for ch in text)
+    return repr(safe[:20] + ("…" if len(text) > 20 else ""))

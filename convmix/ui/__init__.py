@@ -1,0 +1,1 @@
+"""Streamlit views shared by the pages: the only part of convmix that imports streamlit."""

@@ -1,0 +1,18 @@
+"""convmix: the router. `streamlit run streamlit_app.py`.
+
+st.navigation lists the pages of convmix.ui.navigation explicitly; the shared sidebar (the ACmix
+configuration, bound to the URL) is drawn here so that it keeps its state across pages.
+"""
+
+import streamlit as st
+
+from convmix.runtime import configure_torch
+from convmix.ui.navigation import build_pages
+from convmix.ui.sidebar import config_sidebar
+
+st.set_page_config(page_title="convmix: ACmix and Conv2d bias, explained", page_icon="🧩", layout="wide")
+configure_torch()
+
+page = st.navigation(build_pages())
+config_sidebar()
+page.run()
