@@ -1,0 +1,44 @@
+"""Every page in a real Chromium: it loads, the script finishes, and nothing shows an exception."""
+
+from __future__ import annotations
+
+import pytest
+
+from convmix.ui.navigation import PAGE_SPECS, url_path
+
+from .server import wait_idle
+
+pytestmark = pytest.mark.browser
+
+@pytest.mark.parametrize("spec", PAGE_SPECS, ids=[s.title for s in PAGE_SPECS])
+def test_page_renders_without_errors(page, app_url, spec):
+    page.goto(f"{app_url}/{url_path(spec)}")
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.js_errors == []
+    # The page drew something beyond the sidebar.
+    assert page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer']").count() > 0
+
+
+def test_home_shows_live_counts_and_diagram(page, app_url):
+    page.goto(app_url)
+    wait_idle(page)
+    page.get_by_text("17,822").first.wait_for(timeout=30_000)
+    page.wait_for_selector("[data-testid='stGraphVizChart'] svg", timeout=30_000)
+
+
+def test_url_reproduces_configuration(page, app_url):
+    page.goto(f"{app_url}/?head=8&out_planes=128&variant=fixed&kernel_conv=5")
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    # ACmix(64, 128, head=8, kernel_conv=5): 3*(64*128+128) + 3*16 + 3*8*25 + 128*625 + 2
+    page.get_by_text("105,610").first.wait_for(timeout=30_000)
+
+
+def test_bad_url_gives_sentences_not_tracebacks(page, app_url):
+    page.goto(f"{app_url}/?head=abc&stride=99&kernel_att=%3Cscript%3E&out_planes=60&head=7")
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    body = page.inner_text("body")
+    assert "is not a whole number" in body
+    assert "outside 1 to 8" in body
