@@ -139,8 +139,37 @@ class Trace:
         seen: dict[int, int] = {}
         for step in self.steps:
             storage = step.tensor.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
+            # _cdata identifies the storage itself, also for meta tensors (which have no address).
+            seen[storage._cdata] = storage.nbytes()
         return sum(seen.values())
+
+
+def estimate_trace_bytes(config, dtype_bytes: int = 4) -> int:
+    """Bytes a float32 trace of `config` holds (every recorded tensor that owns its storage)."""
+    c = config
+    b, ch, d = c.batch, c.out_planes, c.head_dim
+    n, no = c.height * c.width, c.out_height * c.out_width
+    kk, kc2 = c.kernel_att**2, c.kernel_conv**2
+    pad = (c.dilation * (c.kernel_att - 1) + 1) // 2
+    padded = (c.height + 2 * pad) * (c.width + 2 * pad)
+    elements = (
+        3 * b * ch * n + 2 * n + d * n + b * ch * n  # q, k, v, grid, pe, q_att
+        + 2 * b * ch * padded + d * padded  # k_pad, v_pad, pe_pad
+        + 2 * b * ch * kk * no + d * kk * no  # unfold_k, unfold_v, unfold_rpe
+        + 2 * b * c.head * kk * no  # logits, att
+        + b * ch * no + 3 * b * ch * n  # out_att, qkv_groups
+        + (2 if kc2 > 1 else 1) * b * kc2 * d * n  # f_all, f_conv (a view when kernel_conv = 1)
+        + 2 * b * ch * no  # out_conv, out
+    )
+    return dtype_bytes * elements
+
+
+def trace_footprint_bytes(config) -> int:
+    """Bytes a trace of `config` holds, found by tracing on the meta device (shapes only)."""
+    with torch.device("meta"):
+        module = config.build()
+        x = torch.empty(config.input_shape)
+    return trace_forward(module, x).tensor_bytes()
 
 
 def trace_forward(module, x: torch.Tensor, grad: bool = False) -> Trace:
