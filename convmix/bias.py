@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
+from .acmix import ACmix
+
 # The seed article's layer, ResNet's stem with bias=True.
 IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING = 3, 64, 7, 2, 3
 SEED_LINE = "nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)"
@@ -50,9 +52,11 @@ def seed_layer(seed: int = SEED, bias: bool = True) -> nn.Conv2d:
     matters when several Streamlit sessions build layers at once. `bias=False` gives the same
     weights without a bias.
     """
+    # Built on the meta device: the constructor's own init would draw from the global RNG.
     layer = nn.Conv2d(
-        IN_CHANNELS, OUT_CHANNELS, kernel_size=KERNEL, stride=STRIDE, padding=PADDING, bias=bias
-    )
+        IN_CHANNELS, OUT_CHANNELS, kernel_size=KERNEL, stride=STRIDE, padding=PADDING, bias=bias,
+        device="meta",
+    ).to_empty(device="cpu")
     gen = torch.Generator().manual_seed(seed)
     bound = 1.0 / math.sqrt(IN_CHANNELS * KERNEL * KERNEL)
     with torch.no_grad():
@@ -163,7 +167,9 @@ def decode_upload(data: bytes) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"This file is not an image that can be read. Upload a {limits}.") from None
+        raise ImageError(
+            f"This file is not an image that can be read. Upload a {limits}."
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"The image declares too many pixels to decode safely. Upload a {limits}."
@@ -172,6 +178,10 @@ def decode_upload(data: bytes) -> Image.Image:
         raise ImageError(
             f"The {fmt} file is damaged or truncated ({err}). Upload a complete {limits}."
         ) from None
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit greyscale: PIL's own conversion clips at 255; rescale the 0-65535 range instead.
+        grey = np.asarray(img, dtype=np.float64) / 257.0
+        img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent pixels carry arbitrary colour; show them as white, as a viewer would.
         rgba = img.convert("RGBA")
@@ -181,7 +191,7 @@ def decode_upload(data: bytes) -> Image.Image:
 
 
 def square_crop(img: Image.Image, size: int) -> np.ndarray:
-    """Resize the shorter side to `size` and crop the centre square, as ResNet preprocessing does."""
+    """Shorter side resized to `size`, centre square cropped: ResNet's preprocessing."""
     w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -210,9 +220,26 @@ def outline_window(rgb: np.ndarray, top: int, left: int, kernel: int) -> np.ndar
     return out
 
 
+def enlarge(rgb: np.ndarray, min_side: int) -> np.ndarray:
+    """Repeat each pixel n times per axis (smallest n with n·side ≥ min_side): small inputs
+    stay sharp on screen instead of being blurred by the browser's smooth scaling."""
+    n = max(1, math.ceil(min_side / min(rgb.shape[:2])))
+    return np.repeat(np.repeat(rgb, n, axis=0), n, axis=1) if n > 1 else rgb
+
+
+def window_picture(
+    rgb: np.ndarray, top: int, left: int, kernel: int, min_side: int = 224
+) -> np.ndarray:
+    """The image enlarged by pixel repetition, with the window outlined at the enlarged scale, so
+    the outline on a small image runs between pixels instead of painting over them."""
+    big = enlarge(rgb, min_side)
+    n = big.shape[0] // rgb.shape[0]
+    return outline_window(big, top * n, left * n, kernel * n)
+
+
 def to_input(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32, ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return ((x - mean) / std).unsqueeze(0)
@@ -350,7 +377,8 @@ def survival_sweep(pre_bias: np.ndarray, biases: np.ndarray) -> np.ndarray:
 def real_taps(height: int, width: int, kernel: int, stride: int, padding: int) -> torch.Tensor:
     """(Ho, Wo): how many taps of each window fall on the input rather than on the padding."""
     ones = torch.ones(1, 1, height, width, dtype=torch.float64)
-    counts = F.conv2d(ones, torch.ones(1, 1, kernel, kernel, dtype=torch.float64), None, stride, padding)
+    window = torch.ones(1, 1, kernel, kernel, dtype=torch.float64)
+    counts = F.conv2d(ones, window, None, stride, padding)
     return counts[0, 0].round().to(torch.int64)
 
 
@@ -361,7 +389,6 @@ class PaddingDemo:
     min_real_taps: int  # per input channel, over all windows
     all_padding: torch.Tensor  # (Ho, Wo) bool
     max_deviation: float  # largest |y - b[c]| over all-padding windows and all channels (nan: none)
-    y: torch.Tensor  # (64, Ho, Wo) with this padding
 
 
 def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo:
@@ -370,6 +397,10 @@ def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo
         raise ValueError(f"padding must be ≥ 0, got {padding}.")
     (k, _), (s, _) = layer.kernel_size, layer.stride
     h, w = x.shape[2:]
+    if min(h, w) + 2 * padding < k:
+        raise ValueError(
+            f"The {k}×{k} kernel is larger than the padded input ({h}×{w} with padding {padding})."
+        )
     taps = real_taps(h, w, k, s, padding)
     with torch.no_grad():
         y = F.conv2d(x, layer.weight, layer.bias, s, padding)[0]
@@ -381,7 +412,6 @@ def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo
         min_real_taps=int(taps.min()),
         all_padding=mask,
         max_deviation=float(dev.max()) if dev.numel() else float("nan"),
-        y=y,
     )
 
 
@@ -519,7 +549,7 @@ def gradient_check(layer: nn.Conv2d, x: torch.Tensor) -> GradientCheck:
         bias_grad=bias.grad.detach(),
         output_grad_sum=grad.sum(dim=(0, 2, 3)),
         per_item=grad.sum(dim=(2, 3)),
-        loss=float(loss),
+        loss=float(loss.detach()),
     )
 
 
@@ -538,27 +568,30 @@ class SubmoduleBias:
     weight_params: int
     bias_params: int  # in the live module
     declared_bias_params: int  # what the constructor's bias would hold
+    groups: int
 
 
-def acmix_bias_table(
-    in_planes: int = 64, out_planes: int = 64, **kwargs
-) -> tuple[list[SubmoduleBias], int]:
-    """Declared vs actual bias of each ACmix convolution, and the live module's parameter count.
+def acmix_bias_table(module: ACmix) -> tuple[list[SubmoduleBias], int]:
+    """Declared vs actual bias of each of `module`'s convolutions, and its parameter count.
 
-    "Declared" is read from the constructor itself: the same class with reset_parameters skipped
-    (the step that removes dep_conv's bias, Q1) shows which convolutions __init__ gave a bias.
+    "Declared" is read from the constructor itself: a twin of the same class and hyperparameters
+    with reset_parameters skipped (the step that removes dep_conv's bias, Q1) shows which
+    convolutions __init__ gave a bias.
     """
-    from .acmix import ACmix
 
-    class _AsConstructed(ACmix):
+    class _AsConstructed(type(module)):
         def reset_parameters(self) -> None:
             pass
 
-    live = ACmix(in_planes, out_planes, **kwargs)
-    built = _AsConstructed(in_planes, out_planes, **kwargs)
+    # On the meta device: only the shapes are needed, so wide configurations cost nothing.
+    with torch.device("meta"):
+        built = _AsConstructed(
+            module.in_planes, module.out_planes, module.kernel_att, module.head,
+            module.kernel_conv, module.stride, module.dilation, variant=module.variant,
+        )
     rows = []
     for name in ACMIX_CONVS:
-        mod, decl = getattr(live, name), getattr(built, name)
+        mod, decl = getattr(module, name), getattr(built, name)
         rows.append(
             SubmoduleBias(
                 name=name,
@@ -567,6 +600,7 @@ def acmix_bias_table(
                 weight_params=mod.weight.numel(),
                 bias_params=mod.bias.numel() if mod.bias is not None else 0,
                 declared_bias_params=decl.bias.numel() if decl.bias is not None else 0,
+                groups=mod.groups,
             )
         )
-    return rows, sum(p.numel() for p in live.parameters())
+    return rows, sum(p.numel() for p in module.parameters())

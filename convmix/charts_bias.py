@@ -11,6 +11,9 @@ import pandas as pd
 # Largest side of a feature-map heatmap: 112×112 = 12,544 cells, the seed layer's output on 224².
 MAX_MAP_SIDE = 112
 IN_CHANNEL_NAMES = ("R", "G", "B")
+# Streamlit's default autosize "fit" squeezes the plot to make room for a long title or legend;
+# "pad" keeps the cells at the size asked for and grows the chart around them.
+_PAD = alt.AutoSizeParams(type="pad")
 
 
 def pool_for_display(arr: np.ndarray, max_side: int = MAX_MAP_SIDE) -> tuple[np.ndarray, int]:
@@ -47,6 +50,13 @@ def _ticks(n: int, block: int) -> list[int]:
     return [i * block for i in range(0, n, step)]
 
 
+def _cell_size(h: int, w: int, size: int) -> dict[str, int]:
+    """Width and height giving every cell the same whole number of pixels (about size / side):
+    fractional cells leave anti-aliasing seams that look like a grid."""
+    cell = max(1, round(size / max(h, w)))
+    return {"width": cell * w, "height": cell * h}
+
+
 def map_heatmap(
     arr: np.ndarray,
     title: str,
@@ -65,18 +75,20 @@ def map_heatmap(
     pooled, block = pool_for_display(arr, max_side)
     df = map_frame(pooled, block)
     h, w = pooled.shape
-    if block > 1:
-        title = f"{title} (shown as means of {block}×{block} blocks)"
+    subtitle = f"shown as means of {block}×{block} blocks" if block > 1 else alt.Undefined
     scale = (
         alt.Scale(scheme="redblue", reverse=True, domainMid=0)
         if signed
         else alt.Scale(scheme="viridis")
     )
     if domain is not None:
+        # A fixed domain makes a moving slider visible as a colour change; values beyond it
+        # take the end colours.
         scale.domain = list(domain)
+        scale.clamp = True
     value_field = "value:Q"
     return (
-        alt.Chart(df, title=title)
+        alt.Chart(df, title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
         .mark_rect()
         .encode(
             x=alt.X("col:O", title="column", axis=alt.Axis(values=_ticks(w, block), labelAngle=0)),
@@ -88,7 +100,7 @@ def map_heatmap(
                 alt.Tooltip(value_field, title=value_title, format=".4f"),
             ],
         )
-        .properties(width=size, height=size * h / w)
+        .properties(**_cell_size(h, w, size), autosize=_PAD)
     )
 
 
@@ -116,7 +128,7 @@ def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str
                 alt.Tooltip("value:N", title="window"),
             ],
         )
-        .properties(width=260, height=260 * h / w)
+        .properties(**_cell_size(h, w, 260), autosize=_PAD)
     )
 
 
@@ -124,71 +136,86 @@ def patch_frame(
     patch: np.ndarray, weights: np.ndarray, products: np.ndarray, is_padding: np.ndarray,
     top: int, left: int,
 ) -> pd.DataFrame:
-    """Long form of the (3, k, k) patch, weights and products with input coordinates."""
+    """Long form of the (3, k, k) patch, weights and products, with input coordinates.
+
+    `quantity` names the row and states its largest |value|; `relative` is value / that maximum,
+    so one colour scale serves three quantities of very different size.
+    """
     c, k, _ = patch.shape
     ch, dy, dx = np.indices((c, k, k))
-    pad = np.broadcast_to(is_padding, (c, k, k))
     base = {
         "in_channel": np.array(IN_CHANNEL_NAMES)[ch.ravel()],
         "dy": dy.ravel(),
         "dx": dx.ravel(),
         "input_row": (top + dy).ravel(),
         "input_col": (left + dx).ravel(),
-        "padding": pad.ravel(),
+        "padding": np.broadcast_to(is_padding, (c, k, k)).ravel(),
     }
     frames = []
-    for name, arr in (("input patch", patch), ("weights W[c]", weights), ("products", products)):
-        frames.append(pd.DataFrame({**base, "quantity": name, "value": np.asarray(arr).ravel()}))
+    for order, (name, arr) in enumerate(
+        (("input patch", patch), ("weights W[c]", weights), ("patch × weights", products))
+    ):
+        values = np.asarray(arr, dtype=np.float64).ravel()
+        peak = float(np.abs(values).max())
+        frames.append(
+            pd.DataFrame(
+                {
+                    **base,
+                    "quantity": f"{name} (max |·| {peak:.3g})",
+                    "order": order,
+                    "value": values,
+                    "relative": values / peak if peak > 0 else np.zeros_like(values),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def patch_chart(df: pd.DataFrame, cell: int = 22) -> alt.VConcatChart:
-    """Three rows (patch, weights, products) of three 7×7 panels (R, G, B); padding taps grey.
+def patch_chart(df: pd.DataFrame, cell: int = 20) -> alt.FacetChart:
+    """A grid of 7×7 panels: rows patch, weights, products; columns R, G, B. Padding taps grey.
 
-    Each row has its own diverging colour scale centred on 0, shared by its three panels.
+    Colour is value / the row's largest |value| (stated in the row header), red positive, blue
+    negative; tooltips give the values themselves.
     """
-    rows = []
-    for name in df["quantity"].unique():
-        part = df[df["quantity"] == name]
-        k = int(part["dy"].max()) + 1
-        colour = alt.Color(
-            "value:Q",
-            title=name,
-            scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
-        )
-        base = alt.Chart(part).encode(
+    k = int(df["dy"].max()) + 1
+    rows = list(df.sort_values("order")["quantity"].unique())
+    return (
+        alt.Chart(df)
+        .mark_rect(stroke="white", strokeWidth=0.5)
+        .encode(
             x=alt.X("dx:O", title=None, axis=None),
             y=alt.Y("dy:O", title=None, axis=None),
+            color=alt.condition(
+                "datum.padding",
+                alt.value("#cccccc"),
+                alt.Color(
+                    "relative:Q",
+                    title="value / row max",
+                    scale=alt.Scale(scheme="redblue", reverse=True, domain=[-1, 1]),
+                ),
+            ),
             tooltip=[
+                alt.Tooltip("quantity:N"),
                 alt.Tooltip("in_channel:N", title="input channel"),
                 alt.Tooltip("input_row:Q", title="input row"),
                 alt.Tooltip("input_col:Q", title="input column"),
-                alt.Tooltip("value:Q", title=name, format=".5f"),
+                alt.Tooltip("value:Q", format=".5f"),
                 alt.Tooltip("padding:N", title="in padding"),
             ],
         )
-        rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
-            color=alt.condition("datum.padding", alt.value("#cccccc"), colour)
+        .properties(width=cell * k, height=cell * k)
+        .facet(
+            row=alt.Row("quantity:N", title=None, sort=rows,
+                        header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=220)),
+            column=alt.Column("in_channel:N", title=None, sort=list(IN_CHANNEL_NAMES)),
         )
-        rows.append(
-            rect.properties(width=cell * k, height=cell * k)
-            .facet(
-                column=alt.Column(
-                    "in_channel:N",
-                    title=None,
-                    sort=list(IN_CHANNEL_NAMES),
-                    header=alt.Header(labelExpr=f"'{name}, ' + datum.value"),
-                )
-            )
-            .resolve_scale(color="shared")
-        )
-    return alt.vconcat(*rows).resolve_scale(color="independent")
+    )
 
 
 def survival_chart(
     biases: np.ndarray, fractions: np.ndarray, current: float, learned: float
 ) -> alt.LayerChart:
-    """Fraction of positions a ReLU keeps as the bias varies; rules at the slider and learned bias."""
+    """Fraction of positions a ReLU keeps as b varies; rules at the slider and the layer's bias."""
     line_df = pd.DataFrame({"bias": np.asarray(biases), "kept": np.asarray(fractions)})
     marks_df = pd.DataFrame(
         {"bias": [current, learned], "which": ["slider", "layer's bias"]}

@@ -18,7 +18,43 @@ class PageSpec:
 
 PAGE_SPECS: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "What convmix is for."),
+    PageSpec("pages/bias.py", "Bias in nn.Conv2d", ":material/exposure_plus_1:",
+             "What bias=True does, shown on live tensors, and what the seed article gets wrong."),
+    PageSpec("pages/walkthrough.py", "ACmix walkthrough", ":material/account_tree:",
+             "Every submodule and step of ACmix's forward, with live tensors and an attention "
+             "inspector."),
+    PageSpec("pages/explorer.py", "Hyperparameter explorer", ":material/tune:",
+             "Parameters, FLOPs, latency and memory as kernel, heads, stride, width and resolution vary."),
 ]
+
+
+def url_path(spec: PageSpec) -> str:
+    """The page's URL path: "" for the first (default) page, else the file's stem."""
+    return "" if spec is PAGE_SPECS[0] else spec.path.rsplit("/", 1)[-1].removesuffix(".py")
+
+
+ROUTER_RAN = "_convmix_router_ran"
+
+
+def mark_router_ran() -> None:
+    st.session_state[ROUTER_RAN] = True
+
+
+def ensure_router() -> None:
+    """Make sure this page runs inside streamlit_app.py (the router and its shared sidebar).
+
+    A fresh server starts in Streamlit's legacy multipage mode because the folder pages/ exists,
+    and leaves it only when some session runs st.navigation. A visitor whose first request is a
+    page URL (say /bias) would get that page file alone: no sidebar, no configuration. Such a run
+    switches the mode off, exactly as st.navigation does, and reruns: the router then runs and
+    opens the same page.
+    """
+    if st.session_state.get(ROUTER_RAN):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def build_pages() -> list:

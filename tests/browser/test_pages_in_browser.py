@@ -42,3 +42,20 @@ def test_bad_url_gives_sentences_not_tracebacks(page, app_url):
     body = page.inner_text("body")
     assert "is not a whole number" in body
     assert "outside 1 to 8" in body
+
+
+def test_first_request_to_a_page_url_runs_the_router(browser):
+    """On a fresh server, /bias as the very first request still gets the sidebar and the URL's config."""
+    from .server import running_app
+
+    with running_app() as base:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.goto(f"{base}/bias?head=8")
+        wait_idle(pg)
+        pg.get_by_text("ACmix configuration").first.wait_for(timeout=30_000)
+        assert pg.locator("[data-testid='stSidebar'] input[aria-label='head']").input_value() == "8"
+        nav = pg.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "streamlit app" not in nav.lower()
+        assert pg.locator("[data-testid='stException']").count() == 0
+        context.close()
