@@ -259,15 +259,10 @@ class ACmix(nn.Module):
         out_att = rec("out_att", out_att.reshape(b, self.out_planes, g.out_height, g.out_width))
 
         # Convolution path: fc mixes the 3*head q/k/v groups into kernel_conv^2 groups, then the
-        # grouped dep_conv (shift kernels at init) sums shifted copies.
-        qkv = rec(
-            "qkv_groups",
-            torch.cat(
-                [q.reshape(b, heads, d, h * w), k.reshape(b, heads, d, h * w), v.reshape(b, heads, d, h * w)],
-                1,
-            ),
-        )
-        f_all = rec("f_all", self.fc(qkv))
+        # grouped dep_conv (shift kernels at init) sums shifted copies. The concatenation stays
+        # unnamed, as in the authors' code, so that it is freed once fc has read it.
+        groups = [t.reshape(b, heads, d, h * w) for t in (q, k, v)]
+        f_all = rec("f_all", self.fc(rec("qkv_groups", torch.cat(groups, 1))))
         f_conv = rec("f_conv", f_all.permute(0, 2, 1, 3).reshape(b, -1, h, w))
         out_conv = rec("out_conv", self.dep_conv(f_conv))
 

@@ -3,9 +3,9 @@
 On CUDA the caching allocator keeps exact statistics. On the CPU it keeps none, and tracemalloc
 does not see torch's allocations, so `LiveBytes` watches every tensor that torch's dispatcher
 creates while it is active: it adds a new storage's size when the tensor appears and subtracts it
-when the last Python reference to the tensor is gone. The maximum of that running sum is the
-peak of memory allocated by the forward on top of its inputs and parameters (the same quantity
-as max_memory_allocated() - memory_allocated() before the forward on CUDA).
+when the last Python tensor on that storage (views included) is gone. The maximum of that running
+sum is the peak of memory allocated by the forward on top of its inputs and parameters (the same
+quantity as max_memory_allocated() - memory_allocated() before the forward on CUDA).
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ class LiveBytes(TorchDispatchMode):
         self.live = 0
         self.peak = 0
         self._owned: dict[int, int] = {}  # storage data_ptr -> bytes
+        self._refs: dict[int, int] = {}  # storage data_ptr -> live tensors (views included) on it
 
     def _release(self, ptr: int) -> None:
-        nbytes = self._owned.pop(ptr, 0)
-        self.live -= nbytes
+        self._refs[ptr] -= 1
+        if self._refs[ptr] == 0:  # the last tensor on this storage is gone
+            del self._refs[ptr]
+            self.live -= self._owned.pop(ptr)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -43,9 +46,18 @@ class LiveBytes(TorchDispatchMode):
                 continue
             storage = t.untyped_storage()
             ptr = storage.data_ptr()
-            if ptr == 0 or ptr in inputs or ptr in self._owned:
-                continue  # a view, an in-place result, or an empty tensor
+            if ptr == 0:
+                continue  # an empty tensor
+            if ptr in self._owned:
+                # A view (or in-place result) of storage allocated here keeps it alive after the
+                # tensor that first held it is gone.
+                self._refs[ptr] += 1
+                weakref.finalize(t, self._release, ptr)
+                continue
+            if ptr in inputs:
+                continue  # a view or in-place result of a tensor allocated elsewhere
             self._owned[ptr] = storage.nbytes()
+            self._refs[ptr] = 1
             self.live += storage.nbytes()
             self.peak = max(self.peak, self.live)
             weakref.finalize(t, self._release, ptr)

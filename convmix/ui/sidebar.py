@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from convmix.config import LIMITS, ACmixConfig
@@ -29,13 +31,31 @@ URL_NOTES_KEY = "_convmix_url_notes"
 CONFIG_KEY = "_convmix_config"
 
 
+def _misread_by_streamlit(raw: object) -> bool:
+    """True for URL text that Streamlit's int widgets crash on (infinite) or truncate (8.5)."""
+    try:
+        number = float(str(raw))
+    except ValueError:
+        return False
+    return math.isinf(number) or (math.isfinite(number) and number != int(number))
+
+
 def config_sidebar() -> ACmixConfig:
     """Draw the configuration widgets; return the configuration and remember it for the pages."""
     if URL_NOTES_KEY not in st.session_state:
         # First run of this session: the URL still holds what the visitor pasted. Streamlit drops
         # values it cannot parse silently, so say here what was not taken as given.
-        _, notes = ACmixConfig.from_query_params(st.query_params.to_dict())
+        params = st.query_params.to_dict()
+        _, notes = ACmixConfig.from_query_params(params)
         st.session_state[URL_NOTES_KEY] = notes
+        # Streamlit 1.67 seeds an int widget with int(float(text)): "1e400" raises OverflowError
+        # and "8.5" becomes 8 where the note says the default is used. Widgets seed from the URL
+        # the run started with, so drop such values and start the run again.
+        misread = [name for name in _HELP if name in params and _misread_by_streamlit(params[name])]
+        if misread:
+            for name in misread:
+                del st.query_params[name]
+            st.rerun()
     values: dict[str, object] = {}
     with st.sidebar:
         st.markdown("### ACmix configuration")

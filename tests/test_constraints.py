@@ -1,0 +1,270 @@
+"""ConfigError for each constraint: raised instead of a shape error, named, explained, and real.
+
+"Real" is checked against `authors_forward` below: the authors' ResNet-variant forward rewritten
+here from ACMIX.md with plain torch (their padding, Unfold without dilation, h_out = H // s, dep_conv
+padding 1). A configuration refused by convmix must make it crash, and every configuration the
+message suggests must run (in convmix, and in the authors' code where the suggestion is theirs).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from convmix import ACmix, ConfigError
+from convmix.constraints import LINE_FINAL_SUM, LINE_HEAD_VIEW, LINE_PAD, LINE_VIEW_UNFOLD
+
+
+def authors_forward(cin, c, ka, head, kc, stride, dilation, height, width, state=None, x=None):
+    """The authors' forward, statement by statement (their shapes, their padding, their views)."""
+    torch.manual_seed(0)
+    d = c // head
+    conv1, conv2, conv3 = (nn.Conv2d(cin, c, 1) for _ in range(3))
+    conv_p = nn.Conv2d(2, d, 1)
+    padding_att = (dilation * (ka - 1) + 1) // 2
+    pad_att = nn.ReflectionPad2d(padding_att)
+    unfold = nn.Unfold(kernel_size=ka, padding=0, stride=stride)
+    fc = nn.Conv2d(3 * head, kc * kc, 1, bias=False)
+    dep_conv = nn.Conv2d(kc * kc * d, c, kernel_size=kc, bias=True, groups=d, padding=1, stride=stride)
+    dep_conv.bias = None
+    rate1, rate2 = torch.tensor(0.5), torch.tensor(0.5)
+    if state is not None:
+        for mod, name in [(conv1, "conv1"), (conv2, "conv2"), (conv3, "conv3"), (conv_p, "conv_p")]:
+            mod.weight.data, mod.bias.data = state[f"{name}.weight"], state[f"{name}.bias"]
+        fc.weight.data, dep_conv.weight.data = state["fc.weight"], state["dep_conv.weight"]
+        rate1, rate2 = state["rate1"], state["rate2"]
+    if x is None:
+        x = torch.randn(1, cin, height, width)
+
+    q, k, v = conv1(x), conv2(x), conv3(x)
+    scaling = float(d) ** -0.5
+    b, _, h, w = q.shape
+    h_out, w_out = h // stride, w // stride
+    loc_w = torch.linspace(-1.0, 1.0, w).unsqueeze(0).repeat(h, 1)
+    loc_h = torch.linspace(-1.0, 1.0, h).unsqueeze(1).repeat(1, w)
+    loc = torch.cat([loc_w.unsqueeze(0), loc_h.unsqueeze(0)], 0).unsqueeze(0)
+    pe = conv_p(loc)
+    q_att = q.view(b * head, d, h, w) * scaling
+    k_att = k.view(b * head, d, h, w)
+    v_att = v.view(b * head, d, h, w)
+    if stride > 1:
+        q_att = q_att[:, :, ::stride, ::stride]
+        q_pe = pe[:, :, ::stride, ::stride]
+    else:
+        q_pe = pe
+    unfold_k = unfold(pad_att(k_att)).view(b * head, d, ka * ka, h_out, w_out)
+    unfold_rpe = unfold(pad_att(pe)).view(1, d, ka * ka, h_out, w_out)
+    att = (q_att.unsqueeze(2) * (unfold_k + q_pe.unsqueeze(2) - unfold_rpe)).sum(1)
+    att = att.softmax(1)
+    out_att = unfold(pad_att(v_att)).view(b * head, d, ka * ka, h_out, w_out)
+    out_att = (att.unsqueeze(1) * out_att).sum(2).view(b, c, h_out, w_out)
+    f_all = fc(torch.cat([q.view(b, head, d, h * w), k.view(b, head, d, h * w),
+                          v.view(b, head, d, h * w)], 1))
+    f_conv = f_all.permute(0, 2, 1, 3).reshape(x.shape[0], -1, x.shape[-2], x.shape[-1])
+    out_conv = dep_conv(f_conv)
+    return rate1 * out_att + rate2 * out_conv
+
+
+AUTHORS_CRASH = (RuntimeError, ValueError)
+
+
+def runs(cin, c, ka, head, kc, stride, dilation, height, width, variant) -> torch.Size:
+    module = ACmix(cin, c, ka, head, kc, stride, dilation, variant=variant)
+    with torch.no_grad():
+        return module(torch.randn(1, cin, height, width)).shape
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("cin,c,ka,head,kc,stride,height,width", [
+    (4, 8, 3, 2, 3, 1, 6, 6),
+    (3, 6, 5, 3, 3, 2, 8, 6),
+    (2, 4, 7, 1, 3, 3, 9, 6),
+])
+def test_official_equals_authors_forward(cin, c, ka, head, kc, stride, height, width):
+    """The reference above is the authors' code: convmix's official variant matches it exactly."""
+    module = ACmix(cin, c, ka, head, kc, stride)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_()
+        x = torch.randn(2, cin, height, width)
+        want = authors_forward(cin, c, ka, head, kc, stride, 1, height, width, module.state_dict(), x)
+        torch.testing.assert_close(module(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_head_must_divide_out_planes():
+    with pytest.raises(ConfigError) as err:
+        ACmix(64, 64, head=5)
+    assert err.value.constraints == ["head_divides_out_planes"]
+    text = str(err.value)
+    assert "head (5) must divide out_planes (64)" in text
+    assert "Heads that divide 64: 2, 4, 8." in text
+    assert LINE_HEAD_VIEW in text
+    # real: the authors' head view (and their grouped dep_conv) cannot be built
+    with pytest.raises(AUTHORS_CRASH):
+        authors_forward(64, 64, 7, 5, 3, 1, 1, 8, 8)
+    with pytest.raises(RuntimeError):
+        torch.zeros(1, 64, 8, 8).view(5, 64 // 5, 8, 8)
+    for head in (2, 4, 8):  # the suggestions run
+        assert runs(64, 64, 7, head, 3, 1, 1, 8, 8, "official") == (1, 64, 8, 8)
+        assert authors_forward(64, 64, 7, head, 3, 1, 1, 8, 8).shape == (1, 64, 8, 8)
+
+
+def test_more_heads_than_channels():
+    with pytest.raises(ConfigError) as err:
+        ACmix(4, 4, head=8)
+    assert err.value.constraints == ["head_divides_out_planes"]
+    assert "Heads that divide 4: 1, 2, 4." in str(err.value)
+
+
+@pytest.mark.parametrize("variant", ["official", "fixed"])
+def test_kernel_att_must_be_odd(variant):
+    with pytest.raises(ConfigError) as err:
+        ACmix(8, 8, kernel_att=4, head=2, variant=variant)
+    assert err.value.constraints == ["kernel_att_odd"]
+    text = str(err.value)
+    assert "kernel_att (4) must be odd" in text and "Try kernel_att = 3 or 5." in text
+    assert LINE_VIEW_UNFOLD in text
+    # real: padding (4-1+1)//2 = 2 on each side, a 4-wide window: 6 + 4 - 4 + 1 = 7 positions, not 6
+    padded = nn.ReflectionPad2d(2)(torch.zeros(1, 1, 6, 6))
+    assert nn.Unfold(4)(padded).shape[-1] == 7 * 7 != 6 * 6
+    with pytest.raises(AUTHORS_CRASH):
+        authors_forward(8, 8, 4, 2, 3, 1, 1, 6, 6)
+    for ka in (3, 5):
+        assert runs(8, 8, ka, 2, 3, 1, 1, 6, 6, variant) == (1, 8, 6, 6)
+        assert authors_forward(8, 8, ka, 2, 3, 1, 1, 6, 6).shape == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("variant", ["official", "fixed"])
+def test_kernel_conv_must_be_odd(variant):
+    with pytest.raises(ConfigError) as err:
+        ACmix(8, 8, kernel_conv=4, head=2, variant=variant)
+    assert err.value.constraints == ["kernel_conv_odd"]
+    text = str(err.value)
+    assert "kernel_conv (4) must be odd" in text and "Try kernel_conv = 3 or 5." in text
+    assert LINE_FINAL_SUM in text
+    # real with either padding: authors' 1 gives 6 + 2 - 4 + 1 = 5; kc // 2 = 2 gives 7, never 6
+    for padding, size in ((1, 5), (2, 7)):
+        conv = nn.Conv2d(1, 1, 4, padding=padding)
+        assert conv(torch.zeros(1, 1, 6, 6)).shape[-1] == size
+    with pytest.raises(AUTHORS_CRASH):
+        authors_forward(8, 8, 3, 2, 4, 1, 1, 6, 6)
+    assert runs(8, 8, 3, 2, 3, 1, 1, 6, 6, variant) == (1, 8, 6, 6)
+    assert runs(8, 8, 3, 2, 5, 1, 1, 6, 6, "fixed") == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("kc,conv_size", [(1, 18), (5, 14), (7, 12)])
+def test_official_kernel_conv_must_be_3(kc, conv_size):
+    with pytest.raises(ConfigError) as err:
+        ACmix(8, 8, kernel_conv=kc, head=2)
+    assert err.value.constraints == ["official_kernel_conv_3"]
+    text = str(err.value)
+    assert f"kernel_conv = {kc}" in text and "(Q2)" in text
+    assert "Use kernel_conv = 3, or the fixed variant" in text
+    # real (ACMIX.md Q2, 16x16 input): the conv path's size with padding 1
+    assert nn.Conv2d(1, 1, kc, padding=1)(torch.zeros(1, 1, 16, 16)).shape[-1] == conv_size
+    with pytest.raises(RuntimeError):
+        authors_forward(8, 8, 3, 2, kc, 1, 1, 16, 16)
+    assert runs(8, 8, 3, 2, kc, 1, 1, 16, 16, "fixed") == (1, 8, 16, 16)
+    assert runs(8, 8, 3, 2, 3, 1, 1, 16, 16, "official") == (1, 8, 16, 16)
+
+
+def test_official_dilation_must_be_1():
+    with pytest.raises(ConfigError) as err:
+        ACmix(8, 8, kernel_att=3, head=2, dilation=2)
+    assert err.value.constraints == ["official_dilation_1"]
+    text = str(err.value)
+    assert "dilation 2" in text and "(Q4)" in text and "Use dilation = 1, or the fixed variant" in text
+    # real: padding (2*2+1)//2 = 2 but an undilated 3-window: 6 + 4 - 3 + 1 = 8 positions, not 6
+    padded = nn.ReflectionPad2d(2)(torch.zeros(1, 1, 6, 6))
+    assert nn.Unfold(3)(padded).shape[-1] == 8 * 8
+    with pytest.raises(RuntimeError):
+        authors_forward(8, 8, 3, 2, 3, 1, 2, 6, 6)
+    assert runs(8, 8, 3, 2, 3, 1, 2, 6, 6, "fixed") == (1, 8, 6, 6)
+    assert runs(8, 8, 3, 2, 3, 1, 1, 6, 6, "official") == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("variant,ka,dilation,small,enough", [
+    ("official", 7, 1, 3, 4),
+    ("fixed", 3, 2, 2, 3),
+    ("fixed", 5, 2, 4, 5),
+])
+def test_input_too_small_for_reflection_padding(variant, ka, dilation, small, enough):
+    module = ACmix(4, 4, kernel_att=ka, head=2, dilation=dilation, variant=variant)  # builds
+    with pytest.raises(ConfigError) as err:
+        module(torch.randn(1, 4, small, small + 3))
+    assert err.value.constraints == ["input_too_small"]
+    text = str(err.value)
+    assert f"at least {enough}" in text and f"Use an input of at least {enough}x{enough}" in text
+    assert LINE_PAD in text
+    # real: reflection padding by `enough - 1` refuses a map of `small` rows
+    with pytest.raises(RuntimeError):
+        nn.ReflectionPad2d(enough - 1)(torch.zeros(1, 1, small, small + 3))
+    if variant == "official":
+        with pytest.raises(RuntimeError):
+            authors_forward(4, 4, ka, 2, 3, 1, 1, small, small)
+        assert authors_forward(4, 4, ka, 2, 3, 1, 1, enough, enough).shape == (1, 4, enough, enough)
+    with torch.no_grad():
+        assert module(torch.randn(1, 4, enough, enough)).shape == (1, 4, enough, enough)
+
+
+@pytest.mark.parametrize("height,width,stride,suggested", [
+    (7, 7, 2, (8, 8)), (13, 13, 2, (14, 14)), (15, 16, 2, (16, 16)), (7, 9, 3, (9, 9)),
+])
+def test_official_odd_size_with_stride(height, width, stride, suggested):
+    module = ACmix(4, 4, kernel_att=3, head=2, stride=stride)
+    with pytest.raises(ConfigError) as err:
+        module(torch.randn(1, 4, height, width))
+    assert err.value.constraints == ["official_size_divisible_by_stride"]
+    text = str(err.value)
+    assert "(Q3)" in text and f"Use {suggested[0]}x{suggested[1]}, or the fixed variant" in text
+    assert LINE_VIEW_UNFOLD in text
+    # real: unfold gives ceil(H / s) positions, the authors' view wants H // s
+    padded = nn.ReflectionPad2d(1)(torch.zeros(1, 1, height, width))
+    positions = nn.Unfold(3, stride=stride)(padded).shape[-1]
+    assert positions == -(-height // stride) * -(-width // stride) != (height // stride) * (width // stride)
+    with pytest.raises(RuntimeError):
+        authors_forward(4, 4, 3, 2, 3, stride, 1, height, width)
+    expected = (1, 4, suggested[0] // stride, suggested[1] // stride)
+    assert authors_forward(4, 4, 3, 2, 3, stride, 1, *suggested).shape == expected
+    assert runs(4, 4, 3, 2, 3, stride, 1, *suggested, "official") == expected
+    fixed_shape = (1, 4, -(-height // stride), -(-width // stride))
+    assert runs(4, 4, 3, 2, 3, stride, 1, height, width, "fixed") == fixed_shape
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        ACmix(64, 64, kernel_att=4, head=5, kernel_conv=5, dilation=2)
+    assert err.value.constraints == [
+        "head_divides_out_planes", "kernel_att_odd", "official_kernel_conv_3", "official_dilation_1",
+    ]
+    assert len(err.value.problems) == 4
+    for problem in err.value.problems:
+        assert problem.sentence() in str(err.value)
+        assert problem.fix and problem.line
+
+
+@pytest.mark.parametrize("kwargs,constraint", [
+    (dict(variant="authors"), "variant"),
+    (dict(head=0), "head"),
+    (dict(kernel_att=-3), "kernel_att"),
+    (dict(stride=0), "stride"),
+    (dict(in_planes=2.5), "in_planes"),
+])
+def test_bad_values(kwargs, constraint):
+    args = dict(in_planes=4, out_planes=4, head=2) | kwargs
+    with pytest.raises(ConfigError) as err:
+        ACmix(**args)
+    assert constraint in err.value.constraints
+
+
+def test_wrong_input_shape_is_a_config_error():
+    module = ACmix(4, 4, kernel_att=3, head=2)
+    for x in (torch.randn(1, 3, 6, 6), torch.randn(4, 6, 6)):
+        with pytest.raises(ConfigError) as err:
+            module(x)
+        assert err.value.constraints == ["input_shape"]
+        assert "(batch, 4, height, width)" in str(err.value)
