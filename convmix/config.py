@@ -207,9 +207,10 @@ class ACmixConfig:
         """Peak bytes a no-grad forward allocates beyond its input and weights, from shapes alone.
 
         It follows which tensors the forward holds at each moment: Stage I's q, k, v and the scaled
-        q_att live throughout; the attention path's peak is the weighted sum, with unfold_k,
-        unfold_v and their product (three K-fold copies) plus unfold_rpe alive; the conv path's
-        peak is the fc input (q, k, v concatenated) or the final mix.
+        q_att live throughout; the attention path's peak is the weighted sum (unfold_k, unfold_v
+        and their product, three K-fold copies, plus unfold_rpe and the attention weights alive)
+        or the padding of v; the conv path's peak is the fc input (q, k, v concatenated) or the
+        final mix.
         """
         elt = DTYPE_BYTES[dtype]
         b, c, h = self.batch, self.out_planes, self.head
@@ -226,10 +227,21 @@ class ACmixConfig:
 
             attention = fast_attention_peak_elements(self)
         else:
-            attention = 3 * b * c * kk * no + d * kk * no + b * h * kk * no + b * c * no
-            attention = max(attention, b * c * padded + b * c * kk * no)  # padding + unfold of k
-        conv_fc = b * c * no + 3 * b * c * n + b * kc2 * d * n
-        conv_mix = b * c * no + 2 * b * kc2 * d * n + 4 * b * c * no
+            # im2col allocates like its padded input and then resizes to the unfolded shape, so an
+            # unfolded copy holds max(kk * no, padded) values per channel (more when strided).
+            window = max(kk * no, padded)
+            unfold_kv, unfold_pe = b * c * window, d * window
+            logits, products = b * h * kk * no, b * c * kk * no
+            attention = max(
+                unfold_kv + unfold_pe + 2 * products,  # the logits' temporaries
+                2 * unfold_kv + unfold_pe + logits + b * c * padded,  # padding and unfolding v
+                2 * unfold_kv + unfold_pe + logits + products + b * c * no,  # weighted sum of v
+            )
+        f_all = b * kc2 * d * n
+        # f_conv's reshape copies the permuted f_all, unless a swapped dimension is 1 (then a view).
+        f_conv = f_all if kc2 > 1 and d > 1 else 0
+        conv_fc = b * c * no + 3 * b * c * n + f_all
+        conv_mix = b * c * no + f_all + f_conv + 4 * b * c * no
         return int(elt * (stage1 + max(attention, conv_fc, conv_mix)))
 
     def describe(self) -> str:
