@@ -1,7 +1,7 @@
 """A memory budget: refuse, before allocating, any forward, trace or sweep that would not fit.
 
 A hosted demo has about 1 GiB. Every configuration's cost is estimated from shapes
-(`ACmixConfig.estimate_peak_bytes`, `trace_footprint_bytes`); one over budget is refused with the
+(`ACmixConfig.estimate_peak_bytes`, `trace.estimate_trace_bytes`); one over budget is refused with the
 estimate, the budget, and a nearby configuration that fits.
 """
 

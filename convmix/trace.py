@@ -155,21 +155,14 @@ def estimate_trace_bytes(config, dtype_bytes: int = 4) -> int:
     elements = (
         3 * b * ch * n + 2 * n + d * n + b * ch * n  # q, k, v, grid, pe, q_att
         + 2 * b * ch * padded + d * padded  # k_pad, v_pad, pe_pad
-        + 2 * b * ch * kk * no + d * kk * no  # unfold_k, unfold_v, unfold_rpe
+        # unfold_k, unfold_v, unfold_rpe: im2col's storage is first sized like its padded input
+        + (2 * b * ch + d) * max(kk * no, padded)
         + 2 * b * c.head * kk * no  # logits, att
         + b * ch * no + 3 * b * ch * n  # out_att, qkv_groups
-        + (2 if kc2 > 1 else 1) * b * kc2 * d * n  # f_all, f_conv (a view when kernel_conv = 1)
+        + (2 if kc2 > 1 and d > 1 else 1) * b * kc2 * d * n  # f_all, f_conv (else a view)
         + 2 * b * ch * no  # out_conv, out
     )
     return dtype_bytes * elements
-
-
-def trace_footprint_bytes(config) -> int:
-    """Bytes a trace of `config` holds, found by tracing on the meta device (shapes only)."""
-    with torch.device("meta"):
-        module = config.build()
-        x = torch.empty(config.input_shape)
-    return trace_forward(module, x).tensor_bytes()
 
 
 def trace_forward(module, x: torch.Tensor, grad: bool = False) -> Trace:
