@@ -14,7 +14,8 @@ def get_module(config: ACmixConfig, impl: str = "reference"):
     return config.build(impl=impl)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Running the forward pass…")
+# Each trace may be as large as the memory budget (pages check it first), so keep only two.
+@st.cache_resource(max_entries=2, show_spinner="Running the forward pass…")
 def get_trace(config: ACmixConfig) -> Trace:
     """One traced forward of the configuration's module on its seeded input."""
     module = get_module(config)
