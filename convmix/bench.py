@@ -1,0 +1,510 @@
+"""Latency, peak memory and the roofline floor of ACmix and its baselines, measured where torch runs.
+
+Protocol (../shared/design/GUIDE.md, "Measuring"):
+  * Device: CUDA when torch sees it, else the CPU. float32 everywhere; float16 and bfloat16 on CUDA
+    only (ACmix's reference formulation in half precision on a CPU measures a slow fallback, not
+    the module).
+  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill), then timed in
+    many rounds; a result is the median with the 25th and 75th percentiles of its samples.
+  * The callables of one configuration (ACmix, its Stage I, attention path and conv path, and the
+    two baselines) are timed in alternation, round by round, in alternating order, so background
+    load and clock drift hit them all alike and their ratios stay fair. On CUDA each call is
+    bracketed by a pair of CUDA events; on the CPU by `time.perf_counter`, with calls grouped
+    into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
+    fast calls. (torch.utils.benchmark.Timer times one statement at a time, which would let drift
+    between statements show up as a difference between them.)
+  * Threads: the process-wide `torch.get_num_threads()`, set once at startup by convmix.runtime and
+    recorded with every result; nothing here changes it.
+  * One process-wide lock, `MEASURE_LOCK`: two visitors never time at once.
+
+The parts are timed on the module's own pieces, fed with the tensors the module's forward handed
+them (captured through the recorder hook `_rec`): Stage I is conv1-3 on x; the attention path is
+`ATTENTION_IMPLS[impl]` on the q/k/v/pe tensors the forward passed it; the conv path is fc on the
+recorded q/k/v groups plus dep_conv on the recorded f_conv. What the three leave out (the grid and
+conv_p, head reshapes, the permute copy and the final mix) is the rest of the total.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from .acmix import ATTENTION_IMPLS, ACmix, coordinate_grid, subsample
+from .config import DTYPE_BYTES, ACmixConfig
+from .memory import measure_peak_bytes
+
+MEASURE_LOCK = threading.Lock()
+
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+# What each timed callable is called in result rows (column prefix) and on charts.
+PARTS = {"stage1": "Stage I (conv1-3)", "attention_path": "attention path", "conv_path": "conv path (fc + dep_conv)"}
+BASELINES = {"conv2d": "Conv2d kc×kc", "local_attention": "local self-attention"}
+TIMED = {"acmix": "ACmix", **PARTS, **BASELINES}
+
+
+class MeasureError(ValueError):
+    """A measurement that cannot be made as asked (device, dtype, configuration or memory)."""
+
+
+# -- device and environment ------------------------------------------------------------------------
+def available_impls() -> list[str]:
+    """Attention formulations registered in ATTENTION_IMPLS (convmix.fast registers "fast" on import)."""
+    import importlib.util
+
+    if importlib.util.find_spec("convmix.fast") is not None:
+        importlib.import_module("convmix.fast")
+    return list(ATTENTION_IMPLS)
+
+
+def pick_device(requested: str | None = "auto") -> torch.device:
+    """"auto": CUDA when torch sees it, else the CPU. "cpu" / "cuda" / "cuda:N" as asked, if present."""
+    name = (requested or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise MeasureError(f"Unknown device {requested!r}: use auto, cpu or cuda.") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MeasureError("CUDA was asked for, but torch sees no CUDA device here; use cpu or auto.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise MeasureError(f"There is no {device}: torch sees {torch.cuda.device_count()} CUDA device(s).")
+    elif device.type != "cpu":
+        raise MeasureError(f"Device {requested!r} is not supported: use auto, cpu or cuda.")
+    return device
+
+
+def supported_dtypes(device: torch.device) -> list[str]:
+    return ["float32", "float16", "bfloat16"] if device.type == "cuda" else ["float32"]
+
+
+def check_dtype(device: torch.device, dtype: str) -> torch.dtype:
+    if dtype not in supported_dtypes(device):
+        raise MeasureError(
+            f"dtype {dtype} is not measured on {device.type}: use "
+            f"{' or '.join(supported_dtypes(device))}."
+        )
+    return TORCH_DTYPES[dtype]
+
+
+@lru_cache(maxsize=1)
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_name()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where and how a result was measured; recorded with every row."""
+
+    device: str
+    device_name: str
+    dtype: str
+    threads: int
+    torch_version: str
+    tf32_matmul: bool
+    tf32_cudnn: bool
+
+
+def environment(device: torch.device, dtype: str) -> Environment:
+    return Environment(
+        device=device.type,
+        device_name=device_name(device),
+        dtype=dtype,
+        threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+        tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+        tf32_cudnn=bool(torch.backends.cudnn.allow_tf32),
+    )
+
+
+# -- timing ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    """How long to measure one configuration (all its callables together)."""
+
+    warmup: int = 2  # untimed calls of each callable (at least 1: it also sizes the CPU blocks)
+    min_rounds: int = 5  # timed rounds, at least (even when they take longer than `seconds`)
+    max_rounds: int = 60
+    seconds: float = 1.0  # stop after this much timed wall time, once min_rounds are done
+    block_seconds: float = 2e-4  # CPU: a sample lasts at least this long (calls are grouped)
+    # A slow configuration stops here even before min_rounds (but after FLOOR_ROUNDS), so that
+    # one visitor cannot hold the lock for minutes; the row records how many rounds it got.
+    max_seconds: float = 30.0
+
+
+FLOOR_ROUNDS = 3  # never fewer timed rounds than this: a median and quartiles need a few samples
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget(warmup=1, min_rounds=3, max_rounds=10, seconds=0.05, max_seconds=5.0),
+    "standard": Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=0.5, max_seconds=20.0),
+    "thorough": Budget(warmup=3, min_rounds=25, max_rounds=500, seconds=5.0, max_seconds=120.0),
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and quartiles of the per-call time, in milliseconds, over `samples` samples."""
+
+    median_ms: float
+    p25_ms: float
+    p75_ms: float
+    samples: int
+    calls_per_sample: int
+
+    @classmethod
+    def from_samples(cls, seconds_per_call: list[float], calls_per_sample: int = 1) -> Timing:
+        if not seconds_per_call:
+            raise ValueError("no samples to summarise")
+        ms = np.asarray(seconds_per_call, dtype=float) * 1e3
+        p25, median, p75 = np.percentile(ms, [25, 50, 75])
+        return cls(float(median), float(p25), float(p75), len(ms), calls_per_sample)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_alternated(
+    fns: Mapping[str, Callable[[], object]],
+    device: torch.device,
+    budget: Budget = BUDGETS["standard"],
+) -> dict[str, Timing]:
+    """Time every callable in `fns`, one sample of each per round, alternating their order."""
+    names = list(fns)
+    last_call = dict.fromkeys(names, 0.0)
+    for _ in range(max(1, budget.warmup)):
+        for name in names:
+            start = time.perf_counter()
+            fns[name]()
+            last_call[name] = time.perf_counter() - start
+    _synchronize(device)
+    number = dict.fromkeys(names, 1)
+    if device.type != "cuda":  # group fast calls so that one sample lasts at least block_seconds
+        for name in names:
+            once = max(last_call[name], 1e-7)
+            number[name] = max(1, min(1000, math.ceil(budget.block_seconds / once)))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    rounds = 0
+    started = time.perf_counter()
+    while rounds < budget.max_rounds:
+        order = names if rounds % 2 == 0 else names[::-1]
+        if device.type == "cuda":
+            events = []
+            for name in order:
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                begin.record()
+                fns[name]()
+                end.record()
+                events.append((name, begin, end))
+            torch.cuda.synchronize(device)
+            for name, begin, end in events:
+                samples[name].append(begin.elapsed_time(end) / 1e3)
+        else:
+            for name in order:
+                fn, n = fns[name], number[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                samples[name].append((time.perf_counter() - start) / n)
+        rounds += 1
+        elapsed = time.perf_counter() - started
+        if rounds >= budget.min_rounds and elapsed >= budget.seconds:
+            break
+        if rounds >= min(FLOOR_ROUNDS, budget.min_rounds) and elapsed >= budget.max_seconds:
+            break
+    return {name: Timing.from_samples(samples[name], number[name]) for name in names}
+
+
+# -- what is timed ------------------------------------------------------------------------------------
+class LocalSelfAttention:
+    """Baseline: local self-attention alone, i.e. ACmix's q/k/v projections, conv_p and attention path.
+
+    It runs the pieces of an ACmix module (sharing its weights) without the conv path and the mix,
+    so its output equals ACmix's recorded `out_att` (tested).
+    """
+
+    def __init__(self, core: ACmix, impl: str | None = None):
+        self.core = core
+        self.impl = impl or core.impl
+
+    @property
+    def parameter_count(self) -> int:
+        core = self.core
+        return sum(p.numel() for m in (core.conv1, core.conv2, core.conv3, core.conv_p) for p in m.parameters())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        core = self.core
+        b, _, h, w = x.shape
+        g = core.geometry(b, h, w)
+        heads, d = core.head, core.head_dim
+        q, k, v = core.conv1(x), core.conv2(x), core.conv3(x)
+        pe = core.conv_p(coordinate_grid(h, w, x))
+        q_att = q.reshape(b * heads, d, h, w) * float(d) ** -0.5
+        k_att, v_att = k.reshape(b * heads, d, h, w), v.reshape(b * heads, d, h, w)
+        q_pe = pe
+        if core.stride > 1:
+            q_att, q_pe = subsample(q_att, core.stride), subsample(pe, core.stride)
+        out = ATTENTION_IMPLS[self.impl](core, q_att, k_att, v_att, pe, q_pe, g)
+        return out.reshape(b, core.out_planes, g.out_height, g.out_width)
+
+
+def plain_conv(config: ACmixConfig) -> nn.Conv2d:
+    """Baseline: a kernel_conv × kernel_conv Conv2d(in_planes, out_planes) with the same stride."""
+    return nn.Conv2d(
+        config.in_planes, config.out_planes, config.kernel_conv,
+        stride=config.stride, padding=config.kernel_conv // 2,
+    )
+
+
+_CAPTURED = ("q_att", "q_strided", "k_att", "v_att", "pe", "q_pe", "qkv_groups", "f_conv")
+
+
+def capture_inputs(module: ACmix, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One no-grad forward; keep the tensors the forward handed to its attention and conv pieces."""
+    kept: dict[str, torch.Tensor] = {}
+
+    def record(name: str, tensor: torch.Tensor, line: int) -> None:
+        if name in _CAPTURED:
+            kept[name] = tensor
+
+    module._recorder = record
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        module._recorder = None
+    if "q_strided" in kept:  # with stride > 1 the attention path receives the strided queries
+        kept["q_att"] = kept.pop("q_strided")
+    return kept
+
+
+def timed_callables(module: ACmix, x: torch.Tensor, config: ACmixConfig, impl: str) -> dict[str, Callable]:
+    """ACmix, its three parts on their own recorded inputs, and the two baselines, ready to call."""
+    seen = capture_inputs(module, x)
+    g = module.geometry(config.batch, config.height, config.width)
+    attention = ATTENTION_IMPLS[impl]
+    q_att, k_att, v_att, pe, q_pe = (seen[n] for n in ("q_att", "k_att", "v_att", "pe", "q_pe"))
+    qkv, f_conv = seen["qkv_groups"], seen["f_conv"]
+    conv = plain_conv(config).to(device=x.device, dtype=x.dtype)
+    local = LocalSelfAttention(module, impl)
+    return {
+        "acmix": lambda: module(x),
+        "stage1": lambda: (module.conv1(x), module.conv2(x), module.conv3(x)),
+        "attention_path": lambda: attention(module, q_att, k_att, v_att, pe, q_pe, g),
+        "conv_path": lambda: (module.fc(qkv), module.dep_conv(f_conv)),
+        "conv2d": lambda: conv(x),
+        "local_attention": lambda: local(x),
+    }
+
+
+# -- roofline --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Peaks:
+    """Throughput measured on the spot: a large matmul (FLOP/s) and a large copy (bytes/s)."""
+
+    flops_per_s: float
+    bytes_per_s: float
+    matmul_size: int
+    copy_bytes: int
+
+
+def measure_peaks(device: torch.device, dtype: str, matmul_size: int | None = None,
+                  copy_elements: int | None = None, repeats: int = 5) -> Peaks:
+    """Best of `repeats` runs of an n×n matmul (2n³ FLOPs) and of a copy (reads + writes 2·nbytes)."""
+    tdtype = TORCH_DTYPES[dtype]
+    cuda = device.type == "cuda"
+    n = matmul_size or (8192 if cuda else 1024)
+    elements = copy_elements or ((1 << 26) if cuda else (1 << 24))
+    with torch.no_grad():
+        matmul = _matmul_seconds(n, device, tdtype, repeats)
+        copy, nbytes = _copy_seconds(elements, device, tdtype, repeats)
+    return Peaks(2 * n**3 / matmul, 2 * nbytes / copy, n, 2 * nbytes)
+
+
+def _matmul_seconds(n: int, device: torch.device, dtype: torch.dtype, repeats: int) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    return _best_seconds(lambda: a @ b, device, repeats)
+
+
+def _copy_seconds(elements: int, device: torch.device, dtype: torch.dtype, repeats: int) -> tuple[float, int]:
+    src = torch.randn(elements, device=device).to(dtype)
+    dst = torch.empty_like(src)
+    return _best_seconds(lambda: dst.copy_(src), device, repeats), src.numel() * src.element_size()
+
+
+def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    fn()
+    _synchronize(device)
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            best = min(best, begin.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+    return max(best, 1e-9)
+
+
+_PEAKS: dict[tuple[str, str], Peaks] = {}
+
+
+def _cached_peaks(device: torch.device, dtype: str) -> Peaks:
+    key = (str(device), dtype)
+    if key not in _PEAKS:
+        _PEAKS[key] = measure_peaks(device, dtype)
+    return _PEAKS[key]
+
+
+def get_peaks(device: torch.device, dtype: str) -> Peaks:
+    """This process's peaks for (device, dtype), measured once under the lock."""
+    with MEASURE_LOCK:
+        return _cached_peaks(device, dtype)
+
+
+def compulsory_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
+    """Bytes any implementation must move: read the input and every weight once, write the output once.
+
+    Intermediates are left out on purpose: a perfectly fused kernel keeps them in registers or
+    cache, so this is a lower bound on memory traffic (the reference code moves far more, e.g. the
+    kernel_att² unfolded copies of k and v).
+    """
+    params = sum(config.param_counts().values())
+    return DTYPE_BYTES[dtype] * (math.prod(config.input_shape) + params + math.prod(config.output_shape))
+
+
+@dataclass(frozen=True)
+class Floor:
+    seconds: float
+    compute_seconds: float
+    memory_seconds: float
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
+
+
+def roofline_floor(flops: int, nbytes: int, peaks: Peaks) -> Floor:
+    """floor = max(FLOPs / peak FLOP/s, bytes / peak bytes/s): no forward can be faster."""
+    compute = flops / peaks.flops_per_s
+    memory = nbytes / peaks.bytes_per_s
+    return Floor(max(compute, memory), compute, memory)
+
+
+# -- one configuration ---------------------------------------------------------------------------------
+def measure_config(
+    config: ACmixConfig,
+    *,
+    device: str | torch.device | None = "auto",
+    dtype: str = "float32",
+    impl: str = "reference",
+    budget: Budget = BUDGETS["standard"],
+    memory_limit: int | None = None,
+) -> dict:
+    """Latency (ACmix, parts, baselines), peak memory and roofline floor of one configuration.
+
+    Returns a flat dict of result columns (see RESULT_FIELDS). Raises MeasureError when the device,
+    dtype, implementation or configuration cannot be measured, or when the estimated memory of the
+    measurement exceeds `memory_limit` bytes. Holds MEASURE_LOCK while it runs.
+    """
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    tdtype = check_dtype(dev, dtype)
+    if impl not in ATTENTION_IMPLS:
+        raise MeasureError(f"impl must be one of {', '.join(ATTENTION_IMPLS)}, not {impl!r}.")
+    problems = config.problems()
+    if problems:
+        raise MeasureError(" ".join(p.sentence() for p in problems))
+    if memory_limit is not None:
+        from .budget import check
+
+        refusal = check(config, memory_limit, lambda c: measurement_bytes(c, dtype, impl),
+                        what="Measuring this configuration")
+        if refusal is not None:
+            raise MeasureError(refusal.message())
+    with MEASURE_LOCK:
+        return _measure_unlocked(config, dev, tdtype, dtype, impl, budget)
+
+
+def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "reference") -> int:
+    """Memory a measurement needs: weights, input and one forward's peak, plus the captured inputs of
+    the parts (at most another forward's worth) and the baselines' outputs."""
+    from .budget import forward_bytes
+
+    return 2 * forward_bytes(config, dtype, impl) + 2 * DTYPE_BYTES[dtype] * math.prod(config.output_shape)
+
+
+def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
+    from .counting import total_cost
+
+    module = config.build(impl=impl).to(device=dev, dtype=tdtype).eval()
+    x = config.make_input(dtype=tdtype, device=dev)
+    peak_bytes = measure_peak_bytes(module, x)
+    with torch.no_grad():
+        fns = timed_callables(module, x, config, impl)
+        timings = time_alternated(fns, dev, budget)
+    peaks = _cached_peaks(dev, dtype)
+    flops = total_cost(config.step_costs()).flops
+    nbytes = compulsory_bytes(config, dtype)
+    floor = roofline_floor(flops, nbytes, peaks)
+    total = timings["acmix"]
+    row: dict = {
+        "impl": impl,
+        "latency_ms": total.median_ms,
+        "latency_ms_p25": total.p25_ms,
+        "latency_ms_p75": total.p75_ms,
+        "timed_samples": total.samples,
+    }
+    for name in (*PARTS, *BASELINES):
+        t = timings[name]
+        row[f"{name}_ms"], row[f"{name}_ms_p25"], row[f"{name}_ms_p75"] = t.median_ms, t.p25_ms, t.p75_ms
+    row.update(
+        peak_bytes=int(peak_bytes),
+        estimated_peak_bytes=int(config.estimate_peak_bytes(dtype, impl)),
+        compulsory_bytes=nbytes,
+        floor_ms=floor.seconds * 1e3,
+        floor_bound=floor.bound,
+        floor_ratio=total.median_ms / (floor.seconds * 1e3),
+        peak_flops_per_s=peaks.flops_per_s,
+        peak_bytes_per_s=peaks.bytes_per_s,
+    )
+    row.update(asdict(environment(dev, dtype)))
+    return row
+
+
+RESULT_FIELDS = (
+    "impl", "latency_ms", "latency_ms_p25", "latency_ms_p75", "timed_samples",
+    *(f"{n}_ms{s}" for n in (*PARTS, *BASELINES) for s in ("", "_p25", "_p75")),
+    "peak_bytes", "estimated_peak_bytes", "compulsory_bytes", "floor_ms", "floor_bound", "floor_ratio",
+    "peak_flops_per_s", "peak_bytes_per_s",
+    "device", "device_name", "dtype", "threads", "torch_version", "tf32_matmul", "tf32_cudnn",
+)

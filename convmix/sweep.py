@@ -1,0 +1,499 @@
+"""Hyperparameter sweeps: grids of configurations -> one DataFrame row each; result files (CSV).
+
+Counts are exact and need no forward pass: parameters are read from modules built on the meta
+device (shapes without storage, so a 2048-channel module costs nothing) and checked against
+`counting.param_formula`; multiply-adds and FLOPs come from `counting.step_costs`, the formulas
+the tests check against executed operations. Latency and memory are measured only when asked
+(convmix.bench) and merged into the same rows.
+
+A result file is a CSV with one row per configuration; `read_results` validates an untrusted file
+(size, row count, columns, types, ranges, and that its parameter counts agree with the formula)
+and raises `ResultFileError` with one sentence per problem.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pandas as pd
+
+from .config import DTYPE_BYTES, LIMITS, ACmixConfig
+from .constraints import VARIANTS, Problem
+from .counting import SUBMODULES, Cost, module_param_counts, param_formula, stage_costs, total_cost
+
+
+# -- axes and grids ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Axis:
+    """A hyperparameter the explorer can sweep: which config fields it sets, and its offered values."""
+
+    name: str
+    label: str
+    fields: tuple[str, ...]
+    choices: tuple[int, ...]
+    default: tuple[int, ...]
+    column: str = ""  # the result column that holds the value, when the axis sets several fields
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            object.__setattr__(self, "column", self.fields[0])
+
+
+AXES: dict[str, Axis] = {
+    a.name: a
+    for a in (
+        Axis("kernel_att", "attention window kernel_att", ("kernel_att",), (1, 3, 5, 7, 9, 11, 13, 15), (3, 5, 7)),
+        Axis("head", "heads", ("head",), (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8)),
+        Axis("stride", "stride", ("stride",), (1, 2, 4), (1, 2)),
+        Axis("kernel_conv", "conv kernel kernel_conv", ("kernel_conv",), (1, 3, 5, 7), (3, 5)),
+        Axis("channels", "channels (in_planes = out_planes)", ("in_planes", "out_planes"),
+             (8, 16, 32, 64, 128, 256, 512, 1024, 2048), (32, 64), column="out_planes"),
+        Axis("resolution", "resolution (height = width)", ("height", "width"),
+             (7, 8, 14, 16, 28, 32, 56, 64, 112, 224), (28, 56), column="height"),
+        Axis("batch", "batch", ("batch",), (1, 2, 4, 8, 16, 32, 64), (1, 4)),
+    )
+}
+# The page's default sweep (also what benchmarks/explorer_default_sweep.py times).
+DEFAULT_VARIED = ("kernel_att", "channels")
+MAX_CONFIGS = 1000
+
+CONFIG_COLUMNS = (
+    "in_planes", "out_planes", "kernel_att", "head", "kernel_conv", "stride", "dilation",
+    "height", "width", "batch", "variant",
+)
+STAGE_COLUMNS = {"Stage I": "stage1", "attention": "attention_path", "convolution": "conv_path", "mix": "mix"}
+# Each traced step's cost belongs to the submodule that computes it; the attention path's
+# weight-free arithmetic (scaling, logits, softmax, weighted sum) is one component of its own.
+COMPONENT_OF_STEP = {
+    "q": "conv1", "k": "conv2", "v": "conv3", "pe": "conv_p",
+    "q_att": "attention ops", "logits": "attention ops", "att": "attention ops", "out_att": "attention ops",
+    "f_all": "fc", "out_conv": "dep_conv", "out": "mix",
+}
+COMPONENTS = ("conv1", "conv2", "conv3", "conv_p", "attention ops", "fc", "dep_conv", "mix")
+
+
+def component_column(kind: str, component: str) -> str:
+    return f"{kind}_{component.replace(' ', '_')}"
+
+
+class SweepError(ValueError):
+    """A sweep that cannot be run as asked (too many configurations, nothing valid)."""
+
+
+@dataclass
+class Grid:
+    configs: list[ACmixConfig] = field(default_factory=list)
+    skipped: list[tuple[ACmixConfig, list[Problem]]] = field(default_factory=list)
+
+    def skip_notes(self, limit: int = 6) -> list[str]:
+        """One sentence per violated constraint: how many configurations it ruled out, and why."""
+        by_constraint: dict[str, tuple[int, ACmixConfig, Problem]] = {}
+        for config, problems in self.skipped:
+            for p in problems:
+                count, first, problem = by_constraint.get(p.constraint, (0, config, p))
+                by_constraint[p.constraint] = (count + 1, first, problem)
+        notes = []
+        for count, config, problem in sorted(by_constraint.values(), key=lambda t: -t[0])[:limit]:
+            what = "1 configuration" if count == 1 else f"{count:,} configurations"
+            notes.append(f"{what} skipped, e.g. {short_id(config)}: {problem.sentence()}")
+        return notes
+
+
+def axis_assignments(name: str, values: Iterable[int]) -> list[dict[str, int]]:
+    """The field settings of one axis: an AXES name (channels sets in_planes and out_planes) or a field."""
+    fields_ = AXES[name].fields if name in AXES else (name,)
+    if name not in AXES and name not in ACmixConfig.__dataclass_fields__:
+        raise SweepError(f"Unknown sweep axis {name!r}: use one of {', '.join(AXES)} or a config field.")
+    return [dict.fromkeys(fields_, int(v)) for v in dict.fromkeys(values)]
+
+
+def expand_grid(base: ACmixConfig, axes: Mapping[str, Sequence[int]], limit: int = MAX_CONFIGS) -> Grid:
+    """Every combination of the axes' values on top of `base`; invalid ones are skipped with reasons."""
+    lists = [axis_assignments(name, values) for name, values in axes.items()]
+    lists = [lst for lst in lists if lst]
+    size = math.prod(len(lst) for lst in lists)
+    if size > limit:
+        raise SweepError(
+            f"This sweep has {size:,} configurations; at most {limit:,} are counted at once. "
+            f"Remove some values."
+        )
+    grid = Grid()
+    seen: set[ACmixConfig] = set()
+    for combo in itertools.product(*lists):
+        changes: dict[str, int] = {}
+        for part in combo:
+            changes.update(part)
+        config = base.with_(**changes)
+        if config in seen:
+            continue
+        seen.add(config)
+        problems = config.problems()
+        if problems:
+            grid.skipped.append((config, problems))
+        else:
+            grid.configs.append(config)
+    return grid
+
+
+# -- labels ---------------------------------------------------------------------------------------------
+_SHORT = {
+    "in_planes": "Cin", "out_planes": "C", "kernel_att": "ka", "head": "h", "kernel_conv": "kc",
+    "stride": "s", "dilation": "dil", "batch": "B",
+}
+
+
+def short_id(config: ACmixConfig) -> str:
+    """Every hyperparameter in one line: the key that links a configuration across charts and files."""
+    return _label_parts(
+        {c: getattr(config, c) for c in CONFIG_COLUMNS}, CONFIG_COLUMNS
+    )
+
+
+def _label_parts(values: Mapping[str, object], columns: Iterable[str]) -> str:
+    cols = list(columns)
+    parts = []
+    for col in cols:
+        if col == "width" and "height" in cols:
+            continue
+        if col == "height":
+            w = values.get("width", values["height"]) if "width" in cols else values["height"]
+            parts.append(f"{int(values['height'])}×{int(w)}")
+        elif col == "width":
+            parts.append(f"W={int(values['width'])}")
+        elif col == "variant":
+            parts.append(str(values["variant"]))
+        else:
+            parts.append(f"{_SHORT[col]}={int(values[col])}")
+    return " ".join(parts)
+
+
+def varying_columns(df: pd.DataFrame) -> list[str]:
+    """Config columns with more than one value in `df`, in CONFIG_COLUMNS order."""
+    return [c for c in CONFIG_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
+
+
+def add_labels(df: pd.DataFrame, x: str | None = None) -> pd.DataFrame:
+    """Add `config` (the full id), `label` (what varies) and `series` (what varies besides x)."""
+    out = df.copy()
+    if out.empty:
+        return out.assign(config=pd.Series(dtype=str), label=pd.Series(dtype=str), series=pd.Series(dtype=str))
+    varying = varying_columns(out)
+    if {"in_planes", "out_planes"} <= set(varying) and (out["in_planes"] == out["out_planes"]).all():
+        varying.remove("in_planes")  # channels swept together: "C=64" says it (in_planes = out_planes)
+    x_fields = set(_fields_of(x, out)) if x else set()
+    rest = [c for c in varying if c not in x_fields]
+    records = out.to_dict("records")
+    out["config"] = [_label_parts(r, CONFIG_COLUMNS) for r in records]
+    out["label"] = [_label_parts(r, varying) if varying else "this configuration" for r in records]
+    out["series"] = [_label_parts(r, rest) if rest else "all" for r in records]
+    return out
+
+
+def _fields_of(x: str, df: pd.DataFrame) -> tuple[str, ...]:
+    if x in AXES:
+        return AXES[x].fields
+    if x == "out_planes" and "in_planes" in df and (df["in_planes"] == df["out_planes"]).all():
+        return ("in_planes", "out_planes")
+    if x == "height" and "width" in df and (df["height"] == df["width"]).all():
+        return ("height", "width")
+    return (x,)
+
+
+# -- counts ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def module_params(in_planes: int, out_planes: int, head: int, kernel_conv: int) -> tuple[tuple[str, int], ...]:
+    """Parameters per submodule, read from an ACmix built on the meta device (no storage).
+
+    Raises RuntimeError if the module's own count disagrees with counting.param_formula.
+    """
+    import torch
+
+    from .acmix import ACmix
+
+    # kernel_att, stride and the variant change no parameter; "fixed" accepts every odd kernel_conv.
+    with torch.device("meta"):
+        module = ACmix(in_planes, out_planes, 3, head, kernel_conv, variant="fixed")
+    counts = module_param_counts(module)
+    formula = param_formula(in_planes, out_planes, head, kernel_conv)
+    if counts != formula:
+        raise RuntimeError(f"parameter formula disagrees with the module: {counts} != {formula}")
+    return tuple(counts.items())
+
+
+def count_row(config: ACmixConfig) -> dict:
+    """One row: the configuration, its exact parameters and its multiply-adds / FLOPs, broken down."""
+    row: dict = {c: getattr(config, c) for c in CONFIG_COLUMNS}
+    row["out_height"], row["out_width"] = config.out_height, config.out_width
+    params = dict(module_params(config.in_planes, config.out_planes, config.head, config.kernel_conv))
+    row["params"] = sum(params.values())
+    for name in SUBMODULES:
+        row[f"params_{name}"] = params[name]
+    costs = config.step_costs()
+    total = total_cost(costs)
+    row["macs"], row["flops"] = total.macs, total.flops
+    for kind in ("macs", "flops"):
+        per = dict.fromkeys(COMPONENTS, 0)
+        for step, cost in costs.items():
+            per[COMPONENT_OF_STEP[step]] += getattr(cost, kind)
+        for component, value in per.items():
+            row[component_column(kind, component)] = value
+        stages = stage_costs(costs)
+        for stage, column in STAGE_COLUMNS.items():
+            row[f"{kind}_{column}"] = getattr(stages.get(stage, Cost()), kind)
+        row[f"stage1_share_{kind}"] = row[f"{kind}_stage1"] / row[kind] if row[kind] else 0.0
+    # Baselines built from the same sizes (convmix.bench times them).
+    c, cin, kc = config.out_planes, config.in_planes, config.kernel_conv
+    row["conv2d_params"] = cin * c * kc * kc + c
+    row["local_attention_params"] = params["conv1"] + params["conv2"] + params["conv3"] + params["conv_p"]
+    return row
+
+
+def count_rows(configs: Iterable[ACmixConfig]) -> pd.DataFrame:
+    return pd.DataFrame([count_row(c) for c in configs])
+
+
+def sweep_frame(configs: Sequence[ACmixConfig], measured: Mapping[ACmixConfig, dict] | None = None) -> pd.DataFrame:
+    """Count rows, with the measured columns of every configuration in `measured` merged in."""
+    rows = []
+    for config in configs:
+        row = count_row(config)
+        if measured and config in measured:
+            row.update(measured[config])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def measure_configs(
+    configs: Sequence[ACmixConfig],
+    measure: Callable[[ACmixConfig], dict],
+    progress: Callable[[int, int, ACmixConfig, dict | None, str | None], None] | None = None,
+) -> tuple[dict[ACmixConfig, dict], list[str]]:
+    """Call `measure` on each configuration; failures (ValueError, out of memory) become notes."""
+    results: dict[ACmixConfig, dict] = {}
+    notes: list[str] = []
+    for i, config in enumerate(configs, 1):
+        error = None
+        try:
+            results[config] = measure(config)
+        except (ValueError, MemoryError) as err:
+            error = str(err)
+        except RuntimeError as err:  # the allocator's "out of memory" is a RuntimeError
+            if "out of memory" not in str(err).lower():
+                raise
+            error = f"out of memory: {err}"
+        if error:
+            notes.append(f"{short_id(config)} not measured: {error}")
+        if progress:
+            progress(i, len(configs), config, results.get(config), error)
+    return results, notes
+
+
+def stage1_crossover(df: pd.DataFrame, kind: str = "flops", x: str = "out_planes") -> dict[str, int | None]:
+    """Per series: the smallest x from which Stage I's share stays above one half (None if never)."""
+    out: dict[str, int | None] = {}
+    frame = df if "series" in df else add_labels(df, x)
+    for series, part in frame.sort_values(x).groupby("series", sort=False):
+        share = part[f"stage1_share_{kind}"].to_numpy()
+        xs = part[x].to_numpy()
+        above = share > 0.5
+        start = None
+        for i in range(len(xs)):
+            if above[i:].all():
+                start = int(xs[i])
+                break
+        out[str(series)] = start
+    return out
+
+
+# -- result files ------------------------------------------------------------------------------------------
+REQUIRED_COLUMNS = (
+    "in_planes", "out_planes", "kernel_att", "head", "kernel_conv", "stride", "height", "width",
+    "batch", "variant", "params", "macs", "flops", "latency_ms", "latency_ms_p25", "latency_ms_p75",
+    "peak_bytes", "device", "device_name", "dtype", "torch_version",
+)
+INT_COLUMNS = ("in_planes", "out_planes", "kernel_att", "head", "kernel_conv", "stride", "height",
+               "width", "batch", "params", "macs", "flops")
+OPTIONAL_INT_COLUMNS = ("dilation", "threads", "timed_samples")
+MEASURED_FLOAT_COLUMNS = ("latency_ms", "latency_ms_p25", "latency_ms_p75", "peak_bytes")
+OPTIONAL_FLOAT_COLUMNS = (
+    *(f"{n}_ms{s}" for n in ("stage1", "attention_path", "conv_path", "conv2d", "local_attention")
+      for s in ("", "_p25", "_p75")),
+    "estimated_peak_bytes", "compulsory_bytes", "floor_ms", "floor_ratio", "peak_flops_per_s",
+    "peak_bytes_per_s",
+)
+TEXT_COLUMNS = ("variant", "device", "device_name", "dtype", "torch_version", "impl", "floor_bound")
+WHOLE_NUMBER_COLUMNS = ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes", "timed_samples", "threads")
+MAX_ROWS = 5000
+MAX_BYTES = 2_000_000
+MAX_TEXT = 120
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be used; `problems` holds one sentence per problem."""
+
+    def __init__(self, name: str, problems: list[str]):
+        self.name = name
+        self.problems = list(problems)
+        super().__init__(f"{name}: " + " ".join(self.problems))
+
+
+def to_csv(df: pd.DataFrame) -> bytes:
+    """The rows as CSV: required columns first (measured ones empty when not measured), then the rest."""
+    out = df.copy()
+    for col in REQUIRED_COLUMNS:
+        if col not in out:
+            out[col] = pd.NA
+    for col in ("config", "label", "series", "source"):
+        out = out.drop(columns=col, errors="ignore")
+    for col in WHOLE_NUMBER_COLUMNS:  # keep byte counts exact when some rows are unmeasured (NaN)
+        if col in out:
+            out[col] = pd.to_numeric(out[col]).round().astype("Int64")
+    order = list(REQUIRED_COLUMNS) + [c for c in out.columns if c not in REQUIRED_COLUMNS]
+    return out[order].to_csv(index=False).encode("utf-8")
+
+
+def _rows_text(lines: list[int], limit: int = 5) -> str:
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = f" and {len(lines) - limit:,} more" if len(lines) > limit else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+
+
+def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
+    """Parse and validate a result file; raise ResultFileError listing every problem found."""
+    if len(data) > MAX_BYTES:
+        raise ResultFileError(name, [f"It is {len(data) / 1e6:,.1f} MB; the limit is {MAX_BYTES / 1e6:,.0f} MB."])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ResultFileError(name, ["It is not UTF-8 text; save it as a UTF-8 CSV file."]) from None
+    if not text.strip():
+        raise ResultFileError(name, ["It is empty."])
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ResultFileError(name, [f"It could not be read as CSV ({first[:200]})."]) from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    problems: list[str] = []
+    if len(raw) > MAX_ROWS:
+        raise ResultFileError(name, [f"It has {len(raw):,} rows; the limit is {MAX_ROWS:,}."])
+    if raw.empty:
+        raise ResultFileError(name, ["It has a header but no rows."])
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        problems.append(f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.")
+    duplicated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    if duplicated:
+        problems.append(f"Repeated column{'s' if len(duplicated) > 1 else ''}: {', '.join(duplicated)}.")
+    if problems:
+        raise ResultFileError(name, problems)
+
+    out = pd.DataFrame(index=raw.index)
+    line = raw.index + 2  # the header is line 1
+    valid: dict[str, pd.Series] = {}  # per column: the rows whose value could be read
+
+    for col in INT_COLUMNS + tuple(c for c in OPTIONAL_INT_COLUMNS if c in raw):
+        values = pd.to_numeric(raw[col].str.strip(), errors="coerce")
+        bad = values.isna() | (values != values.round()) | (values < 1)
+        if col in OPTIONAL_INT_COLUMNS:
+            bad &= raw[col].str.strip() != ""
+        if bad.any():
+            example = raw.loc[bad, col].iloc[0]
+            problems.append(
+                f"Column {col}: {_rows_text(list(line[bad]))} must hold whole numbers of at least 1 "
+                f"(found {example[:20]!r})."
+            )
+        out[col], valid[col] = values, ~bad
+    if "dilation" not in out:
+        out["dilation"] = 1
+
+    for col in MEASURED_FLOAT_COLUMNS + tuple(c for c in OPTIONAL_FLOAT_COLUMNS if c in raw):
+        stripped = raw[col].str.strip()
+        values = pd.to_numeric(stripped, errors="coerce")
+        bad = (stripped != "") & (values.isna() | (values < 0) | ~values.abs().lt(float("inf")))
+        if bad.any():
+            example = raw.loc[bad, col].iloc[0]
+            problems.append(
+                f"Column {col}: {_rows_text(list(line[bad]))} must be a non-negative number or empty "
+                f"(found {example[:20]!r})."
+            )
+        out[col], valid[col] = values.astype(float).where(~bad), ~bad
+
+    for col in TEXT_COLUMNS:
+        if col in raw:
+            values = raw[col].str.strip()
+            long = values.str.len() > MAX_TEXT
+            if long.any():
+                problems.append(f"Column {col}: text longer than {MAX_TEXT} characters on {_rows_text(list(line[long]))}.")
+            out[col] = values
+
+    # Checks across columns, on the rows whose values could be read (the others are reported above).
+    bad_variant = ~out["variant"].isin(VARIANTS)
+    if bad_variant.any():
+        problems.append(
+            f"Column variant: {_rows_text(list(line[bad_variant]))} must be one of {', '.join(VARIANTS)} "
+            f"(found {out.loc[bad_variant, 'variant'].iloc[0][:20]!r})."
+        )
+    measured = out["latency_ms"].notna()
+    bad_dtype = measured & ~out["dtype"].isin(DTYPE_BYTES)
+    if bad_dtype.any():
+        problems.append(
+            f"Column dtype: {_rows_text(list(line[bad_dtype]))} must be one of {', '.join(DTYPE_BYTES)} "
+            f"where a latency is given."
+        )
+    no_device = measured & (out["device"] == "")
+    if no_device.any():
+        problems.append(f"Column device: missing on {_rows_text(list(line[no_device]))}, where a latency is given.")
+    readable = valid["latency_ms_p25"] & valid["latency_ms_p75"]
+    partial = measured & readable & (out["latency_ms_p25"].isna() | out["latency_ms_p75"].isna())
+    if partial.any():
+        problems.append(
+            f"Columns latency_ms_p25/latency_ms_p75: missing on {_rows_text(list(line[partial]))}, where a "
+            f"latency is given."
+        )
+    unordered = measured & (
+        (out["latency_ms_p25"] > out["latency_ms"]) | (out["latency_ms"] > out["latency_ms_p75"])
+    )
+    if unordered.any():
+        problems.append(
+            f"Latency quartiles out of order on {_rows_text(list(line[unordered]))}: "
+            f"latency_ms_p25 <= latency_ms <= latency_ms_p75 must hold."
+        )
+    for col, (lo, hi) in LIMITS.items():
+        if col in INT_COLUMNS:
+            outside = valid[col] & ((out[col] < lo) | (out[col] > hi))
+            valid[col] &= ~outside
+            if outside.any():
+                problems.append(f"Column {col}: values outside {lo} to {hi:,} on {_rows_text(list(line[outside]))}.")
+
+    shape_ok = valid["in_planes"] & valid["out_planes"] & valid["head"] & valid["kernel_conv"]
+    not_dividing = shape_ok & ((out["out_planes"] % out["head"]) != 0)
+    if not_dividing.any():
+        problems.append(f"head must divide out_planes, which fails on {_rows_text(list(line[not_dividing]))}.")
+    checkable = shape_ok & ~not_dividing & valid["params"]
+    expected = pd.Series(
+        [sum(param_formula(int(r.in_planes), int(r.out_planes), int(r.head), int(r.kernel_conv)).values())
+         for r in out[checkable].itertuples()],
+        index=out.index[checkable], dtype="float64",
+    )
+    wrong = checkable & (out["params"] != expected.reindex(out.index))
+    if wrong.any():
+        i = wrong.idxmax()
+        problems.append(
+            f"Column params disagrees with ACmix's parameter count on {_rows_text(list(line[wrong]))} "
+            f"(line {line[i]}: {int(out.loc[i, 'params']):,}, expected {int(expected[i]):,}); the file "
+            f"does not describe ACmix modules."
+        )
+    if problems:
+        raise ResultFileError(name, problems)
+    for col in INT_COLUMNS:
+        out[col] = out[col].astype(int)
+    out["dilation"] = out["dilation"].fillna(1).astype(int)
+    out["peak_bytes"] = out["peak_bytes"].astype(float)
+    out["source"] = name
+    return out

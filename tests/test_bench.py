@@ -1,0 +1,254 @@
+"""convmix.bench: timing statistics, the alternated timing loop, what is timed, baselines, roofline, lock.
+
+No test asserts how long anything takes; timings are only checked for structure and order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import threading
+import time
+
+import pytest
+import torch
+
+from convmix import bench
+from convmix.acmix import ATTENTION_IMPLS
+from convmix.config import ACmixConfig
+from convmix.sweep import count_row
+from convmix.trace import trace_forward
+
+TINY = ACmixConfig(in_planes=4, out_planes=8, kernel_att=3, head=2, height=6, width=6)
+NO_WAIT = bench.Budget(warmup=1, min_rounds=3, max_rounds=3, seconds=0.0, block_seconds=0.0)
+
+
+def test_timing_summary_matches_independent_quantiles():
+    rng = random.Random(3)
+    samples = [rng.uniform(1e-4, 5e-3) for _ in range(37)]
+    t = bench.Timing.from_samples(samples, calls_per_sample=4)
+    p25, p50, p75 = statistics.quantiles([s * 1e3 for s in samples], n=4, method="inclusive")
+    assert t.median_ms == pytest.approx(p50)
+    assert t.p25_ms == pytest.approx(p25)
+    assert t.p75_ms == pytest.approx(p75)
+    assert (t.samples, t.calls_per_sample) == (37, 4)
+    with pytest.raises(ValueError):
+        bench.Timing.from_samples([])
+
+
+def test_time_alternated_warms_up_then_alternates_the_order():
+    calls: list[str] = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in ("a", "b", "c")}
+    budget = bench.Budget(warmup=2, min_rounds=4, max_rounds=4, seconds=0.0, block_seconds=0.0)
+    timings = bench.time_alternated(fns, torch.device("cpu"), budget)
+    assert calls[:6] == ["a", "b", "c"] * 2  # warm-up
+    rounds = [calls[6 + 3 * i: 9 + 3 * i] for i in range(4)]
+    assert rounds == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"], ["c", "b", "a"]]
+    assert len(calls) == 6 + 12
+    for t in timings.values():
+        assert t.samples == 4 and t.calls_per_sample == 1
+        assert 0 <= t.p25_ms <= t.median_ms <= t.p75_ms
+
+
+def test_time_alternated_groups_fast_calls_into_blocks():
+    count = {"n": 0}
+
+    def fast():
+        count["n"] += 1
+
+    budget = bench.Budget(warmup=1, min_rounds=3, max_rounds=3, seconds=0.0, block_seconds=0.05)
+    timing = bench.time_alternated({"fast": fast}, torch.device("cpu"), budget)["fast"]
+    assert timing.calls_per_sample > 1
+    assert count["n"] == 1 + 3 * timing.calls_per_sample
+
+
+def test_time_alternated_stops_at_max_rounds_and_keeps_min_rounds():
+    fns = {"x": lambda: None}
+    few = bench.time_alternated(fns, torch.device("cpu"), bench.Budget(1, 7, 7, 100.0, 0.0))["x"]
+    assert few.samples == 7  # max_rounds caps even a long time budget
+    many = bench.time_alternated(fns, torch.device("cpu"), bench.Budget(1, 5, 50, 0.0, 0.0))["x"]
+    assert many.samples == 5  # min_rounds are done even when the time budget is spent
+
+
+def test_slow_callables_stop_at_max_seconds_after_three_rounds():
+    calls = {"n": 0}
+
+    def slow():
+        calls["n"] += 1
+        time.sleep(0.002)
+
+    budget = bench.Budget(warmup=1, min_rounds=50, max_rounds=50, seconds=0.0, block_seconds=0.0,
+                          max_seconds=0.0)
+    timing = bench.time_alternated({"slow": slow}, torch.device("cpu"), budget)["slow"]
+    assert timing.samples == bench.FLOOR_ROUNDS  # not min_rounds: the time cap wins, after 3 rounds
+    assert calls["n"] == 1 + bench.FLOOR_ROUNDS
+
+
+def test_device_and_dtype_choices():
+    if not torch.cuda.is_available():
+        assert bench.pick_device("auto").type == "cpu"
+        with pytest.raises(bench.MeasureError, match="no CUDA device"):
+            bench.pick_device("cuda")
+    assert bench.pick_device("cpu").type == "cpu"
+    with pytest.raises(bench.MeasureError, match="use auto, cpu or cuda"):
+        bench.pick_device("tpu")
+    cpu = torch.device("cpu")
+    assert bench.supported_dtypes(cpu) == ["float32"]
+    assert bench.check_dtype(cpu, "float32") is torch.float32
+    with pytest.raises(bench.MeasureError, match="float16 is not measured on cpu: use float32"):
+        bench.check_dtype(cpu, "float16")
+
+
+def test_environment_records_threads_versions_and_tf32():
+    env = bench.environment(torch.device("cpu"), "float32")
+    assert env.device == "cpu" and env.dtype == "float32"
+    assert env.threads == torch.get_num_threads()
+    assert env.torch_version == torch.__version__
+    assert env.tf32_matmul == torch.backends.cuda.matmul.allow_tf32
+    assert env.tf32_cudnn == torch.backends.cudnn.allow_tf32
+    assert env.device_name
+
+
+def test_available_impls_reads_the_registry():
+    impls = bench.available_impls()
+    assert impls[0] == "reference"
+    assert impls == list(ATTENTION_IMPLS)
+
+
+PART_CASES = [
+    ACmixConfig(in_planes=4, out_planes=8, kernel_att=3, head=2, height=6, width=6),
+    ACmixConfig(in_planes=6, out_planes=12, kernel_att=5, head=3, stride=2, height=8, width=10),
+    ACmixConfig(in_planes=4, out_planes=4, kernel_att=3, head=1, kernel_conv=5, stride=2, height=7, width=5,
+                batch=2, variant="fixed"),
+]
+
+
+@pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
+@pytest.mark.parametrize("impl", sorted(ATTENTION_IMPLS))
+def test_parts_receive_the_forwards_own_tensors(config, impl):
+    """The attention path and the conv path, run on the captured inputs, give the forward's outputs."""
+    module, x = config.build(impl=impl), config.make_input()
+    trace = trace_forward(module, x)
+    seen = bench.capture_inputs(module, x)
+    g = module.geometry(config.batch, config.height, config.width)
+    with torch.no_grad():
+        att = ATTENTION_IMPLS[impl](module, seen["q_att"], seen["k_att"], seen["v_att"], seen["pe"], seen["q_pe"], g)
+        conv = module.dep_conv(seen["f_conv"])
+        f_all = module.fc(seen["qkv_groups"])
+    torch.testing.assert_close(att.reshape(config.output_shape), trace["out_att"].tensor, rtol=0, atol=0)
+    torch.testing.assert_close(conv, trace["out_conv"].tensor, rtol=0, atol=0)
+    torch.testing.assert_close(f_all, trace["f_all"].tensor, rtol=0, atol=0)
+    fns = bench.timed_callables(module, x, config, impl)
+    assert set(fns) == set(bench.TIMED)
+
+
+@pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
+def test_local_attention_baseline_is_acmix_without_the_conv_path(config):
+    module, x = config.build(), config.make_input()
+    local = bench.LocalSelfAttention(module)
+    with torch.no_grad():
+        out = local(x)
+    torch.testing.assert_close(out, trace_forward(module, x)["out_att"].tensor, rtol=0, atol=0)
+    c, cin, d = config.out_planes, config.in_planes, config.head_dim
+    assert local.parameter_count == 3 * (cin * c + c) + 3 * d
+    assert count_row(config)["local_attention_params"] == local.parameter_count
+
+
+@pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
+def test_plain_conv_baseline(config):
+    conv = bench.plain_conv(config)
+    kc = config.kernel_conv
+    assert tuple(conv.weight.shape) == (config.out_planes, config.in_planes, kc, kc)
+    assert conv.stride == (config.stride, config.stride)
+    numel = sum(p.numel() for p in conv.parameters())
+    assert numel == config.in_planes * config.out_planes * kc * kc + config.out_planes
+    assert count_row(config)["conv2d_params"] == numel
+    with torch.no_grad():
+        out = conv(config.make_input())
+    assert out.shape[:2] == (config.batch, config.out_planes)
+
+
+@pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
+def test_compulsory_bytes_are_input_weights_and_output(config):
+    module, x = config.build(), config.make_input()
+    with torch.no_grad():
+        out = module(x)
+    live = x.nbytes + sum(p.nbytes for p in module.parameters()) + out.nbytes
+    assert bench.compulsory_bytes(config) == live
+
+
+def test_roofline_floor_is_the_larger_of_compute_and_memory_time():
+    peaks = bench.Peaks(flops_per_s=2e9, bytes_per_s=1e9, matmul_size=1, copy_bytes=1)
+    compute_bound = bench.roofline_floor(flops=6_000_000, nbytes=1_000_000, peaks=peaks)
+    assert compute_bound.seconds == pytest.approx(3e-3)
+    assert compute_bound.memory_seconds == pytest.approx(1e-3)
+    assert compute_bound.bound == "compute"
+    memory_bound = bench.roofline_floor(flops=1_000, nbytes=5_000_000, peaks=peaks)
+    assert memory_bound.seconds == pytest.approx(5e-3) and memory_bound.bound == "memory"
+
+
+def test_measure_peaks_on_small_sizes():
+    peaks = bench.measure_peaks(torch.device("cpu"), "float32", matmul_size=32, copy_elements=1024, repeats=2)
+    assert peaks.matmul_size == 32
+    assert peaks.copy_bytes == 2 * 1024 * 4
+    assert peaks.flops_per_s > 0 and peaks.bytes_per_s > 0
+    assert math.isfinite(peaks.flops_per_s) and math.isfinite(peaks.bytes_per_s)
+
+
+@pytest.fixture
+def small_peaks(monkeypatch):
+    """Peaks from small sizes, so that tests do not spend time on a large matmul and copy."""
+    cpu = torch.device("cpu")
+    peaks = bench.measure_peaks(cpu, "float32", matmul_size=64, copy_elements=1 << 12, repeats=2)
+    monkeypatch.setitem(bench._PEAKS, (str(cpu), "float32"), peaks)
+    return peaks
+
+
+def test_measure_config_row(small_peaks):
+    row = bench.measure_config(TINY, device="cpu", budget=NO_WAIT)
+    assert tuple(row) == bench.RESULT_FIELDS
+    for name in ("latency_ms", *(f"{n}_ms" for n in (*bench.PARTS, *bench.BASELINES))):
+        p25 = row["latency_ms_p25"] if name == "latency_ms" else row[f"{name}_p25"]
+        p75 = row["latency_ms_p75"] if name == "latency_ms" else row[f"{name}_p75"]
+        assert 0 < p25 <= row[name] <= p75
+    assert row["timed_samples"] == 3
+    assert row["device"] == "cpu" and row["dtype"] == "float32" and row["impl"] == "reference"
+    assert row["threads"] == torch.get_num_threads() and row["torch_version"] == torch.__version__
+    assert row["peak_flops_per_s"] == small_peaks.flops_per_s
+    floor = bench.roofline_floor(count_row(TINY)["flops"], bench.compulsory_bytes(TINY), small_peaks)
+    assert row["floor_ms"] == pytest.approx(floor.seconds * 1e3)
+    assert row["floor_ratio"] == pytest.approx(row["latency_ms"] / row["floor_ms"])
+    # The forward allocates at least its output (beyond input and weights).
+    assert row["peak_bytes"] >= 4 * math.prod(TINY.output_shape)
+    assert row["estimated_peak_bytes"] == TINY.estimate_peak_bytes()
+
+
+def test_measure_config_refuses_with_reasons(small_peaks):
+    with pytest.raises(bench.MeasureError, match="head \\(3\\) must divide out_planes \\(8\\)"):
+        bench.measure_config(TINY.with_(head=3), device="cpu", budget=NO_WAIT)
+    with pytest.raises(bench.MeasureError, match="float16 is not measured on cpu"):
+        bench.measure_config(TINY, device="cpu", dtype="float16", budget=NO_WAIT)
+    with pytest.raises(bench.MeasureError, match="impl must be one of"):
+        bench.measure_config(TINY, device="cpu", impl="nonexistent", budget=NO_WAIT)
+    with pytest.raises(bench.MeasureError, match="over this server's memory budget"):
+        bench.measure_config(TINY, device="cpu", budget=NO_WAIT, memory_limit=1024)
+
+
+def test_measurements_wait_for_the_lock(small_peaks):
+    result: dict = {}
+
+    def measure():
+        result["row"] = bench.measure_config(TINY, device="cpu", budget=NO_WAIT)
+
+    bench.MEASURE_LOCK.acquire()
+    try:
+        worker = threading.Thread(target=measure)
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and "row" not in result  # blocked: someone else is timing
+    finally:
+        bench.MEASURE_LOCK.release()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and "latency_ms" in result["row"]
+    assert isinstance(bench.MEASURE_LOCK, type(threading.Lock()))

@@ -1,0 +1,119 @@
+"""`python -m convmix sweep` end to end on tiny sizes: the CSV it writes, its notes and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from convmix import sweep
+from convmix.acmix import ATTENTION_IMPLS
+from convmix.config import ACmixConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "convmix", "sweep", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+
+
+def test_measured_sweep_writes_a_valid_result_file(tmp_path):
+    out = tmp_path / "tiny.csv"
+    result = run("--in-planes", "4", "--out-planes", "8", "--kernel-att", "3", "5", "--head", "1", "3", "4",
+                 "--size", "6", "8x10", "--budget", "quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    # head 3 does not divide 8: skipped with a note; the other 2 × 2 × 2 run, with progress.
+    assert "note: 4 configurations skipped" in result.stderr  # 2 sizes × 2 windows with head 3
+    assert "head (3) must divide out_planes (8)" in result.stderr
+    assert "[8/8]" in result.stderr and f"wrote 8 row(s) to {out}" in result.stderr
+    df = sweep.read_results(out.read_bytes(), out.name)
+    assert len(df) == 8
+    assert set(df["head"]) == {1, 4} and set(df["kernel_att"]) == {3, 5}
+    assert set(zip(df["height"], df["width"], strict=True)) == {(6, 6), (8, 10)}
+    assert (df["device"] == "cpu").all() and (df["dtype"] == "float32").all()
+    assert (df["torch_version"] == torch.__version__).all()
+    assert (df["latency_ms_p25"] <= df["latency_ms"]).all() and (df["latency_ms"] <= df["latency_ms_p75"]).all()
+    assert (df["peak_bytes"] > 0).all()
+    for row in df.itertuples():
+        module = ACmixConfig(in_planes=row.in_planes, out_planes=row.out_planes, kernel_att=row.kernel_att,
+                             head=row.head, kernel_conv=row.kernel_conv).build()
+        assert row.params == sum(p.numel() for p in module.parameters())
+
+
+def test_counts_only_to_stdout_pairs_in_and_out_planes():
+    result = run("--in-planes", "8", "16", "--kernel-att", "3", "--size", "8", "--counts-only")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(",".join(sweep.REQUIRED_COLUMNS))
+    df = sweep.read_results(result.stdout.encode())
+    assert list(zip(df["in_planes"], df["out_planes"], strict=True)) == [(8, 8), (16, 16)]
+    assert df["latency_ms"].isna().all()
+    for row in df.itertuples():
+        module = ACmixConfig(in_planes=row.in_planes, out_planes=row.out_planes, kernel_att=3).build()
+        assert row.params == sum(p.numel() for p in module.parameters())
+
+
+def test_nothing_valid_is_an_error_without_traceback(tmp_path):
+    out = tmp_path / "none.csv"
+    result = run("--in-planes", "8", "--head", "3", "--kernel-conv", "5", "--counts-only", "--out", str(out))
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "error: no configuration in this sweep can run" in result.stderr
+    assert "Q2" in result.stderr and not out.exists()
+
+
+def run_here(capsys, *args: str) -> tuple[int, str, str]:
+    """The same entry point in this process (argument errors need no fresh interpreter)."""
+    from convmix.__main__ import main
+
+    try:
+        code = main(["sweep", *args])
+    except SystemExit as exit_:  # argparse exits on its own errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--head", "four"], "argument --head: 'four' is not a whole number"),
+        (["--kernel-att", "0"], "argument --kernel-att: 0 is outside 1 to 31"),
+        (["--size", "8x8x8"], "is not a size"),
+        (["--dtype", "float16", "--device", "cpu"], "float16 is not measured on cpu: use float32"),
+        (["--impl", "imaginary"], "argument --impl: invalid choice"),
+        (["--device", "tpu"], "use auto, cpu or cuda"),
+        (["--memory-limit", "lots"], "not a memory size: 'lots'"),
+    ],
+)
+def test_bad_arguments_are_reported_clearly(capsys, args, message):
+    code, _, err = run_here(capsys, *args, "--in-planes", "4", "--size", "6", "--out", "/nonexistent/x.csv")
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_reported(capsys):
+    code, _, err = run_here(capsys, "--device", "cuda", "--in-planes", "4", "--size", "6")
+    assert code == 2 and "torch sees no CUDA device" in err
+
+
+def test_unwritable_output_is_reported(capsys):
+    code, _, err = run_here(capsys, "--in-planes", "4", "--size", "6", "--counts-only", "--out", "/nonexistent/x.csv")
+    assert code == 2 and "error: cannot write /nonexistent/x.csv" in err
+
+
+def test_help_lists_the_registered_attention_implementations(capsys):
+    code, out, _ = run_here(capsys, "--help")
+    assert code == 0
+    for impl in ATTENTION_IMPLS:
+        assert impl in out
