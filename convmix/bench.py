@@ -27,10 +27,12 @@ conv_p, head reshapes, the permute copy and the final mix) is the rest of the to
 from __future__ import annotations
 
 import math
+import os
 import platform
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -43,6 +45,22 @@ from .config import DTYPE_BYTES, ACmixConfig
 from .memory import measure_peak_bytes
 
 MEASURE_LOCK = threading.Lock()
+LOCK_LOG_ENV = "CONVMIX_LOCK_LOG"
+
+
+@contextmanager
+def measuring():
+    """Hold MEASURE_LOCK. When $CONVMIX_LOCK_LOG names a file, append the held interval to it, so
+    that a load test can check afterwards that no two measurements overlapped."""
+    with MEASURE_LOCK:
+        start = time.time()
+        try:
+            yield
+        finally:
+            log = os.environ.get(LOCK_LOG_ENV)
+            if log:
+                with open(log, "a") as fh:
+                    fh.write(f"{start:.6f} {time.time():.6f} {os.getpid()} {threading.get_ident()}\n")
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -388,7 +406,7 @@ def _cached_peaks(device: torch.device, dtype: str) -> Peaks:
 
 def get_peaks(device: torch.device, dtype: str) -> Peaks:
     """This process's peaks for (device, dtype), measured once under the lock."""
-    with MEASURE_LOCK:
+    with measuring():
         return _cached_peaks(device, dtype)
 
 
@@ -451,7 +469,7 @@ def measure_config(
                         what="Measuring this configuration")
         if refusal is not None:
             raise MeasureError(refusal.message())
-    with MEASURE_LOCK:
+    with measuring():
         return _measure_unlocked(config, dev, tdtype, dtype, impl, budget)
 
 
