@@ -59,3 +59,29 @@ def test_first_request_to_a_page_url_runs_the_router(browser):
         assert "streamlit app" not in nav.lower()
         assert pg.locator("[data-testid='stException']").count() == 0
         context.close()
+
+
+@pytest.mark.parametrize("spec", PAGE_SPECS, ids=[s.title for s in PAGE_SPECS])
+def test_a_copied_url_reproduces_the_view(browser, page, app_url, spec):
+    """Change the configuration in the sidebar, copy the URL, open it in a fresh browser context:
+    the same configuration and the same numbers."""
+    page.goto(f"{app_url}/{url_path(spec)}")
+    wait_idle(page)
+    for name, value in (("out_planes", "32"), ("head", "8"), ("height", "24"), ("width", "20")):
+        box = page.locator(f"[data-testid='stSidebar'] input[aria-label='{name}']")
+        box.fill(value)
+        box.press("Enter")
+        wait_idle(page)
+    copied = page.url
+    assert "head=8" in copied and "out_planes=32" in copied
+    main_before = page.locator("[data-testid='stMain']").inner_text()
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = fresh.new_page()
+    other.goto(copied)
+    wait_idle(other)
+    for name, value in (("out_planes", "32"), ("head", "8"), ("height", "24"), ("width", "20")):
+        assert other.locator(f"[data-testid='stSidebar'] input[aria-label='{name}']").input_value() == value
+    assert other.locator("[data-testid='stMain']").inner_text() == main_before
+    assert other.locator("[data-testid='stException']").count() == 0
+    fresh.close()
