@@ -2,14 +2,18 @@
 
 import streamlit as st
 
+from convmix.bench import BUDGETS, MeasureError
+from convmix.budget import memory_budget
+from convmix.compare import compare_impls, logits_elements, unfolded_copy_elements
 from convmix.counting import module_param_counts, stage_costs
 from convmix.diagram import acmix_dot
 from convmix.format import human_bytes
 from convmix.runtime import device_description
 from convmix.ui.cache import get_module
-from convmix.ui.navigation import page_links
+from convmix.ui.navigation import ensure_router, page_links
 from convmix.ui.sidebar import current_config
 
+ensure_router()
 config = current_config()
 
 st.title("convmix")
@@ -72,6 +76,73 @@ else:
     st.caption("Parameters per submodule: " + ", ".join(f"`{k}` {v:,}" for k, v in params.items()))
     st.caption("FLOPs per stage: " + ", ".join(
         f"{name} {cost.flops:,} ({cost.flops / total:.0%})" for name, cost in stages.items()))
+
+st.subheader("Reference vs fast attention")
+st.markdown(
+    "ACmix can run its attention path two ways, switched by the module's `impl` attribute on the "
+    "same parameters. **reference** is the authors' formulation, the default everywhere else in "
+    "this app: it unfolds `kernel_att²` copies of k, v and the positional encoding. **fast** "
+    "walks the window offsets over views of the padded maps instead and stores only the logits; "
+    "the tests hold its output and its gradients to within 1e-5 relative error of the reference's."
+)
+if problems:
+    st.caption("Nothing to compare until the configuration runs (see above).")
+else:
+    copy = unfolded_copy_elements(config)
+    st.markdown(
+        f"**Where the reference's time goes** (Q9): `unfold_k` and `unfold_v` hold K = "
+        f"{config.kernel_att ** 2:,} shifted copies of k and of v, B·C·K·Ho·Wo = {copy:,} values "
+        f"each ({human_bytes(4 * copy)} in float32), and `unfold_rpe` holds K copies of the "
+        f"positional encoding; the logits are then computed elementwise over these copies, "
+        f"`q · (unfold_k + q_pe − unfold_rpe)`, and the weighted sum `att · unfold_v` is one more "
+        f"such tensor. Writing and re-reading these copies is where the time goes: the fast path "
+        f"does the same multiply-adds over views of one padded copy of k and of v, and stores only "
+        f"the {logits_elements(config):,} logits (head_dim = {config.head_dim:,} times fewer "
+        f"values than one unfolded copy)."
+    )
+    result_key = "_home_impl_comparison"
+    if st.button("Measure reference vs fast", key="home_compare_button", icon=":material/speed:",
+                 help="Times both forwards in alternation and measures their peak memory on this "
+                 "server; takes a few seconds."):
+        with st.spinner("Measuring both implementations (one measurement at a time on this server)…"):
+            try:
+                st.session_state[result_key] = compare_impls(
+                    config, budget=BUDGETS["standard"], memory_limit=memory_budget())
+            except MeasureError as err:
+                st.session_state[result_key] = None
+                st.warning(str(err), icon=":material/block:")
+    comparison = st.session_state.get(result_key)
+    if comparison is not None and comparison.config == config:
+        ref, fast = comparison.results["reference"], comparison.results["fast"]
+        cols = st.columns(4)
+        cols[0].metric("Reference latency", f"{ref.timing.median_ms:,.1f} ms",
+                       help=f"Median of {ref.timing.samples} timed samples, IQR "
+                       f"{ref.timing.p25_ms:,.1f}–{ref.timing.p75_ms:,.1f} ms.")
+        cols[1].metric("Fast latency", f"{fast.timing.median_ms:,.1f} ms",
+                       delta=(f"{comparison.latency_ratio:,.1f}× faster" if comparison.latency_ratio >= 1
+                              else f"{1 / comparison.latency_ratio:,.1f}× slower"), delta_color="off",
+                       help=f"Median of {fast.timing.samples} timed samples, IQR "
+                       f"{fast.timing.p25_ms:,.1f}–{fast.timing.p75_ms:,.1f} ms.")
+        cols[2].metric("Reference peak memory", human_bytes(ref.peak_bytes),
+                       help=f"Measured: {ref.peak_bytes:,} bytes allocated by one no-grad forward "
+                       f"beyond its input and weights (estimate from shapes: {ref.estimated_peak_bytes:,}).")
+        cols[3].metric("Fast peak memory", human_bytes(fast.peak_bytes),
+                       delta=f"{comparison.memory_ratio:,.1f}× less", delta_color="off",
+                       help=f"Measured: {fast.peak_bytes:,} bytes (estimate from shapes: "
+                       f"{fast.estimated_peak_bytes:,}).")
+        env = comparison.env
+        st.caption(
+            f"Measured live on {env.device_name} ({env.device}, {env.threads} threads, torch "
+            f"{env.torch_version}, {env.dtype}), both forwards alternated round by round. The two "
+            f"outputs differ by {comparison.max_relative_error:.1e} relative. Latency depends on "
+            f"this server's load; press the button again to remeasure."
+        )
+    else:
+        st.caption(
+            f"Estimated peak memory from shapes: reference {human_bytes(config.estimate_peak_bytes())}, "
+            f"fast {human_bytes(config.estimate_peak_bytes(impl='fast'))}. Press the button to "
+            f"measure both."
+        )
 
 st.subheader("Device")
 st.write(f"torch sees: **{device_description()}**")

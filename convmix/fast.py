@@ -1,0 +1,126 @@
+"""The attention path without the kernel_att² unfolded copies (Q9): `ATTENTION_IMPLS["fast"]`.
+
+The authors' formulation unfolds K = kernel_att² copies of k, v and the positional encoding and
+multiplies them elementwise. Every window position j = (dy, dx) only reads the padded maps at
+(y*stride + dy*dilation, x*stride + dx*dilation), which is a strided *view* of the padded map.
+This formulation walks the K offsets over such views:
+
+  logits[j] = sum_c q[c] * (k_pad - pe_pad)[c, window j]
+  att       = softmax over j
+  out       = sum_j att[j] * v_pad[:, window j]
+
+The reference's logits are q . (k + q_pe - pe) = q . (k - pe) + q . q_pe. Padding is linear, so
+k_pad - pe_pad is the padding of k - pe: one padded map holds the keys and the key side of the
+relative positional term. The query side, q . q_pe, is the same for all K window positions of a
+query, and a softmax over the positions ignores a constant added to all of them, so it is left
+out: in exact arithmetic the weights, the output and all gradients are unchanged (the constant's
+gradient through the softmax is zero); in floating point they differ by rounding. Only the
+B*h*K*Ho*Wo logits are stored, head_dim times fewer values than one unfolded copy.
+
+Two code paths compute the same thing: without autograd (inference) the offset loops write into
+preallocated buffers in place; with autograd they use plain out-of-place slices, which autograd
+differentiates (gradients of every parameter and of the input match the reference).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .acmix import ATTENTION_IMPLS, Geometry
+
+
+def _window_slices(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
+    """The K windows of a padded (N, d, Hp, Wp) map as slices, j = dy * kernel_att + dx."""
+    s, dil, ka = g.stride, g.dilation, g.kernel_att
+    rows, cols = s * (g.out_height - 1) + 1, s * (g.out_width - 1) + 1
+    return [
+        t[:, :, dy * dil : dy * dil + rows : s, dx * dil : dx * dil + cols : s]
+        for dy in range(ka)
+        for dx in range(ka)
+    ]
+
+
+def _window_views(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
+    """The same K windows as `_window_slices`, made by one as_strided view and two unbinds (cheaper
+    than 2K slicing calls; used where autograd is off, as as_strided's backward is costly)."""
+    s, dil, ka = g.stride, g.dilation, g.kernel_att
+    sn, sc, sh, sw = t.stride()
+    grid = t.as_strided(
+        (ka, ka, t.shape[0], t.shape[1], g.out_height, g.out_width),
+        (dil * sh, dil * sw, sn, sc, s * sh, s * sw),
+        t.storage_offset(),
+    )
+    return [w for row in grid.unbind(0) for w in row.unbind(0)]
+
+
+def fast_attention(
+    module,
+    q_att: torch.Tensor,
+    k_att: torch.Tensor,
+    v_att: torch.Tensor,
+    pe: torch.Tensor,
+    q_pe: torch.Tensor,
+    g: Geometry,
+) -> torch.Tensor:
+    """Same signature and result as `convmix.acmix.attention_unfold`: (B*h, d, Ho, Wo).
+
+    q_pe is not read: the query's positional term cancels in the softmax (module docstring).
+    """
+    tracked = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (q_att, k_att, v_att, pe, q_pe)
+    )
+    if tracked:
+        return _attention_autograd(module, q_att, k_att, v_att, pe, q_pe, g)
+    return _attention_inplace(module, q_att, k_att, v_att, pe, q_pe, g)
+
+
+def _attention_autograd(module, q_att, k_att, v_att, pe, q_pe, g):
+    kp = module.pad_att(k_att) - module.pad_att(pe)
+    logits = torch.stack([(q_att * w).sum(1) for w in _window_slices(kp, g)], 1)
+    att = torch.softmax(logits, 1)
+    out = None
+    for j, w in enumerate(_window_slices(module.pad_att(v_att), g)):
+        weight = att[:, j : j + 1]
+        out = weight * w if out is None else out.addcmul_(weight, w)
+    return out
+
+
+def _attention_inplace(module, q_att, k_att, v_att, pe, q_pe, g):
+    # Allocation order matters: fast_attention_peak_elements below counts what is alive when.
+    kk = g.kernel_att * g.kernel_att
+    kp = module.pad_att(k_att)
+    kp.sub_(module.pad_att(pe))  # phase 1: kp and the padded pe
+    # Window position first, (K, B*h, Ho, Wo): each offset writes and reads one contiguous block.
+    att = q_att.new_empty(kk, q_att.shape[0], g.out_height, g.out_width)
+    product = q_att.new_empty(q_att.shape)
+    windows = _window_views(kp, g)
+    for j in range(kk):  # phase 2: kp, att, product
+        torch.mul(q_att, windows[j], out=product)
+        torch.sum(product, 1, out=att[j])
+    del windows, kp, product
+    att = torch.softmax(att, 0).unsqueeze(2)  # phase 3: the logits and their softmax
+    windows = _window_views(module.pad_att(v_att), g)
+    out = torch.mul(att[0], windows[0])  # phase 4: v_pad, att, out
+    for j in range(1, kk):
+        out.addcmul_(att[j], windows[j])
+    return out
+
+
+def fast_attention_peak_elements(config) -> int:
+    """Elements the fast path holds at its peak, beyond Stage I's q, k, v, q_att and pe (no autograd).
+
+    Phases of `_attention_inplace`, with P the padded map's area, N_o = Ho*Wo and K = kernel_att²:
+    1. kp (B*C*P) and the padded pe (d*P);
+    2. kp, the logits (B*h*K*N_o) and the product buffer (B*C*N_o);
+    3. the logits and their softmax (2*B*h*K*N_o);
+    4. the padded v, the weights and the output: the same count as 2.
+    """
+    b, c, h, d = config.batch, config.out_planes, config.head, config.head_dim
+    pad = (config.dilation * (config.kernel_att - 1) + 1) // 2
+    padded = (config.height + 2 * pad) * (config.width + 2 * pad)
+    no = config.out_height * config.out_width
+    logits = b * h * config.kernel_att**2 * no
+    return max(b * c * padded + d * padded, b * c * padded + logits + b * c * no, 2 * logits)
+
+
+ATTENTION_IMPLS["fast"] = fast_attention
