@@ -31,7 +31,7 @@ page_links(config.to_query_params(only_changed=True))
 st.subheader("ACmix at a glance")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.graphviz_chart(acmix_dot(config), width="stretch")
+    st.graphviz_chart(acmix_dot(None if config.problems() else config), width="stretch")
 with right:
     st.markdown(
         "- **Stage I** (shared): three 1×1 convolutions `conv1`, `conv2`, `conv3` project the input "
