@@ -43,6 +43,11 @@ def memory_budget(secret: str | int | None = None) -> int:
     return DEFAULT_BUDGET
 
 
+def module_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
+    """The module's weights: what building it allocates."""
+    return DTYPE_BYTES[dtype] * sum(config.param_counts().values())
+
+
 def weights_and_input_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     elt = DTYPE_BYTES[dtype]
     params = sum(config.param_counts().values())

@@ -13,7 +13,7 @@ from convmix import bias as cb
 from convmix import charts_bias as charts
 from convmix.config import ACmixConfig
 from convmix.constraints import module_problems
-from convmix.ui.cache import get_module
+from convmix.ui.cache import module_within_budget
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
 
@@ -80,8 +80,8 @@ def padding_demo(key: str, size: int, padding: int, _x: torch.Tensor) -> cb.Padd
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def acmix_table(config: ACmixConfig):
-    return cb.acmix_bias_table(get_module(config))
+def acmix_table(config: ACmixConfig, _module):
+    return cb.acmix_bias_table(_module)
 
 
 def sci(v: float) -> str:
@@ -474,7 +474,12 @@ if module_problems(**config.module_kwargs()):
         "section shows the default `ACmix(64, 64)`."
     )
     config = ACmixConfig()
-subs, acmix_total = acmix_table(config)
+module = module_within_budget(config)
+if module is None:
+    config = ACmixConfig()
+    st.caption("This section shows the default `ACmix(64, 64)` instead.")
+    module = module_within_budget(config)
+subs, acmix_total = acmix_table(config, module)
 declared_total = acmix_total + sum(r.declared_bias_params - r.bias_params for r in subs)
 st.dataframe(
     pd.DataFrame(

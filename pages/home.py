@@ -9,7 +9,7 @@ from convmix.counting import module_param_counts, stage_costs
 from convmix.diagram import acmix_dot
 from convmix.format import human_bytes
 from convmix.runtime import device_description
-from convmix.ui.cache import get_module
+from convmix.ui.cache import module_within_budget
 from convmix.ui.navigation import ensure_router, page_links
 from convmix.ui.sidebar import current_config
 
@@ -58,8 +58,7 @@ if problems:
         fixed = config.with_(variant="fixed")
         if not fixed.problems():
             st.info("The **fixed** variant runs this configuration: switch *variant* in the sidebar.")
-else:
-    module = get_module(config)
+elif (module := module_within_budget(config)) is not None:
     params = module_param_counts(module)
     stages = stage_costs(config.step_costs())
     total = sum(c.flops for c in stages.values())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from convmix import budget
 from convmix.config import ACmixConfig
 from convmix.memory import measure_peak_bytes
 from convmix.trace import estimate_trace_bytes, trace_forward
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
 def _random_configs(n: int, seed: int):
@@ -85,3 +90,25 @@ def test_refusal_names_estimate_budget_and_a_nearby_fit(cfg):
     assert budget.trace_bytes(refusal.nearby) <= limit
     text = refusal.message()
     assert "1.0 GiB" in text and "nearby configuration" in text and refusal.change in text
+
+
+def test_pages_refuse_to_build_a_module_over_budget(app, monkeypatch):
+    """Weights alone over the budget: home and the bias page say so and build nothing."""
+    monkeypatch.setenv(budget.BUDGET_ENV, "128MiB")
+    big = dict(in_planes=2048, out_planes=2048, kernel_conv=15, variant="fixed", height=16, width=16)
+    assert budget.module_bytes(ACmixConfig(**big)) > 128 << 20
+    for page in (None, "pages/bias.py"):
+        at = app(page=page, query_params=big)
+        assert not at.exception
+        warnings = " ".join(w.value for w in at.warning)
+        assert "Building this module would need about" in warnings and "128.0 MiB" in warnings
+
+
+def test_secret_budget_is_adopted_when_no_environment_variable(monkeypatch):
+    monkeypatch.delenv(budget.BUDGET_ENV, raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.secrets["memory_budget"] = "64MiB"
+    at.run()
+    assert not at.exception
+    assert os.environ[budget.BUDGET_ENV] == str(64 << 20)
+    monkeypatch.delenv(budget.BUDGET_ENV, raising=False)  # the app set it; don't leak it
