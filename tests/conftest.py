@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ def _init_as_navigation_app(self, *args, **kwargs):
 
 
 PagesManager.__init__ = _init_as_navigation_app
+
+
+@pytest.fixture(autouse=True)
+def _keep_memory_budget_setting(monkeypatch):
+    # The app may set $CONVMIX_MEMORY_BUDGET from a secret; no test may leave it behind.
+    from convmix.budget import BUDGET_ENV
+
+    monkeypatch.setenv(BUDGET_ENV, os.environ.get(BUDGET_ENV, ""))
+    yield
 
 
 @pytest.fixture(autouse=True)
