@@ -153,7 +153,7 @@ with left:
         else:
             upload = file.getvalue()
     size = st.select_slider(
-        "Input size (H = W)", SIZES, value=224, key="bias_size",
+        "Input size (H = W)", SIZES, value=224, key="bias_size", bind="query-params",
         help="The image is resized to this square before the layer sees it.",
     )
     try:
@@ -186,11 +186,12 @@ pick = st.columns(3)
 channel = int(
     pick[0].number_input(
         "Output channel c (used in every section below)", 0, out_c - 1, 0, 1,
-        key="bias_channel", on_change=reset_bias_slider,
+        key="bias_channel", on_change=reset_bias_slider, bind="query-params",
     )
 )
-row = pick[1].slider("Output row i", 0, ho - 1, ho // 2, key="bias_row")
-col = pick[2].slider("Output column j", 0, wo - 1, wo // 2, key="bias_col")
+# Bound to the URL, so that a copied link opens the same output value.
+row = pick[1].slider("Output row i", 0, ho - 1, ho // 2, key="bias_row", bind="query-params")
+col = pick[2].slider("Output column j", 0, wo - 1, wo // 2, key="bias_col", bind="query-params")
 ov = cb.explain_output(layer, run, channel, row, col)
 
 with right:

@@ -180,3 +180,12 @@ def test_acmix_section_follows_the_sidebar_and_survives_an_invalid_config(page):
     assert not page.exception
     assert any("default `ACmix(64, 64)`" in w.value for w in page.warning)
     assert "**17,822**" in text(page)
+
+
+def test_url_opens_the_same_output_value(app):
+    at = app("pages/bias.py", query_params={"bias_size": 112, "bias_channel": 5, "bias_row": 3, "bias_col": 40})
+    assert not at.exception
+    assert at.select_slider(key="bias_size").value == 112
+    assert at.number_input(key="bias_channel").value == 5
+    assert (at.slider(key="bias_row").value, at.slider(key="bias_col").value) == (3, 40)
+    assert any("y[5, 3, 40]" in m.value for m in at.markdown)
