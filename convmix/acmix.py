@@ -101,8 +101,11 @@ def attention_unfold(
     return (att.unsqueeze(1) * out_att).sum(2)
 
 
-# name -> attention formulation; convmix.fast registers "fast".
+# name -> formulation of the attention path; convmix.fast registers "fast".
 ATTENTION_IMPLS: dict[str, Callable[..., torch.Tensor]] = {"reference": attention_unfold}
+# name -> another formulation of the conv path, (module, q, k, v) -> out_conv; the authors' conv
+# path is written inline in ACmix.forward and serves every impl not listed here.
+CONV_PATH_IMPLS: dict[str, Callable[..., torch.Tensor]] = {}
 
 
 class ACmix(nn.Module):
@@ -259,12 +262,17 @@ class ACmix(nn.Module):
         out_att = rec("out_att", out_att.reshape(b, self.out_planes, g.out_height, g.out_width))
 
         # Convolution path: fc mixes the 3*head q/k/v groups into kernel_conv^2 groups, then the
-        # grouped dep_conv (shift kernels at init) sums shifted copies. The concatenation stays
-        # unnamed, as in the authors' code, so that it is freed once fc has read it.
-        groups = [t.reshape(b, heads, d, h * w) for t in (q, k, v)]
-        f_all = rec("f_all", self.fc(rec("qkv_groups", torch.cat(groups, 1))))
-        f_conv = rec("f_conv", f_all.permute(0, 2, 1, 3).reshape(b, -1, h, w))
-        out_conv = rec("out_conv", self.dep_conv(f_conv))
+        # grouped dep_conv (shift kernels at init) sums shifted copies.
+        conv_path = CONV_PATH_IMPLS.get(self.impl)
+        if conv_path is None:
+            # The authors' code, inline so that its temporaries live exactly as long as theirs; the
+            # concatenation stays unnamed, so it is freed once fc has read it.
+            groups = [t.reshape(b, heads, d, h * w) for t in (q, k, v)]
+            f_all = rec("f_all", self.fc(rec("qkv_groups", torch.cat(groups, 1))))
+            f_conv = rec("f_conv", f_all.permute(0, 2, 1, 3).reshape(b, -1, h, w))
+            out_conv = rec("out_conv", self.dep_conv(f_conv))
+        else:
+            out_conv = rec("out_conv", conv_path(self, q, k, v))
 
         return rec("out", self.rate1 * out_att + self.rate2 * out_conv)
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .acmix import ATTENTION_IMPLS, ACmix, coordinate_grid, subsample
+from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix, coordinate_grid, subsample
 from .config import DTYPE_BYTES, ACmixConfig
 from .memory import measure_peak_bytes
 
@@ -298,7 +298,7 @@ def plain_conv(config: ACmixConfig) -> nn.Conv2d:
     )
 
 
-_CAPTURED = ("q_att", "q_strided", "k_att", "v_att", "pe", "q_pe", "qkv_groups", "f_conv")
+_CAPTURED = ("q", "k", "v", "q_att", "q_strided", "k_att", "v_att", "pe", "q_pe", "qkv_groups", "f_conv")
 
 
 def capture_inputs(module: ACmix, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -326,14 +326,16 @@ def timed_callables(module: ACmix, x: torch.Tensor, config: ACmixConfig, impl: s
     g = module.geometry(config.batch, config.height, config.width)
     attention = ATTENTION_IMPLS[impl]
     q_att, k_att, v_att, pe, q_pe = (seen[n] for n in ("q_att", "k_att", "v_att", "pe", "q_pe"))
-    qkv, f_conv = seen["qkv_groups"], seen["f_conv"]
+    q, k, v, qkv, f_conv = (seen[n] for n in ("q", "k", "v", "qkv_groups", "f_conv"))
+    fast_conv_path = CONV_PATH_IMPLS.get(impl)
     conv = plain_conv(config).to(device=x.device, dtype=x.dtype)
     local = LocalSelfAttention(module, impl)
     return {
         "acmix": lambda: module(x),
         "stage1": lambda: (module.conv1(x), module.conv2(x), module.conv3(x)),
         "attention_path": lambda: attention(module, q_att, k_att, v_att, pe, q_pe, g),
-        "conv_path": lambda: (module.fc(qkv), module.dep_conv(f_conv)),
+        "conv_path": (lambda: fast_conv_path(module, q, k, v)) if fast_conv_path
+        else (lambda: (module.fc(qkv), module.dep_conv(f_conv))),
         "conv2d": lambda: conv(x),
         "local_attention": lambda: local(x),
     }

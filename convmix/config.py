@@ -238,10 +238,17 @@ class ACmixConfig:
                 2 * unfold_kv + unfold_pe + logits + products + b * c * no,  # weighted sum of v
             )
         f_all = b * kc2 * d * n
-        # f_conv's reshape copies the permuted f_all, unless a swapped dimension is 1 (then a view).
-        f_conv = f_all if kc2 > 1 and d > 1 else 0
-        conv_fc = b * c * no + 3 * b * c * n + f_all
-        conv_mix = b * c * no + f_all + f_conv + 4 * b * c * no
+        conv_fc = b * c * no + 3 * b * c * n + f_all  # out_att, the q/k/v groups, fc's output
+        if impl == "fast":
+            # convmix.fast: f_conv is a channels-last copy of f_all (a view only when both kc² and
+            # head_dim are 1); both are freed when the conv path returns, before the final mix.
+            f_conv = f_all if kc2 > 1 or d > 1 else 0
+            conv_mix = max(2 * b * c * no + f_all + f_conv, 5 * b * c * no)
+        else:
+            # f_conv's reshape copies the permuted f_all, unless a swapped dimension is 1 (a view);
+            # the authors' forward holds both until it returns.
+            f_conv = f_all if kc2 > 1 and d > 1 else 0
+            conv_mix = b * c * no + f_all + f_conv + 4 * b * c * no
         return int(elt * (stage1 + max(attention, conv_fc, conv_mix)))
 
     def describe(self) -> str:

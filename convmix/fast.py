@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .acmix import ATTENTION_IMPLS, Geometry
+from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, Geometry
 
 
 def _window_slices(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
@@ -123,4 +123,30 @@ def fast_attention_peak_elements(config) -> int:
     return max(b * c * padded + d * padded, b * c * padded + logits + b * c * no, 2 * logits)
 
 
+def fast_conv_path(module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The conv path with the same weights and values, in layouts that CPU kernels run fast.
+
+    fc is a (kc², 3h) matrix applied to every (channel-in-head, position): one matmul instead of a
+    1×1 convolution over a 3h-channel "image" of size head_dim × H·W. f_conv is then built in
+    channels-last order, the layout in which the grouped dep_conv is several times faster on the
+    CPU; like the reference's reshape, that is one copy of f_all.
+    """
+    rec = module._rec
+    b, _, h, w = q.shape
+    heads, d, kc2 = module.head, module.head_dim, module.kernel_conv**2
+    weight = module.fc.weight.reshape(kc2, 3 * heads)
+    groups = [t.reshape(b, heads, d, h * w) for t in (q, k, v)]
+    # bmm with the weight broadcast by a stride-0 view: no copy of the q/k/v groups (matmul would
+    # make one); the concatenation stays unnamed so that it is freed once read, as in the reference.
+    mixed = torch.bmm(
+        weight.expand(b, -1, -1),
+        rec("qkv_groups", torch.cat(groups, 1)).reshape(b, 3 * heads, d * h * w),
+    )
+    f_all = rec("f_all", mixed.reshape(b, kc2, d, h * w))
+    # (B, kc², d, H·W) -> memory order (B, H, W, d, kc²): channel d_i * kc² + j, as the reference.
+    f_conv = f_all.permute(0, 3, 2, 1).contiguous().reshape(b, h, w, d * kc2).permute(0, 3, 1, 2)
+    return module.dep_conv(rec("f_conv", f_conv))
+
+
 ATTENTION_IMPLS["fast"] = fast_attention
+CONV_PATH_IMPLS["fast"] = fast_conv_path
