@@ -226,6 +226,28 @@ class ACmix(nn.Module):
             dilation=self.dilation if self.variant == "fixed" else 1,
         )
 
+    def attention_inputs(
+        self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Heads, scaling, positional encoding and query striding (ACMIX.md steps 2-4).
+
+        Returns q_att (B*h, d, Ho, Wo) scaled and strided, k_att and v_att (B*h, d, H, W), pe
+        (1, d, H, W) and q_pe (1, d, Ho, Wo): what an attention formulation receives.
+        """
+        rec = self._rec
+        b, _, h, w = x.shape
+        heads, d = self.head, self.head_dim
+        pe = rec("pe", self.conv_p(rec("grid", coordinate_grid(h, w, x))))
+        q_att = rec("q_att", q.reshape(b * heads, d, h, w) * float(d) ** -0.5)
+        k_att = rec("k_att", k.reshape(b * heads, d, h, w))
+        v_att = rec("v_att", v.reshape(b * heads, d, h, w))
+        if self.stride > 1:
+            q_att = rec("q_strided", subsample(q_att, self.stride))
+            q_pe = rec("q_pe", subsample(pe, self.stride))
+        else:
+            q_pe = rec("q_pe", pe)
+        return q_att, k_att, v_att, pe, q_pe
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_planes:
             raise ConfigError(
@@ -247,17 +269,9 @@ class ACmix(nn.Module):
         k = rec("k", self.conv2(x))
         v = rec("v", self.conv3(x))
 
-        # Attention path: heads, scaling, relative positional encoding, local windows.
-        scaling = float(d) ** -0.5
-        pe = rec("pe", self.conv_p(rec("grid", coordinate_grid(h, w, x))))
-        q_att = rec("q_att", q.reshape(b * heads, d, h, w) * scaling)
-        k_att = rec("k_att", k.reshape(b * heads, d, h, w))
-        v_att = rec("v_att", v.reshape(b * heads, d, h, w))
-        if self.stride > 1:
-            q_att = rec("q_strided", subsample(q_att, self.stride))
-            q_pe = rec("q_pe", subsample(pe, self.stride))
-        else:
-            q_pe = rec("q_pe", pe)
+        # Attention path: heads, scaling, relative positional encoding, local windows. The inputs
+        # stay bound here, as in the authors' forward, so they live until it returns.
+        q_att, k_att, v_att, pe, q_pe = self.attention_inputs(x, q, k, v)
         out_att = ATTENTION_IMPLS[self.impl](self, q_att, k_att, v_att, pe, q_pe, g)
         out_att = rec("out_att", out_att.reshape(b, self.out_planes, g.out_height, g.out_width))
 

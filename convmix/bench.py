@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix, coordinate_grid, subsample
+from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix
 from .config import DTYPE_BYTES, ACmixConfig
 from .memory import measure_peak_bytes
 
@@ -278,15 +278,8 @@ class LocalSelfAttention:
         core = self.core
         b, _, h, w = x.shape
         g = core.geometry(b, h, w)
-        heads, d = core.head, core.head_dim
         q, k, v = core.conv1(x), core.conv2(x), core.conv3(x)
-        pe = core.conv_p(coordinate_grid(h, w, x))
-        q_att = q.reshape(b * heads, d, h, w) * float(d) ** -0.5
-        k_att, v_att = k.reshape(b * heads, d, h, w), v.reshape(b * heads, d, h, w)
-        q_pe = pe
-        if core.stride > 1:
-            q_att, q_pe = subsample(q_att, core.stride), subsample(pe, core.stride)
-        out = ATTENTION_IMPLS[self.impl](core, q_att, k_att, v_att, pe, q_pe, g)
+        out = ATTENTION_IMPLS[self.impl](core, *core.attention_inputs(x, q, k, v), g)
         return out.reshape(b, core.out_planes, g.out_height, g.out_width)
 
 

@@ -13,7 +13,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-from .constraints import VARIANTS, Problem, input_problems, module_problems, output_size
+from .constraints import (
+    VARIANTS,
+    Problem,
+    attention_padding,
+    input_problems,
+    module_problems,
+    output_size,
+)
 
 # Bounds on what a visitor can ask for; the module itself has no limits.
 LIMITS: dict[str, tuple[int, int]] = {
@@ -92,6 +99,12 @@ class ACmixConfig:
     @property
     def out_width(self) -> int:
         return output_size(self.width, self.stride, self.variant)
+
+    @property
+    def padded_area(self) -> int:
+        """Area of a reflection-padded map (H + 2p) x (W + 2p), p the attention padding."""
+        pad = attention_padding(self.kernel_att, self.dilation)
+        return (self.height + 2 * pad) * (self.width + 2 * pad)
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -219,8 +232,7 @@ class ACmixConfig:
         kk = self.kernel_att**2
         d = self.head_dim
         kc2 = self.kernel_conv**2
-        pad = (self.dilation * (self.kernel_att - 1) + 1) // 2
-        padded = (self.height + 2 * pad) * (self.width + 2 * pad)
+        padded = self.padded_area
         stage1 = 4 * b * c * n + d * n  # q, k, v, q_att and pe
         if impl == "fast":
             from .fast import fast_attention_peak_elements

@@ -116,8 +116,7 @@ def fast_attention_peak_elements(config) -> int:
     4. the padded v, the weights and the output: the same count as 2.
     """
     b, c, h, d = config.batch, config.out_planes, config.head, config.head_dim
-    pad = (config.dilation * (config.kernel_att - 1) + 1) // 2
-    padded = (config.height + 2 * pad) * (config.width + 2 * pad)
+    padded = config.padded_area
     no = config.out_height * config.out_width
     logits = b * h * config.kernel_att**2 * no
     return max(b * c * padded + d * padded, b * c * padded + logits + b * c * no, 2 * logits)

@@ -150,8 +150,7 @@ def estimate_trace_bytes(config, dtype_bytes: int = 4) -> int:
     b, ch, d = c.batch, c.out_planes, c.head_dim
     n, no = c.height * c.width, c.out_height * c.out_width
     kk, kc2 = c.kernel_att**2, c.kernel_conv**2
-    pad = (c.dilation * (c.kernel_att - 1) + 1) // 2
-    padded = (c.height + 2 * pad) * (c.width + 2 * pad)
+    padded = c.padded_area
     elements = (
         3 * b * ch * n + 2 * n + d * n + b * ch * n  # q, k, v, grid, pe, q_att
         + 2 * b * ch * padded + d * padded  # k_pad, v_pad, pe_pad
