@@ -399,12 +399,6 @@ def _cached_peaks(device: torch.device, dtype: str) -> Peaks:
     return _PEAKS[key]
 
 
-def get_peaks(device: torch.device, dtype: str) -> Peaks:
-    """This process's peaks for (device, dtype), measured once under the lock."""
-    with measuring():
-        return _cached_peaks(device, dtype)
-
-
 def compulsory_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     """Bytes any implementation must move: read the input and every weight once, write the output once.
 
