@@ -6,6 +6,8 @@
     python -m convmix.i18n_tools check     # what the tests check: every message translated, not
                                            # fuzzy, same placeholders, .pot/.mo up to date, glossary
     python -m convmix.i18n_tools merge OTHER.po   # fill untranslated entries from another catalog
+    python -m convmix.i18n_tools font      # rebuild static/fonts/convmix-cjk.woff2 (needs fonttools,
+                                           # brotli and Debian's fonts-noto-cjk)
 
 These wrap Babel's own extract / update / compile steps (`pybabel extract -F babel.cfg`, `pybabel
 update`, `pybabel compile`) with the project's options kept in one place. Developer tooling only:
@@ -242,6 +244,62 @@ def _mo_problems(lang: str, catalog: Catalog) -> list[str]:
     return []
 
 
+# -- the CJK web font ------------------------------------------------------------------------------
+FONT = ROOT / "static" / "fonts" / "convmix-cjk.woff2"
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+NOTO_SC_INDEX = 2  # the collection's Simplified Chinese face
+PUNCTUATION = "，。、；：？！（）《》〈〉“”‘’—…·「」『』【】〔〕％＋－×÷＝～￥"
+
+
+def common_hanzi() -> str:
+    """GB 2312 level 1: the 3,755 most common simplified characters (what visitors' own text, such
+    as a Chinese file name, most likely uses)."""
+    chars = []
+    for high in range(0xB0, 0xD8):
+        for low in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes([high, low]).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return "".join(chars)
+
+
+def catalog_characters(lang: str = "zh") -> set[str]:
+    """Every non-ASCII character of the translations (what the font must cover)."""
+    chars: set[str] = set()
+    for message in _read(po_path(lang), lang):
+        for text in _strings(message):
+            chars.update(ch for ch in text or "" if ord(ch) > 0x7F)
+    return chars
+
+
+def build_font(source: Path = NOTO_CJK, out: Path = FONT) -> int:
+    """Subset Noto Sans CJK SC (SIL Open Font License 1.1) to the catalog's characters, the common
+    hanzi and CJK punctuation, as WOFF2; returns the file's size in bytes."""
+    from fontTools import subset
+    from fontTools.ttLib import TTCollection
+
+    font = TTCollection(str(source)).fonts[NOTO_SC_INDEX]
+    options = subset.Options()
+    options.flavor = "woff2"
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(sorted(catalog_characters() | set(common_hanzi()) | set(PUNCTUATION))))
+    subsetter.subset(font)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    font.flavor = "woff2"
+    font.save(str(out))
+    return out.stat().st_size
+
+
+def font_characters(path: Path = FONT) -> set[str]:
+    from fontTools.ttLib import TTFont
+
+    return {chr(code) for code in TTFont(str(path)).getBestCmap()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else ""
@@ -251,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "compile":
         for lang in translated_languages():
             compile_catalog(lang)
+        return 0
+    if command == "font":
+        print(f"wrote {FONT} ({build_font():,} bytes)")
         return 0
     if command == "merge" and len(args) == 2:
         print(f"filled {merge(Path(args[1]))} entries")

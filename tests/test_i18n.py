@@ -221,3 +221,25 @@ def test_the_language_is_per_session_state():
     assert english.sidebar.radio(key="lang").value == "en"
     assert chinese.sidebar.radio(key="lang").value == "zh"
     assert i18n.get_language() == "en"  # the test's own thread is untouched
+
+
+# -- the CJK web font --------------------------------------------------------------------------------
+def test_the_shipped_font_covers_every_chinese_character_of_the_catalog():
+    pytest.importorskip("fontTools")
+    pytest.importorskip("brotli")  # reading WOFF2
+    missing = i18n_tools.catalog_characters("zh") - i18n_tools.font_characters()
+    # ASCII-range look-alikes (…, ×, −, ², …) come from Source Sans; the font must cover the CJK ones.
+    cjk_missing = sorted(ch for ch in missing if 0x2E80 <= ord(ch) <= 0x9FFF or 0xFF00 <= ord(ch) <= 0xFFEF)
+    assert not cjk_missing, f"rebuild the font (python -m convmix.i18n_tools font): {''.join(cjk_missing)}"
+
+
+def test_the_font_is_served_only_for_cjk_text():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11; the app itself reads no TOML
+    config = tomllib.loads((i18n_tools.ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["enableStaticServing"] is True
+    (face,) = config["theme"]["fontFaces"]
+    assert face["url"] == "app/static/fonts/convmix-cjk.woff2" and i18n_tools.FONT.exists()
+    assert "U+4E00-9FFF" in face["unicodeRange"] and "U+0000" not in face["unicodeRange"]
+    for key in ("font", "headingFont"):
+        families = [f.strip().strip("'\"") for f in config["theme"][key].split(",")]
+        assert families.index("Source Sans") < families.index("convmix-cjk") < families.index("sans-serif")
