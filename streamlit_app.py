@@ -1,21 +1,26 @@
 """convmix: the router. `streamlit run streamlit_app.py`.
 
-st.navigation lists the pages of convmix.ui.navigation explicitly; the shared sidebar (the ACmix
-configuration, bound to the URL) is drawn here so that it keeps its state across pages.
+st.navigation lists the pages of convmix.ui.navigation explicitly; the language menu and the shared
+sidebar (the ACmix configuration), both bound to the URL, are drawn here so that they keep their
+state across pages. The language is chosen first, so that everything below translates.
 """
 
 import streamlit as st
 
+from convmix.i18n import _
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
+from convmix.ui.language import choose_language, language_menu
 from convmix.ui.navigation import build_pages, mark_router_ran
 from convmix.ui.sidebar import config_sidebar
 
-st.set_page_config(page_title="convmix: ACmix and Conv2d bias, explained", page_icon="🧩", layout="wide")
 configure_torch()
 adopt_secret_budget()
 mark_router_ran()
+choose_language()
+st.set_page_config(page_title=_("convmix: ACmix and Conv2d bias, explained"), page_icon="🧩", layout="wide")
 
 page = st.navigation(build_pages())
+language_menu()
 config_sidebar()
 page.run()
