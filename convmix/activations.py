@@ -166,24 +166,24 @@ def forward_bytes_until(depth: int, layer: str | None, batch: int, height: int, 
     `layer=None`: the whole forward.
 
     Weights and input; the stem's outputs; then, for every block before the layer, the block's
-    input, the downsample's, conv1's and bn1's outputs, ACmix's own peak (convmix.config's
-    estimate) and the outputs after it, all counted as alive at once (an upper bound: the forward
-    frees some earlier); for the layer's own block, what runs before its ACmix.
+    input, conv1's and bn1's outputs, ACmix's own peak (convmix.config's estimate) and the outputs
+    after it (bn2, conv3, bn3, the downsample's conv and BN), all counted as alive at once (an upper
+    bound: the forward frees some earlier); for the layer's own block, what runs before its ACmix.
     """
     b = batch
     h1, w1 = (height - 1) // 2 + 1, (width - 1) // 2 + 1
     peak = b * STEM_CHANNELS * h1 * w1 * 2  # conv1's and bn1's outputs (the max-pool's is smaller)
     for s in block_layout(depth, height, width):
         (h, w), (ho, wo) = s.in_size, s.out_size
-        x_in, identity = b * s.in_channels * h * w, b * s.out_channels * ho * wo
-        before_acmix = x_in + 2 * identity + 2 * b * s.width * h * w  # downsample, conv1, bn1
+        x_in, wide = b * s.in_channels * h * w, b * s.out_channels * ho * wo
+        before_acmix = x_in + 2 * b * s.width * h * w  # the block's input, conv1's and bn1's outputs
         if s.acmix_name == layer:
             return ELEMENT * (weights + b * 3 * height * width + max(peak, before_acmix))
         acmix_peak = ACmixConfig(
             in_planes=s.width, out_planes=s.width, kernel_att=7, head=4, kernel_conv=3, stride=s.stride,
             height=h, width=w, batch=b,
         ).estimate_peak_bytes() // ELEMENT
-        after = 2 * b * s.width * ho * wo + 3 * identity  # ACmix out, bn2, conv3, bn3, the sum
+        after = 2 * b * s.width * ho * wo + 4 * wide  # ACmix, bn2, conv3, bn3, downsample conv and BN
         peak = max(peak, before_acmix + acmix_peak + after)
     if layer is not None:
         raise ValueError(f"{layer!r} is not an ACmix layer of ResNet-{depth}.")

@@ -5,8 +5,9 @@ torchvision's bottleneck ResNet in which the 3x3 convolution `conv2` of every bo
 names, parameter shapes and buffers equal the authors' exactly, so `state_dict()` keys and shapes
 match theirs and their checkpoints load with `strict=True` (tests/data holds their key list).
 
-The layout is also available without building anything (`block_layout`, `acmix_layers`), for the
-paper-check counts (convmix.paper), checkpoint reading (convmix.checkpoint) and memory estimates.
+The layout is also available without building anything (`block_layout`: every bottleneck and the
+shapes its ACmix sees), for the paper-check counts (convmix.paper), checkpoint reading
+(convmix.checkpoint) and memory estimates (convmix.activations).
 """
 
 from __future__ import annotations
@@ -94,11 +95,6 @@ def block_layout(depth: int, height: int = 224, width: int | None = None) -> lis
     return out
 
 
-def acmix_layers(depth: int, height: int = 224, width: int | None = None) -> list[BlockSpec]:
-    """The bottlenecks again, named for what they hold: one ACmix each (`spec.acmix_name`)."""
-    return block_layout(depth, height, width)
-
-
 def network_problems(depth: int, height: int, width: int | None = None) -> list[Problem]:
     """Why an input of height x width cannot pass through the whole network (empty if it can).
 
@@ -155,11 +151,12 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        # torchvision's order: the shortcut is computed last and added in place
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 class ACmixResNet(nn.Module):

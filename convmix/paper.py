@@ -128,10 +128,6 @@ def network_entries(
         stage, p, c = f"layer{s.stage}", s.name, s.width
         (h, w), (ho, wo) = s.in_size, s.out_size
         n, no = b * h * w, b * ho * wo
-        if s.has_downsample:  # runs first in the block's forward
-            out.append(_conv(f"{p}.downsample.0", stage, "downsample conv", s.in_channels, s.out_channels, 1,
-                             no * s.out_channels))
-            out.append(_bn(f"{p}.downsample.1", stage, s.out_channels, no * s.out_channels))
         out.append(_conv(f"{p}.conv1", stage, "bottleneck 1×1 conv", s.in_channels, c, 1, n * c))
         out.append(_bn(f"{p}.bn1", stage, c, n * c))
         out.append(_relu(f"{p}.relu", stage, n * c))
@@ -140,6 +136,10 @@ def network_entries(
         out.append(_relu(f"{p}.relu", stage, no * c))
         out.append(_conv(f"{p}.conv3", stage, "bottleneck 1×1 conv", c, s.out_channels, 1, no * s.out_channels))
         out.append(_bn(f"{p}.bn3", stage, s.out_channels, no * s.out_channels))
+        if s.has_downsample:
+            out.append(_conv(f"{p}.downsample.0", stage, "downsample conv", s.in_channels, s.out_channels, 1,
+                             no * s.out_channels))
+            out.append(_bn(f"{p}.downsample.1", stage, s.out_channels, no * s.out_channels))
         out.append(Entry(f"{p}", stage, "residual add", 0, 0, no * s.out_channels))
         out.append(_relu(f"{p}.relu", stage, no * s.out_channels))
     last = layout[-1]
@@ -395,3 +395,26 @@ def findings() -> list[Finding]:
         {"share_range": (low, high), "at_or_below_half": below},
     ))
     return out
+
+
+def summary_rows() -> list[dict]:
+    """One row per depth: the code's counts beside the README table (for a table on a page)."""
+    rows = []
+    for depth in DEPTHS:
+        entries = network_entries(depth)
+        whole = totals(entries)
+        table_params, table_flops = README_TABLE[depth]
+        convlin = conv_linear_macs(depth)
+        rows.append({
+            "network": f"ACmix ResNet-{depth}",
+            "parameters (code)": whole.params,
+            "parameters (table, M)": table_params,
+            "below the table, %": 100 * (table_params * 1e6 - whole.params) / (table_params * 1e6),
+            "Σ C·kc⁴ (dep_conv weights)": dep_conv_weights(depth),
+            "conv + linear multiply-adds": convlin,
+            "+ attention dot products": convlin + attention_product_macs(depth),
+            "all multiply-adds": whole.macs,
+            "all FLOPs": whole.flops,
+            "FLOPs (table, G)": table_flops,
+        })
+    return rows

@@ -28,6 +28,10 @@ class NetCounter(OpCounter):
             out = func(*args, **kwargs)
             self.flops += 2 * out[0].numel()  # inference: x * scale + shift per element
             return out
+        if func is aten.add_.Tensor:  # the residual sum, in place
+            out = func(*args, **kwargs)
+            self.flops += out.numel()
+            return out
         if func in (aten.relu_.default, aten.relu.default):
             out = func(*args, **kwargs)
             self.flops += out.numel()

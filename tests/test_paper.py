@@ -157,3 +157,12 @@ def test_stage1_shares_at_real_shapes():
     assert 0.85 < last.share_macs < 0.9
     for s in shares:
         assert s.stage1_macs + s.attention_macs + s.conv_macs == s.total_macs
+
+
+def test_summary_rows():
+    rows = paper.summary_rows()
+    assert [r["network"] for r in rows] == ["ACmix ResNet-26", "ACmix ResNet-38", "ACmix ResNet-50"]
+    assert [r["parameters (code)"] for r in rows] == [10_487_816, 14_410_896, 18_333_976]
+    assert [r["parameters (table, M)"] for r in rows] == [10.6, 14.6, 18.6]
+    assert [r["FLOPs (table, G)"] for r in rows] == [2.3, 2.9, 3.6]
+    assert rows[2]["all multiply-adds"] == rows[2]["+ attention dot products"] == 3_502_300_672
