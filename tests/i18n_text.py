@@ -160,18 +160,19 @@ def _walk(node) -> Iterable:
         yield from _walk(child)
 
 
-def visible_texts(at) -> list[str]:
-    """Every text a visitor reads in the last run of `at` (main area and sidebar)."""
+def visible_texts(at, area: str = "all") -> list[str]:
+    """Every text a visitor reads in the last run of `at`: area "all", "main" or "sidebar"."""
+    root = {"all": at._tree, "main": at.main, "sidebar": at.sidebar}[area]
     texts: list[str] = []
-    for node in _walk(at._tree):
+    for node in _walk(root):
         texts.extend(t for t in _element_texts(node) if t and t.strip())
     return texts
 
 
-def english_left(at) -> list[tuple[str, str]]:
+def english_left(at, area: str = "all") -> list[tuple[str, str]]:
     """(English run, the text it stands in) for every visible text of `at` that still has English."""
     found = []
-    for text in visible_texts(at):
+    for text in visible_texts(at, area):
         for run in english_runs(text):
             found.append((run, text[:160]))
     return found
