@@ -49,7 +49,10 @@ ABLATIONS = {
 KERNEL_CONV = 3
 POOL = 2  # the pooled grid is POOL x POOL
 MOMENTUM = 0.9
-EVAL_CHUNK = 128  # held-out digits per evaluation forward (bounds its memory)
+# Held-out digits per evaluation forward: the training batch, within these bounds, so that an
+# evaluation needs little more memory than a training step and a tiny batch does not mean hundreds
+# of forwards.
+EVAL_CHUNK_RANGE = (16, 128)
 
 # Bounds on what a visitor can ask for (the memory budget and the time cap bound them further).
 LIMITS: dict[str, tuple[int, int]] = {
@@ -136,6 +139,11 @@ class TrainConfig:
 
     def steps_per_epoch(self, train_size: int) -> int:
         return -(-train_size // self.batch)
+
+    @property
+    def eval_chunk(self) -> int:
+        lo, hi = EVAL_CHUNK_RANGE
+        return min(hi, max(lo, self.batch))
 
 
 # -- the network --------------------------------------------------------------------------------
@@ -477,8 +485,9 @@ class Trainer:
         self.net.eval()
         loss, correct = 0.0, 0
         with torch.no_grad():
-            for start in range(0, len(indices), EVAL_CHUNK):
-                idx = indices[start : start + EVAL_CHUNK]
+            chunk = self.config.eval_chunk
+            for start in range(0, len(indices), chunk):
+                idx = indices[start : start + chunk]
                 logits = self.net(self.data.images[idx])
                 loss += float(F.cross_entropy(logits, self.data.labels[idx], reduction="sum"))
                 correct += int((logits.argmax(1) == self.data.labels[idx]).sum())

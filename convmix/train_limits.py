@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .config import DTYPE_BYTES, ACmixConfig
 from .digits import CLASSES, ROWS, SIZE, default_split
 from .format import human_bytes
-from .train import EVAL_CHUNK, KERNEL_CONV, POOL, MomentumSGD, TrainConfig, build_network, parameter_count
+from .train import KERNEL_CONV, POOL, MomentumSGD, TrainConfig, build_network, parameter_count
 
 # At most this many training runs compute at once per process. A run keeps one CPU core busy (more
 # with more torch threads), and a hosted demo has about two: two runs at once keep the pages
@@ -69,8 +69,9 @@ def step_bytes(config: TrainConfig, batch: int | None = None) -> int:
             + FLOAT * parameter_count(config))
 
 
-def eval_bytes(config: TrainConfig, batch: int = EVAL_CHUNK) -> int:
-    """Peak bytes of one no-grad forward of `batch` digits (an evaluation chunk)."""
+def eval_bytes(config: TrainConfig, batch: int | None = None) -> int:
+    """Peak bytes of one no-grad forward of `batch` digits (default: an evaluation chunk)."""
+    batch = batch or min(config.eval_chunk, len(default_split().held_out))
     acmix = 0 if config.ablation == "plain_conv" else _acmix_config(config, batch).estimate_peak_bytes()
     return acmix + FLOAT * _other_activations(config, batch)
 
@@ -78,10 +79,9 @@ def eval_bytes(config: TrainConfig, batch: int = EVAL_CHUNK) -> int:
 def estimate_run_bytes(config: TrainConfig) -> int:
     """Memory a run holds at its peak: weights, gradients and momentum, the digits, and the larger of
     a training step and an evaluation chunk (an attention snapshot traces one digit: far less)."""
-    held_out = len(default_split().held_out)
     data = ROWS * (SIZE * SIZE * FLOAT + 8)
     return (3 * FLOAT * parameter_count(config) + data
-            + max(step_bytes(config), eval_bytes(config, min(EVAL_CHUNK, held_out))))
+            + max(step_bytes(config), eval_bytes(config)))
 
 
 # -- time -----------------------------------------------------------------------------------------
