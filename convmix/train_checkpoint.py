@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,9 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
                               f"{MAX_CHECKPOINT_BYTES:,}.")
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file is the same answer
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"not a PyTorch checkpoint that loads with weights_only=True ({first[:200]}).") from None
+    except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file gets the same answer
+        raise CheckpointError(f"not a checkpoint: it does not load with torch.load(..., weights_only=True) "
+                              f"({_reason(err)}).") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise CheckpointError(f"not a convmix digits checkpoint: expected format {FORMAT!r}, found {found!r}.")
@@ -101,8 +102,8 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"the weights do not fit the network of its configuration: "
-                              f"{str(err).splitlines()[0][:300]}") from None
+        detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
+        raise CheckpointError(f"the weights do not fit the network of its configuration: {detail[:300]}") from None
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise CheckpointError("the checkpoint's weights contain NaN or infinite values.")
     net.eval()
@@ -111,6 +112,17 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
         held_out_accuracy=_number(raw, "held_out_accuracy", float),
         held_out_loss=_number(raw, "held_out_loss", float), torch_version=str(raw.get("torch_version", "")),
     )
+
+
+def _reason(err: Exception) -> str:
+    """A short, plain reason from torch.load's error (which may span lines and hold escape codes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    first = text.strip().splitlines()[0].strip().split(". ")[0] if text.strip() else ""
+    name = type(err).__name__
+    return f"{name}: {first[:160]}" if first else name
 
 
 def _number(raw: dict, key: str, kind: type):
