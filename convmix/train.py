@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -36,6 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .acmix import ACmix
+from .config import _parse_int, _show
 from .constraints import VARIANTS, ConfigError, Problem, input_problems, module_problems
 from .digits import CLASSES, SIZE, Digits, Split, default_split, load_digits
 from .trace import trace_forward
@@ -136,6 +138,57 @@ class TrainConfig:
             got = sorted(values) if isinstance(values, dict) else type(values).__name__
             raise ConfigError([Problem("config_keys", f"a training configuration has the keys {sorted(names)}, not {got}.")])
         return cls(**values).validate()
+
+    def to_query_params(self, only_changed: bool = False, prefix: str = "") -> dict[str, str]:
+        """URL parameters that `from_query_params` reads back to this configuration."""
+        default = TrainConfig()
+        return {prefix + k: (str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v))
+                for k, v in asdict(self).items() if not only_changed or getattr(default, k) != v}
+
+    @classmethod
+    def from_query_params(cls, params: Mapping[str, object], prefix: str = "") -> tuple[TrainConfig, list[str]]:
+        """Parse URL parameters named `prefix + field` safely: unknown keys are ignored, malformed or
+        out-of-range values fall back to the default, each with a message. The result may still
+        break a constraint between fields (head must divide width...): ask `problems()`."""
+        values: dict[str, object] = {}
+        notes: list[str] = []
+        default = cls()
+        choices = {"ablation": tuple(ABLATIONS), "variant": VARIANTS, "stem_bn": ("true", "false")}
+        for f in fields(cls):
+            key = prefix + f.name
+            if key not in params:
+                continue
+            raw = params[key]
+            if isinstance(raw, (list, tuple)):
+                raw = raw[-1] if raw else ""
+            text = str(raw).strip()[:40]
+            fallback = getattr(default, f.name)
+            if f.name in choices:
+                if text.lower() in choices[f.name]:
+                    values[f.name] = text.lower() == "true" if f.name == "stem_bn" else text.lower()
+                else:
+                    notes.append(f"URL parameter {key}={_show(text)} is not one of {', '.join(choices[f.name])}; "
+                                 f"using {str(fallback).lower() if f.name == 'stem_bn' else fallback}.")
+                continue
+            if f.name == "lr":
+                lo, hi = LR_LIMITS
+                try:
+                    number: float | int | None = float(text) if len(text) <= 20 else None
+                except ValueError:
+                    number = None
+                kind = "a number"
+            else:
+                lo, hi = LIMITS[f.name]
+                number = _parse_int(text)
+                kind = "a whole number"
+            if number is None:
+                notes.append(f"URL parameter {key}={_show(text)} is not {kind}; using {fallback}.")
+            elif not lo <= number <= hi:  # also refuses nan
+                span = f"{lo:g} to {hi:g}" if f.name == "lr" else f"{lo} to {hi:,}"
+                notes.append(f"URL parameter {key}={_show(text)} is outside {span}; using {fallback}.")
+            else:
+                values[f.name] = number
+        return cls(**values), notes
 
     def steps_per_epoch(self, train_size: int) -> int:
         return -(-train_size // self.batch)

@@ -145,6 +145,31 @@ def test_bad_configurations_say_what_failed_and_what_works(changes, constraint, 
         config.validate()
 
 
+def test_url_parameters_round_trip_and_hostile_values_fall_back_with_a_note():
+    config = TrainConfig(width=32, kernel_att=5, lr=0.0123, stem_bn=True, ablation="conv_only", variant="fixed")
+    for prefix in ("", "train_"):
+        params = config.to_query_params(prefix=prefix)
+        assert TrainConfig.from_query_params(params, prefix=prefix) == (config, [])
+    assert config.to_query_params(only_changed=True) == {
+        "width": "32", "kernel_att": "5", "lr": "0.0123", "stem_bn": "true", "ablation": "conv_only",
+        "variant": "fixed"}
+    hostile = {"width": "<script>", "head": "2.5", "lr": "nan", "kernel_att": "99", "stem_bn": "yes",
+               "ablation": "all", "epochs": ["3", "7"], "in_planes": "5"}
+    parsed, notes = TrainConfig.from_query_params(hostile)
+    assert parsed == TrainConfig(epochs=7)
+    assert notes == [
+        "URL parameter width='?script?' is not a whole number; using 16.",
+        "URL parameter kernel_att='99' is outside 1 to 15; using 7.",
+        "URL parameter head='2.5' is not a whole number; using 4.",
+        "URL parameter lr='nan' is outside 0.0001 to 1; using 0.05.",
+        "URL parameter stem_bn='yes' is not one of true, false; using false.",
+        "URL parameter ablation='all' is not one of learned, attention_only, conv_only, plain_conv; using learned.",
+    ]
+    # A URL can still combine valid values into a configuration that cannot run: problems() says so.
+    clash, notes = TrainConfig.from_query_params({"width": "10", "head": "4"})
+    assert notes == [] and "head_divides_out_planes" in [p.constraint for p in clash.problems()]
+
+
 def test_odd_output_sizes_need_the_fixed_variant():
     assert TrainConfig(stride=3, variant="fixed").problems() == []
     net = build_network(TrainConfig(stride=3, variant="fixed", width=8, head=2))
