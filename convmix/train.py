@@ -279,7 +279,7 @@ def active_parameter_count(config: TrainConfig) -> int:
 _RANDOM_DRAWS = frozenset({
     "uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
     "trunc_normal_", "orthogonal_", "sparse_", "random_", "bernoulli_", "exponential_", "cauchy_",
-    "log_normal_", "geometric_", "rand", "randn", "randint", "randperm", "rand_like", "randn_like",
+    "log_normal_", "geometric_", "rand", "randn", "randint", "randperm",
 })
 
 
@@ -521,7 +521,7 @@ class Trainer:
         loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
             self.stop_reason = (
-                f"the training loss became {float(loss)} at step {self.step_count + 1:,}; the learning "
+                f"the training loss became {loss.item()} at step {self.step_count + 1:,}; the learning "
                 f"rate {self.config.lr:g} is too high for this network: try {self.config.lr / 3:.3g}")
             return False
         self.optimizer.zero_grad()

@@ -46,6 +46,16 @@ from convmix.train import (
 )
 from convmix.train_frames import attention_frame, bias_frame, curves_frame, rates_frame
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks run fastest on one thread, and a busy machine does not stall them in OpenMP
+    barriers; the thread count is restored for the tests that follow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 TINY = TrainConfig(width=8, kernel_att=3, head=2, stride=2, batch=16, epochs=2, lr=0.05)
 
 
@@ -409,6 +419,7 @@ def test_attention_snapshots_are_the_layers_own_attention_on_the_real_input():
     assert snap.attention["mixer"].shape == (2, 9, 4, 4)
     torch.testing.assert_close(snap.attention["mixer"].sum(1), torch.ones(2, 4, 4))
     assert snap.prediction == int(logits.argmax())
+    assert snap.confidence == pytest.approx(float(torch.softmax(logits[0], 0)[trainer.probe_label]))
 
 
 def test_the_time_cap_stops_a_run_and_logs_where_it_stopped():
