@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .acmix import ACmix
+from .config import ACmixConfig
 from .constraints import ConfigError
 from .digits import Digits, Split, default_split, load_digits
 from .train import DigitsNet, TrainConfig, Trainer, build_network, layer_inputs
@@ -143,6 +144,16 @@ class LayerInput:
     label: int
     prediction: int
     dataset_index: int  # row of the digits file
+
+    @property
+    def acmix_config(self) -> ACmixConfig:
+        """The layer and its input in the walkthrough's terms (its weights are the trained ones,
+        not the ones `build()` would draw)."""
+        m = self.layer
+        _, _, height, width = self.activation.shape
+        return ACmixConfig(in_planes=m.in_planes, out_planes=m.out_planes, kernel_att=m.kernel_att, head=m.head,
+                           kernel_conv=m.kernel_conv, stride=m.stride, dilation=m.dilation, height=height,
+                           width=width, batch=1, variant=m.variant)
 
 
 def acmix_input(net: DigitsNet, held_out_position: int = 0, layer: str | None = None,

@@ -144,6 +144,10 @@ def test_the_trained_layer_comes_with_the_activation_that_reaches_it(trained):
         logits = net.classifier(F.adaptive_avg_pool2d(torch.relu(got.layer(got.activation)), 2).flatten(1))
         torch.testing.assert_close(logits, net(got.pixels), rtol=0, atol=1e-6)
     assert got.prediction == int(logits.argmax())
+    config = got.acmix_config
+    assert config.input_shape == tuple(got.activation.shape) and config.problems() == []
+    shapes = {k: v.shape for k, v in config.build().state_dict().items()}
+    assert shapes == {k: v.shape for k, v in got.layer.state_dict().items()}
 
 
 def test_acmix_input_refuses_what_it_cannot_give(trained):
