@@ -78,7 +78,7 @@ class TrainConfig:
     head: int = 4
     stride: int = 2
     lr: float = 0.05
-    epochs: int = 10
+    epochs: int = 8
     batch: int = 32
     seed: int = 0
     stem_bn: bool = False

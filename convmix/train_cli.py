@@ -1,6 +1,6 @@
 """`python -m convmix train`: train the digits network, print its progress, write a checkpoint.
 
-Example: python -m convmix train --seed 0 --epochs 10 --out model.pt
+Example: python -m convmix train --seed 0 --epochs 8 --out model.pt
 
 Prints one line per epoch (training loss, held-out loss and accuracy, the rates of the ACmix
 layer) and, last, `held-out accuracy: 0.NNNN`. Exit status 0 when the run finished, 2 for a

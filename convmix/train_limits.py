@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DTYPE_BYTES, ACmixConfig
-from .digits import CLASSES, ROWS, SIZE, default_split
+from .digits import CLASSES, ROWS, SIZE, default_split, load_digits
 from .format import human_bytes
 from .train import KERNEL_CONV, POOL, MomentumSGD, TrainConfig, build_network, parameter_count
 
@@ -33,7 +33,7 @@ from .train import KERNEL_CONV, POOL, MomentumSGD, TrainConfig, build_network, p
 # responsive, a third would only slow all of them down. Set $CONVMIX_TRAINING_RUNS on larger hosts.
 MAX_CONCURRENT_RUNS = 2
 RUNS_ENV = "CONVMIX_TRAINING_RUNS"
-TIME_LIMIT_S = 60.0  # compute time a run may take (the default run needs about a sixth of it)
+TIME_LIMIT_S = 60.0  # compute time a run may take (the default run needs under 10 s on a quiet core)
 TIMING_BATCH = 32  # largest batch timed for an estimate; larger batches cost at most as much per digit
 FLOAT = DTYPE_BYTES["float32"]
 # A training step's peak (forward activations kept for backward, then their gradients) over the
@@ -97,14 +97,13 @@ class StepTiming:
 
 
 def measure_timing(config: TrainConfig, repeats: int = 3) -> StepTiming:
-    """Time a throwaway copy of the network on random digits (its own generator; nothing global):
-    one warm-up, then the median of `repeats` training steps and of `repeats` forwards."""
+    """Time a throwaway copy of the network on the first training digits: one warm-up, then the
+    median of `repeats` training steps and of `repeats` no-grad forwards."""
     batch = min(config.batch, TIMING_BATCH)
-    net = build_network(config, pixel_mean=4.9, pixel_std=6.0)
+    data, split = load_digits(), default_split()
+    pixels, labels = data.images[split.train[:batch]], data.labels[split.train[:batch]]
+    net = build_network(config, float(pixels.mean()), float(pixels.std()))
     optimizer = MomentumSGD([p for p in net.parameters() if p.requires_grad], 0.9)
-    gen = torch.Generator().manual_seed(config.seed)
-    pixels = torch.randint(0, 17, (batch, 1, SIZE, SIZE), generator=gen).float()
-    labels = torch.randint(0, CLASSES, (batch,), generator=gen)
 
     def train_step() -> None:
         loss = F.cross_entropy(net(pixels), labels)
