@@ -43,7 +43,7 @@ from .digits import CLASSES, SIZE, Digits, Split, default_split, load_digits
 from .trace import trace_forward
 
 ABLATIONS = {
-    "learned": "rate1 and rate2 both learned (ACmix as published)",
+    "learned": "rate1 and rate2 both learned, as published",
     "attention_only": "rate2 fixed at 0: the attention path only",
     "conv_only": "rate1 fixed at 0: the convolution path only",
     "plain_conv": "a plain 3x3 convolution in ACmix's place, about the same parameter count",
