@@ -1,26 +1,21 @@
-"""Train a small ACmix network on scikit-learn's 8x8 digits, step by step, seeded, without Streamlit.
+"""Train the digits network step by step, seeded, without Streamlit.
 
-The network (`DigitsNet`): a stem `Conv2d(1, width, 3, padding=1, bias=True)`, optionally
-BatchNorm after it, ReLU, one `convmix.acmix.ACmix(width, width, kernel_att, head, stride=stride)`,
-ReLU, average pooling to a 2x2 grid, and a linear classifier over the 4·width pooled values. Raw
-pixels (0-16) go in: the network standardises them with the training split's mean and standard
-deviation, held as buffers, so a checkpoint is self-contained.
+`Trainer(config)` holds the network, the optimizer (SGD with momentum 0.9, the learning rate on a
+cosine from `lr` to 0), the order of the training digits and its generator. `step(n)` advances n
+minibatches and returns, so a page can start, pause (stop calling), resume (call again) and reset
+(a new Trainer) a run, with `progress` for a bar. `history` logs the training and held-out loss and
+accuracy, rate1 and rate2 of every ACmix layer, the stem's biases and their gradient, and with
+BatchNorm after the stem its bias and weight; `snapshots` keep the attention of one held-out digit
+at a few steps, read from the ACmix layer's own traced forward.
 
-Ablations (the paper's comparison, same data, seeds and schedule): "learned" (rate1 and rate2
-both learned), "attention_only" (rate2 fixed at 0), "conv_only" (rate1 fixed at 0), and
-"plain_conv" (a 3x3 convolution in ACmix's place, its output channels chosen so that the whole
-network has about as many parameters as the "learned" one). A fixed rate is a parameter with
-requires_grad off, left out of the optimizer: it stays exactly 0.
+Determinism: the weights come from a generator seeded with `seed` (convmix.train_net), the order
+of the training digits from another seeded with `seed + 1`; the global RNG is never used. Every
+operation has a deterministic CPU kernel. The same configuration gives the same history to the
+last logged value whether it runs in one call or in many (with the same torch thread count).
 
-`variant`: the digits are 8x8, so with kernel_conv 3 and a stride of 1, 2, 4 or 8 the authors'
-module ("official", the default, what the walkthrough shows) and the repaired one compute the same
-values; other strides need "fixed" (the official one cannot run odd output sizes, Q3).
-
-Determinism: weights are drawn from a private generator seeded with `seed`, the order of the
-training digits from another seeded with `seed + 1`; the global RNG is neither used nor disturbed,
-so several runs can train at once in one process. Every operation used has a deterministic CPU
-kernel. `Trainer.step(n)` advances n minibatches; the same configuration gives the same history to
-the last logged value whether it runs in one call or in many (with the same torch thread count).
+The configuration, the network and its helpers live in convmix.train_config and
+convmix.train_net; their public names are re-exported here, so `from convmix.train import ...`
+reaches everything a page needs.
 """
 
 from __future__ import annotations
@@ -28,344 +23,39 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from .acmix import ACmix
-from .config import _parse_int, _show
-from .constraints import VARIANTS, ConfigError, Problem, input_problems, module_problems
-from .digits import CLASSES, SIZE, Digits, Split, default_split, load_digits
-from .trace import trace_forward
+from .digits import Digits, Split, default_split, load_digits
+from .train_config import (
+    ABLATIONS,
+    EVAL_CHUNK_RANGE,
+    KERNEL_CONV,
+    LIMITS,
+    LR_LIMITS,
+    TrainConfig,
+)
+from .train_net import (
+    POOL,
+    AttentionSnapshot,
+    DigitsNet,
+    active_parameter_count,
+    attention_snapshot,
+    build_network,
+    layer_inputs,
+    parameter_count,
+    plain_conv_channels,
+)
 
-ABLATIONS = {
-    "learned": "rate1 and rate2 both learned, as published",
-    "attention_only": "rate2 fixed at 0: the attention path only",
-    "conv_only": "rate1 fixed at 0: the convolution path only",
-    "plain_conv": "a plain 3x3 convolution in ACmix's place, about the same parameter count",
-}
-KERNEL_CONV = 3
-POOL = 2  # the pooled grid is POOL x POOL
+__all__ = [
+    "ABLATIONS", "EVAL_CHUNK_RANGE", "KERNEL_CONV", "LIMITS", "LR_LIMITS", "MOMENTUM", "POOL", "TIMING_KEYS",
+    "AttentionSnapshot", "DigitsNet", "MomentumSGD", "TrainConfig", "Trainer", "ablation_configs",
+    "active_parameter_count", "attention_snapshot", "build_network", "layer_inputs", "lr_at",
+    "parameter_count", "plain_conv_channels", "summary",
+]
+
 MOMENTUM = 0.9
-# Held-out digits per evaluation forward: the training batch, within these bounds, so that an
-# evaluation needs little more memory than a training step and a tiny batch does not mean hundreds
-# of forwards.
-EVAL_CHUNK_RANGE = (16, 128)
-
-# Bounds on what a visitor can ask for (the memory budget and the time cap bound them further).
-LIMITS: dict[str, tuple[int, int]] = {
-    "width": (1, 64),
-    "kernel_att": (1, 15),  # an 8x8 input admits reflection padding up to 7
-    "head": (1, 64),
-    "stride": (1, 8),
-    "epochs": (1, 50),
-    "batch": (1, 256),
-    "seed": (0, 2**31 - 2),
-}
-LR_LIMITS = (1e-4, 1.0)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a run; plain types only (it is stored in checkpoints)."""
-
-    width: int = 16
-    kernel_att: int = 7
-    head: int = 4
-    stride: int = 2
-    lr: float = 0.05
-    epochs: int = 8
-    batch: int = 32
-    seed: int = 0
-    stem_bn: bool = False
-    ablation: str = "learned"
-    variant: str = "official"
-
-    def problems(self) -> list[Problem]:
-        """Every violated constraint as a sentence that says what would work."""
-        out = []
-        for name, (lo, hi) in LIMITS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                out.append(Problem(name, f"{name} must be an integer from {lo} to {hi:,}, not {value!r}."))
-        lo, hi = LR_LIMITS
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not lo <= self.lr <= hi:
-            out.append(Problem("lr", f"lr must be a number from {lo:g} to {hi:g}, not {self.lr!r}."))
-        if not isinstance(self.stem_bn, bool):
-            out.append(Problem("stem_bn", f"stem_bn must be True or False, not {self.stem_bn!r}."))
-        if self.ablation not in ABLATIONS:
-            out.append(Problem("ablation", f"ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}."))
-        if self.variant not in VARIANTS:
-            out.append(Problem("variant", f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}."))
-        if out:
-            return out
-        out += module_problems(
-            self.width, self.width, self.kernel_att, self.head, KERNEL_CONV, self.stride, 1, self.variant
-        )
-        if self.variant == "official" and SIZE % self.stride:
-            fits = ", ".join(str(s) for s in range(1, LIMITS["stride"][1] + 1) if SIZE % s == 0)
-            out.append(Problem(
-                "official_size_divisible_by_stride",
-                f"The digits are {SIZE}x{SIZE}, which stride {self.stride} does not divide; the authors' "
-                f"module expects h_out = H // stride but its unfold gives ceil(H / stride) (Q3).",
-                fix=f"Use stride {fits}, or the fixed variant.",
-            ))
-        else:
-            out += input_problems(SIZE, SIZE, self.kernel_att, self.stride, 1, self.variant)
-        return out
-
-    def validate(self) -> TrainConfig:
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    def with_(self, **changes) -> TrainConfig:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """From plain values (a checkpoint): unknown or missing keys are an error, not a default."""
-        names = {f.name for f in fields(cls)}
-        if not isinstance(values, dict) or set(values) != names:
-            got = sorted(values) if isinstance(values, dict) else type(values).__name__
-            raise ConfigError([Problem("config_keys", f"a training configuration has the keys {sorted(names)}, not {got}.")])
-        return cls(**values).validate()
-
-    def to_query_params(self, only_changed: bool = False, prefix: str = "") -> dict[str, str]:
-        """URL parameters that `from_query_params` reads back to this configuration."""
-        default = TrainConfig()
-        return {prefix + k: (str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v))
-                for k, v in asdict(self).items() if not only_changed or getattr(default, k) != v}
-
-    @classmethod
-    def from_query_params(cls, params: Mapping[str, object], prefix: str = "") -> tuple[TrainConfig, list[str]]:
-        """Parse URL parameters named `prefix + field` safely: unknown keys are ignored, malformed or
-        out-of-range values fall back to the default, each with a message. The result may still
-        break a constraint between fields (head must divide width...): ask `problems()`."""
-        values: dict[str, object] = {}
-        notes: list[str] = []
-        default = cls()
-        choices = {"ablation": tuple(ABLATIONS), "variant": VARIANTS, "stem_bn": ("true", "false")}
-        for f in fields(cls):
-            key = prefix + f.name
-            if key not in params:
-                continue
-            raw = params[key]
-            if isinstance(raw, (list, tuple)):
-                raw = raw[-1] if raw else ""
-            text = str(raw).strip()[:40]
-            fallback = getattr(default, f.name)
-            if f.name in choices:
-                if text.lower() in choices[f.name]:
-                    values[f.name] = text.lower() == "true" if f.name == "stem_bn" else text.lower()
-                else:
-                    notes.append(f"URL parameter {key}={_show(text)} is not one of {', '.join(choices[f.name])}; "
-                                 f"using {str(fallback).lower() if f.name == 'stem_bn' else fallback}.")
-                continue
-            if f.name == "lr":
-                lo, hi = LR_LIMITS
-                try:
-                    number: float | int | None = float(text) if len(text) <= 20 else None
-                except ValueError:
-                    number = None
-                kind = "a number"
-            else:
-                lo, hi = LIMITS[f.name]
-                number = _parse_int(text)
-                kind = "a whole number"
-            if number is None:
-                notes.append(f"URL parameter {key}={_show(text)} is not {kind}; using {fallback}.")
-            elif not lo <= number <= hi:  # also refuses nan
-                span = f"{lo:g} to {hi:g}" if f.name == "lr" else f"{lo} to {hi:,}"
-                notes.append(f"URL parameter {key}={_show(text)} is outside {span}; using {fallback}.")
-            else:
-                values[f.name] = number
-        return cls(**values), notes
-
-    def steps_per_epoch(self, train_size: int) -> int:
-        return -(-train_size // self.batch)
-
-    @property
-    def eval_chunk(self) -> int:
-        lo, hi = EVAL_CHUNK_RANGE
-        return min(hi, max(lo, self.batch))
-
-
-# -- the network --------------------------------------------------------------------------------
-
-
-class DigitsNet(nn.Module):
-    """stem conv (bias) -> [BatchNorm] -> ReLU -> ACmix (or a plain conv) -> ReLU -> pool -> linear."""
-
-    def __init__(self, config: TrainConfig):
-        super().__init__()
-        w = config.width
-        self.stem = nn.Conv2d(1, w, 3, padding=1, bias=True)
-        self.stem_bn = nn.BatchNorm2d(w) if config.stem_bn else None
-        if config.ablation == "plain_conv":
-            channels = plain_conv_channels(config)
-            self.mixer: nn.Module = nn.Conv2d(w, channels, 3, stride=config.stride, padding=1, bias=True)
-        else:
-            channels = w
-            self.mixer = ACmix(w, w, config.kernel_att, config.head, KERNEL_CONV, config.stride, variant=config.variant)
-        self.pool = nn.AdaptiveAvgPool2d(POOL)
-        self.classifier = nn.Linear(channels * POOL * POOL, CLASSES)
-        self.register_buffer("pixel_mean", torch.zeros(()))
-        self.register_buffer("pixel_std", torch.ones(()))
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 8, 8) raw pixel values 0-16 -> (B, 10) logits."""
-        x = self.stem((pixels - self.pixel_mean) / self.pixel_std)
-        if self.stem_bn is not None:
-            x = self.stem_bn(x)
-        x = torch.relu(self.mixer(torch.relu(x)))
-        return self.classifier(self.pool(x).flatten(1))
-
-    def acmix_layers(self) -> dict[str, ACmix]:
-        """Every ACmix layer by its name in the state dict (none in the plain-convolution ablation)."""
-        return {name: m for name, m in self.named_modules() if isinstance(m, ACmix)}
-
-
-def _param_count(config: TrainConfig, plain_channels: int | None = None) -> int:
-    """Parameters of DigitsNet by formula (ACMIX.md for the ACmix layer)."""
-    w = config.width
-    total = 9 * w + w + (2 * w if config.stem_bn else 0)
-    if plain_channels is None:
-        d = w // config.head
-        total += 3 * (w * w + w) + 3 * d + 3 * config.head * KERNEL_CONV**2 + w * KERNEL_CONV**4 + 2
-        channels = w
-    else:
-        total += (9 * w + 1) * plain_channels
-        channels = plain_channels
-    return total + (channels * POOL * POOL + 1) * CLASSES
-
-
-def plain_conv_channels(config: TrainConfig) -> int:
-    """Output channels of the plain 3x3 convolution that bring the network closest in parameters to
-    the same configuration with ACmix (ties: the smaller)."""
-    target = _param_count(config)
-    return min(range(1, 4 * config.width + 1), key=lambda c: (abs(_param_count(config, c) - target), c))
-
-
-def parameter_count(config: TrainConfig) -> int:
-    """Parameters of the network `config` builds (the formula; tests check it against the module)."""
-    if config.ablation == "plain_conv":
-        return _param_count(config, plain_conv_channels(config))
-    return _param_count(config)
-
-
-def active_parameter_count(config: TrainConfig) -> int:
-    """Parameters that can change the output: without a path's rate, that path's own parameters
-    (fc and dep_conv for the convolution, conv_p for the attention) and the fixed rate do not."""
-    total = parameter_count(config)
-    w, d = config.width, config.width // config.head
-    if config.ablation == "attention_only":
-        total -= 3 * config.head * KERNEL_CONV**2 + w * KERNEL_CONV**4 + 1
-    elif config.ablation == "conv_only":
-        total -= 3 * d + 1
-    return total
-
-
-# Functions that draw random numbers and accept a `generator`: PyTorch's initialisers and the
-# Tensor methods they call.
-_RANDOM_DRAWS = frozenset({
-    "uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
-    "trunc_normal_", "orthogonal_", "sparse_", "random_", "bernoulli_", "exponential_", "cauchy_",
-    "log_normal_", "geometric_", "rand", "randn", "randint", "randperm",
-})
-
-
-class _PrivateGenerator(TorchFunctionMode):
-    """While active (in this thread only: modes are thread-local), every random initialiser that is
-    not given a generator draws from `gen` instead of the global RNG."""
-
-    def __init__(self, gen: torch.Generator):
-        super().__init__()
-        self.gen = gen
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        if getattr(func, "__name__", "") in _RANDOM_DRAWS and kwargs.get("generator") is None:
-            kwargs["generator"] = self.gen
-        return func(*args, **kwargs)
-
-
-def build_network(config: TrainConfig, pixel_mean: float = 0.0, pixel_std: float = 1.0) -> DigitsNet:
-    """The network of `config` with PyTorch's default initialisation (ACmix's own for ACmix), every
-    random number drawn from a generator seeded with `seed`: the global RNG is neither read nor
-    advanced, so runs in other threads neither disturb this one nor are disturbed by it."""
-    config.validate()
-    with _PrivateGenerator(torch.Generator().manual_seed(config.seed)):
-        net = DigitsNet(config)
-    net.pixel_mean.fill_(pixel_mean)
-    net.pixel_std.fill_(pixel_std)
-    _fix_rates(net, config)
-    return net
-
-
-def _fix_rates(net: DigitsNet, config: TrainConfig) -> None:
-    fixed = {"attention_only": "rate2", "conv_only": "rate1"}.get(config.ablation)
-    if fixed is None:
-        return
-    for layer in net.acmix_layers().values():
-        rate = getattr(layer, fixed)
-        with torch.no_grad():
-            rate.zero_()
-        rate.requires_grad_(False)
-
-
-# -- activations seen inside the network's own forward ---------------------------------------------
-
-
-def layer_inputs(net: DigitsNet, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The input that reaches every ACmix layer during `net(pixels)` (forward hooks, eval mode,
-    no grad), and the network's logits."""
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [
-        layer.register_forward_hook(lambda _m, args, _out, name=name: seen.__setitem__(name, args[0].detach()))
-        for name, layer in net.acmix_layers().items()
-    ]
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            logits = net(pixels)
-    finally:
-        for hook in hooks:
-            hook.remove()
-        net.train(was_training)
-    return seen, logits
-
-
-@dataclass(frozen=True)
-class AttentionSnapshot:
-    """The attention of one held-out digit at one step: per ACmix layer, the softmax weights of
-    its own traced forward, shape (head, kernel_att², out_height, out_width)."""
-
-    step: int
-    epoch: float
-    attention: dict[str, torch.Tensor]
-    prediction: int
-    confidence: float  # softmax probability of the true label
-
-
-def attention_snapshot(net: DigitsNet, pixels: torch.Tensor, label: int, step: int, epoch: float) -> AttentionSnapshot:
-    inputs, logits = layer_inputs(net, pixels)
-    attention = {}
-    for name, layer in net.acmix_layers().items():
-        trace = trace_forward(layer, inputs[name])
-        att = trace["att"].tensor  # (head, K, Ho, Wo) for one digit
-        attention[name] = att.clone()
-    probs = torch.softmax(logits[0], 0)
-    return AttentionSnapshot(step, epoch, attention, int(probs.argmax()), float(probs[label]))
 
 
 # -- training -------------------------------------------------------------------------------------

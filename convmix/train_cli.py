@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .train import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig
+from .train_config import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig
 
 
 def _int_in(name: str):

@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from .config import DTYPE_BYTES, ACmixConfig
 from .digits import CLASSES, ROWS, SIZE, default_split, load_digits
 from .format import human_bytes
-from .train import KERNEL_CONV, POOL, MomentumSGD, TrainConfig, build_network, parameter_count
+from .train import MomentumSGD
+from .train_config import KERNEL_CONV, TrainConfig
+from .train_net import POOL, build_network, parameter_count, plain_conv_channels
 
 # At most this many training runs compute at once per process. A run keeps one CPU core busy (more
 # with more torch threads), and a hosted demo has about two: two runs at once keep the pages
@@ -51,8 +53,6 @@ def _acmix_config(config: TrainConfig, batch: int) -> ACmixConfig:
 def _other_activations(config: TrainConfig, batch: int) -> int:
     """Elements of every activation outside ACmix: standardised input, stem (and BatchNorm) and
     ReLU outputs, the mixer's output for a plain convolution, its ReLU, the pooled map, logits."""
-    from .train import plain_conv_channels
-
     w, n = config.width, SIZE * SIZE
     out = -(-SIZE // config.stride)
     channels = plain_conv_channels(config) if config.ablation == "plain_conv" else config.width
