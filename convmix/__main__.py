@@ -15,6 +15,7 @@ import sys
 
 from .config import LIMITS, ACmixConfig
 from .constraints import VARIANTS
+from .train_cli import add_train_parser
 
 
 def _positive(name: str):
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--counts-only", action="store_true",
                        help="write exact counts only, without measuring latency or memory")
     sweep.add_argument("--out", default=None, metavar="FILE.csv", help="output file (default: stdout)")
+    add_train_parser(commands)
     return parser
 
 
@@ -184,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted; nothing written.", file=sys.stderr)
             return 130
+    if args.command == "train":
+        from .runtime import configure_torch
+        from .train_cli import run_train
+
+        configure_torch()
+        return run_train(args)
     return 2
 
 
