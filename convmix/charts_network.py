@@ -126,7 +126,7 @@ def stage_share_chart(df: pd.DataFrame) -> alt.LayerChart:
 
 def short_layer(name: str) -> str:
     """'layer3.4.conv2' -> 'layer3.4'; other names as they are."""
-    return name.removesuffix(".conv2") if name.startswith("layer") else (name or "(top level)")
+    return name.removesuffix(".conv2") if name.startswith("layer") else (name or _("(top level)"))
 
 
 def series_frame(stats: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:

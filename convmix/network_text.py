@@ -374,30 +374,31 @@ _PROBLEM_PATTERNS = [
     (re.compile(r"^has a dep_conv\.bias, which the authors' ACmix removes \(Q1\)$"),
      N_("it has a `dep_conv.bias`, which the authors' ACmix removes (Q1)")),
     (re.compile(r"^\.(?P<key>[\w.]+) has shape (?P<shape>\([\d, ]*\)), not (?P<want>.*)$"),
-     N_("`{key}` has shape {shape}, not {want}")),
+     N_("`{key}` has shape `{shape}`, not `{want}`")),
     (re.compile(r"^\.(?P<key>[\w.]+) has shape (?P<shape>\([\d, ]*\)), conv1's is (?P<want>\([\d, ]*\))$"),
-     N_("`{key}` has shape {shape}; conv1's is {want}")),
+     N_("`{key}` has shape `{shape}`; conv1's is `{want}`")),
     (re.compile(r"^: conv_p's (?P<n>\d+) channels \(head_dim\) do not divide (?P<c>\d+) channels$"),
      N_("conv_p's {n} channels (head_dim) do not divide the {c} channels")),
     (re.compile(r"^\.fc\.weight has (?P<n>\d+) input channels; 3·head = (?P<m>\d+)$"),
      N_("`fc.weight` has {n} input channels; 3·head = {m}")),
     (re.compile(r"^\.dep_conv\.weight has shape (?P<shape>\([\d, ]*\)), expected (?P<want>\([\d, ]*\))$"),
-     N_("`dep_conv.weight` has shape {shape}; expected {want}")),
+     N_("`dep_conv.weight` has shape `{shape}`; expected `{want}`")),
     (re.compile(r"^\.(?P<key>rate[12]) holds (?P<n>\d+) values, not one$"),
      N_("`{key}` holds {n} values, not one")),
 ]
 
 
 def layer_problem(layer: FoundACmix, problem: str) -> str:
-    """One of FoundACmix.problems, in the visitor's language (plain text, for a table cell)."""
+    """One of FoundACmix.problems, in the visitor's language (markdown: keys and shapes as code;
+    the layer's own name, which comes from the file, is left out)."""
     prefix = layer.name or "(top level)"
     rest = problem[len(prefix):] if problem.startswith(prefix) else problem
     rest = rest.lstrip() if rest.startswith(" ") else rest
     for regex, template in _PROBLEM_PATTERNS:
         found = regex.match(rest)
         if found:
-            return _(template, **found.groupdict()).replace("`", "")
-    return problem
+            return _(template, **found.groupdict())
+    return "`" + rest.replace("`", "'") + "`"
 
 
 def stride_source(layer: FoundACmix) -> str:

@@ -460,7 +460,7 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
 # ---------------------------------------------------------------------------------------------
 
 QUERY_KEYS = ("net", "net_seed", "layer", "picture", "image_size")
-_RESNET_NET = re.compile(r"^resnet(\d{2})$")
+_RESNET_NET = re.compile(r"^resnet([0-9]{2})$")
 _UPLOAD = re.compile(rf"^upload-([0-9a-f]{{{SHORT_HASH}}})$")
 _LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 
@@ -554,7 +554,7 @@ def from_query(
     seed_raw = _param(params, "net_seed")
     if seed_raw is not None:
         lo, hi = LIMITS["seed"]
-        if re.fullmatch(r"\d{1,10}", seed_raw) and lo <= int(seed_raw) <= hi:
+        if re.fullmatch(r"[0-9]{1,10}", seed_raw) and lo <= int(seed_raw) <= hi:
             seed = int(seed_raw)
         else:
             notes.append(Note("net_seed", _shown(seed_raw), (("low", lo), ("high", hi))))
@@ -566,7 +566,7 @@ def from_query(
     size_raw = _param(params, "image_size")
     sizes = resnet_image_sizes(depth)
     if size_raw is not None:
-        if re.fullmatch(r"\d{1,4}", size_raw) and int(size_raw) in sizes:
+        if re.fullmatch(r"[0-9]{1,4}", size_raw) and int(size_raw) in sizes:
             size = int(size_raw)
         else:
             notes.append(Note("image_size", _shown(size_raw),

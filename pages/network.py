@@ -188,8 +188,9 @@ def paper_check(lang: str) -> None:
                 st.dataframe(flops_table, hide_index=True)
 
     st.subheader(_("Per stage and per kind of module"))
+    st.session_state.setdefault("net_measure", "params")
     measure = st.segmented_control(
-        _("Count"), list(text.MEASURE_LABELS), default="params", key="net_measure",
+        _("Count"), list(text.MEASURE_LABELS), key="net_measure",
         format_func=lambda m: text.label(text.MEASURE_LABELS, m), required=True)
     st.altair_chart(charts.totals_chart(totals_frame("stage", lang), measure, "stage"), width="stretch")
     st.altair_chart(charts.totals_chart(totals_frame("kind", lang), measure, "kind"), width="stretch")
@@ -200,7 +201,8 @@ def paper_check(lang: str) -> None:
         "sharing it between the two paths makes the second path almost free. Here is each ACmix layer at "
         "the shape it really has in the network for a 224×224 image, from 56×56×64 in layer1 to 7×7×512 "
         "in layer4."))
-    depth = st.segmented_control(_("Network"), list(DEPTHS), default=50, key="net_share_depth",
+    st.session_state.setdefault("net_share_depth", 50)
+    depth = st.segmented_control(_("Network"), list(DEPTHS), key="net_share_depth",
                                  format_func=text.network_name, required=True)
     df = share_frame(depth, lang)
     st.altair_chart(charts.stage_share_chart(df), width="stretch")
@@ -234,9 +236,11 @@ def statistics(key: str, _state) -> pd.DataFrame:
 
 def built_network(resolver) -> tuple[sources.ResNetRef, dict] | None:
     cols = st.columns(2)
-    depth = cols[0].segmented_control(_("Network"), list(DEPTHS), default=26, key="net_depth",
+    st.session_state.setdefault("net_depth", 26)
+    st.session_state.setdefault("net_seed", 0)
+    depth = cols[0].segmented_control(_("Network"), list(DEPTHS), key="net_depth",
                                       format_func=text.network_name, required=True)
-    seed = int(cols[1].number_input(_("Seed"), 0, 2**31 - 1, 0, key="net_seed",
+    seed = int(cols[1].number_input(_("Seed"), 0, 2**31 - 1, key="net_seed",
                                     help=_("Seed of the random initialisation.")))
     ref = sources.ResNetRef(depth, seed)
     try:
@@ -338,7 +342,7 @@ def layers_table(found) -> pd.DataFrame:
             layer.kernel_conv if layer.usable else None,
             layer.stride,
             text.stride_source(layer),
-            "✓" if layer.usable else "; ".join(text.layer_problem(layer, p) for p in layer.problems),
+            "✓" if layer.usable else "✗",
         ])
     return pd.DataFrame(rows, columns=[_("layer"), _("channels"), _("heads"), "kernel_conv", _("stride"),
                                        _("where the stride comes from"), _("usable")])
@@ -459,9 +463,12 @@ def layer_for_walkthrough(network: sources.NetworkRef, found, runs: bool, resolv
     else:
         st.caption(text.kernel_att_note())
         cols = st.columns(3)
-        size = int(cols[0].number_input(_("Input size (H = W)"), 8, MAX_ALONE_SIZE, 56, key="net_alone_size"))
-        kernel_att = int(cols[1].number_input("kernel_att", 1, 31, KERNEL_ATT, step=2, key="net_alone_kernel_att"))
-        stride = int(cols[2].number_input(_("stride"), 1, 8, layer.stride or 1, key="net_alone_stride"))
+        for key, value in (("net_alone_size", 56), ("net_alone_kernel_att", KERNEL_ATT),
+                           ("net_alone_stride", layer.stride or 1)):
+            st.session_state.setdefault(key, value)
+        size = int(cols[0].number_input(_("Input size (H = W)"), 8, MAX_ALONE_SIZE, key="net_alone_size"))
+        kernel_att = int(cols[1].number_input("kernel_att", 1, 31, step=2, key="net_alone_kernel_att"))
+        stride = int(cols[2].number_input(_("stride"), 1, 8, key="net_alone_stride"))
         if picture == "missing":
             return {}
         source = sources.LayerAlone(network, name, picture, size, kernel_att, stride)
@@ -573,6 +580,13 @@ with weights_tab:
                               count=len(found)))
         if found:
             st.dataframe(layers_table(found), hide_index=True)
+            broken = [layer for layer in found if not layer.usable]
+            if broken:
+                st.warning(ngettext("{count} layer cannot be used:", "{count} layers cannot be used:",
+                                    len(broken), count=len(broken)), icon=":material/warning:")
+                st.markdown("\n".join(
+                    f"- `{charts.short_layer(layer.name)[:80].replace('`', chr(39))}`: "
+                    + "; ".join(text.layer_problem(layer, p) for p in layer.problems) for layer in broken))
             st.caption(_("Configuration read from the weights' shapes: channels from conv1, heads from "
                          "conv_p (head_dim = channels / heads), kernel_conv from fc.") + " " + text.kernel_att_note())
             stats = statistics(key, state)
