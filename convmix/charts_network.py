@@ -63,7 +63,9 @@ def totals_chart(df: pd.DataFrame, measure: str, by: str) -> alt.Chart:
     tooltip = [alt.Tooltip("network:N", title=_("network")),
                alt.Tooltip("label:N", title=_("stage") if by == "stage" else _("kind of module")),
                alt.Tooltip(f"{measure}:Q", title=title, format=",")]
-    color = alt.Color("network:N", title=_("network"), legend=_legend(columns=3),
+    # Three short names fit one line under the stage chart; under the kind chart the plot starts
+    # after the long kind labels, so its legend lists them one a line.
+    color = alt.Color("network:N", title=_("network"), legend=_legend(columns=3 if by == "stage" else 1),
                       scale=alt.Scale(range=PALETTE[:3]))
     if by == "stage":
         chart = alt.Chart(data).mark_bar().encode(
