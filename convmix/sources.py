@@ -22,18 +22,27 @@ Four kinds of source:
 
 Networks are references: `ResNetRef(depth, seed)`, the authors' ACmix ResNet randomly initialised
 here, and `CheckpointRef(sha256)`, an uploaded checkpoint. A `Resolver` turns references into
-modules, checkpoints and uploaded bytes (the app keeps them in a byte-bounded cache, tests build
-them directly). What a network does with an image is its *kind*, an adapter registered per module
-class in `NETWORK_KINDS`: the layers it has, the image's tensor, the memory a forward up to a layer
-needs, and the input captured there. A network trained on the digits (convmix.train) plugs in as a
-third reference (say `DigitsRef(config)`, resolved by the resolver to its trained module) with a
-kind registered for its module class whose image is a digit of the data set.
+modules (through the builder registered for the reference's type in `NETWORK_BUILDERS`),
+checkpoints and uploaded bytes; the app keeps them in a byte-bounded cache, tests build them
+directly. What a network does with an image is its *kind*, an adapter registered per module class
+in `NETWORK_KINDS`: the layers it has, the image's tensor, the memory a forward up to a layer needs,
+and the input captured there. A network trained on the digits (convmix.train) plugs in as a third
+kind of network: a frozen reference (say `DigitsRef(config)`) with a builder in NETWORK_BUILDERS
+that returns its trained module, and a NetworkKind for that module's class in NETWORK_KINDS whose
+image is a digit of the data set; `NetworkLayer(DigitsRef(...), layer, digit, 8)` then materialises
+like any other layer (the URL form in to_query/from_query is the one place to extend).
+
+Networks are shared by every session, so captures through one network run one at a time, and the
+module handed out is a copy of the network's layer (same weights), which a trace may instrument.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -227,24 +236,14 @@ class Resolver:
         return found
 
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
-        """The whole network, in eval mode; refused when its weights exceed max_network_bytes."""
+        """The whole network, in eval mode, built by the builder registered for the reference's
+        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes."""
         budget = memory_budget() if budget is None else budget
-        if isinstance(ref, ResNetRef):
-            check_resnet_ref(ref)
-            need, limit = resnet_weight_bytes(ref.depth), max_network_bytes(budget)
-            if need > limit:
-                raise SourceError(
-                    "network_too_large",
-                    f"ResNet-{ref.depth}'s weights take {need:,} bytes; networks up to {limit:,} bytes "
-                    "(a third of the memory budget) are built here.", need=need, limit=limit, depth=ref.depth)
-            return acmix_resnet(ref.depth, seed=ref.seed)
-        if isinstance(ref, CheckpointRef):
-            checkpoint = self.checkpoint(ref)
-            try:
-                return load_resnet(checkpoint)
-            except CheckpointError as err:
-                raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
-        raise SourceError("network_kind", f"No network kind for {type(ref).__name__}.", name=type(ref).__name__)
+        build = NETWORK_BUILDERS.get(type(ref))
+        if build is None:
+            raise SourceError("network_kind", f"No network builder for {type(ref).__name__}.",
+                              name=type(ref).__name__)
+        return build(ref, self, budget)
 
 
 class CachedResolver(Resolver):
@@ -271,6 +270,46 @@ class CachedResolver(Resolver):
 
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
         return self.cache.get_or_build(("network", ref), lambda: super(CachedResolver, self).network(ref, budget))
+
+
+def _build_resnet(ref: ResNetRef, resolver: Resolver, budget: int) -> nn.Module:
+    check_resnet_ref(ref)
+    need, limit = resnet_weight_bytes(ref.depth), max_network_bytes(budget)
+    if need > limit:
+        raise SourceError(
+            "network_too_large",
+            f"ResNet-{ref.depth}'s weights take {need:,} bytes; networks up to {limit:,} bytes "
+            "(a third of the memory budget) are built here.", need=need, limit=limit, depth=ref.depth)
+    return acmix_resnet(ref.depth, seed=ref.seed)
+
+
+def _build_from_checkpoint(ref: CheckpointRef, resolver: Resolver, budget: int) -> nn.Module:
+    """The authors' ResNet with the checkpoint's weights (their tensors, not a copy: the upload was
+    admitted within max_file_bytes, which counts the network built from it)."""
+    checkpoint = resolver.checkpoint(ref)
+    try:
+        return load_resnet(checkpoint)
+    except CheckpointError as err:
+        raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
+
+
+# How each kind of reference becomes a network: (ref, resolver, budget) -> module in eval mode.
+# A network trained on the digits adds its reference type here and its module class to NETWORK_KINDS.
+NETWORK_BUILDERS: dict[type, Callable[[object, Resolver, int], nn.Module]] = {
+    ResNetRef: _build_resnet,
+    CheckpointRef: _build_from_checkpoint,
+}
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(model: nn.Module) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
 
 
 def check_resnet_ref(ref: ResNetRef) -> None:
@@ -431,8 +470,12 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
         need = kind.forward_bytes(model, source.layer, source.image_size)
         _refuse_over_budget(need, budget, "forward", source.layer)
         x = kind.image_tensor(model, source.image, source.image_size, resolver)
-        module, reached = kind.capture(model, x, source.layer, budget)
-        seed = source.network.seed if isinstance(source.network, ResNetRef) else 0
+        with _lock_for(model):  # the capture hooks the shared network: one capture at a time
+            module, reached = kind.capture(model, x, source.layer, budget)
+        # The walkthrough records a trace through the module it gets; a copy keeps that trace apart
+        # from any forward through the network (which is shared by every session).
+        module = copy.deepcopy(module)
+        seed = getattr(source.network, "seed", 0)
         return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need)
     if isinstance(source, LayerAlone):
         checkpoint = resolver.checkpoint(source.network)

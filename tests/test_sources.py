@@ -83,7 +83,10 @@ def test_network_layer_input_is_what_the_network_feeds_it(resnet26):
     layer = "layer2.1.conv2"
     m = sources.materialize(sources.NetworkLayer(sources.ResNetRef(26, 5), layer, CHELSEA, 64), resolver, BUDGET)
     x = sources.to_network_input(images.picture_rgb("chelsea", 64))
-    assert m.module is resnet26.get_submodule(layer)
+    own = resnet26.get_submodule(layer)
+    assert m.module is not own  # a copy: a trace may instrument it without touching the shared network
+    assert all(torch.equal(a, b) for a, b in zip(m.module.state_dict().values(), own.state_dict().values(),
+                                                 strict=True))
     assert torch.allclose(m.x, by_hand_until(resnet26, x, layer), atol=1e-5)
     assert m.config == sources.resnet_layer_config(26, layer, 64, seed=5)
     assert (m.config.in_planes, m.config.height, m.config.stride) == (128, 8, 1)
@@ -173,6 +176,34 @@ def test_the_forward_estimate_is_checked_before_the_forward_runs(resnet26, monke
     with pytest.raises(sources.SourceError) as err:
         sources.materialize(source, resolver, budget=need - 1)
     assert err.value.code == "budget" and err.value.values["need"] == need and ran == []
+
+
+def test_concurrent_captures_through_one_network_each_get_their_own_layer(resnet26):
+    """Captures hook the shared network; run at once from several threads, each still gets the
+    activation of its own layer."""
+    import threading
+
+    resolver = sources.Resolver()
+    resolver.network = lambda ref, budget=None: resnet26
+    x = sources.to_network_input(images.picture_rgb("chelsea", 64))
+    layers = ["layer1.0.conv2", "layer2.0.conv2", "layer3.1.conv2", "layer4.0.conv2"] * 3
+    results, errors = {}, []
+
+    def run(i, layer):
+        try:
+            source = sources.NetworkLayer(sources.ResNetRef(26, 5), layer, CHELSEA, 64)
+            results[i] = (layer, sources.materialize(source, resolver, BUDGET).x)
+        except Exception as err:  # noqa: BLE001 - any failure is the finding
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i, layer)) for i, layer in enumerate(layers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for layer, got in results.values():
+        assert torch.allclose(got, by_hand_until(resnet26, x, layer), atol=1e-5)
 
 
 def test_the_cached_resolver_keeps_networks_within_its_bytes():

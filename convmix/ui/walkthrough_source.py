@@ -11,6 +11,9 @@ shares (`network_cache`), as are the networks and the uploads it needs.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import streamlit as st
 
 from convmix import sources
@@ -91,7 +94,12 @@ def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[st
 
 
 def materialized(source: sources.Source) -> sources.Materialized:
-    """The module and its input for `source`, kept in the shared cache; raises SourceError."""
+    """The module and its input for `source`; raises SourceError.
+
+    Built once and kept in the shared cache; each caller gets its own copy of the module (a few MB
+    at most), so that a trace, which instruments the module it runs, never meets another session's.
+    """
     budget = memory_budget()
-    return network_cache(sources.max_network_bytes(budget)).get_or_build(
+    kept = network_cache(sources.max_network_bytes(budget)).get_or_build(
         ("materialized", source, budget), lambda: sources.materialize(source, resolver(), budget))
+    return dataclasses.replace(kept, module=copy.deepcopy(kept.module))
