@@ -14,7 +14,15 @@ import pandas as pd
 from . import paper
 from .i18n import _
 from .models import DEPTHS
-from .network_text import KIND_LABELS, MEASURE_LABELS, PART_LABELS, STAGE_LABELS, label, network_name
+from .network_text import (
+    KIND_LABELS,
+    MEASURE_LABELS,
+    PAPER_SIZE,
+    PART_LABELS,
+    STAGE_LABELS,
+    label,
+    network_name,
+)
 
 PALETTE = ["#1f77b4", "#c2185b", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
 
@@ -81,7 +89,7 @@ def totals_chart(df: pd.DataFrame, measure: str, by: str) -> alt.Chart:
     return _fit(chart)
 
 
-def stage_share_frame(depth: int, size: int = 224) -> pd.DataFrame:
+def stage_share_frame(depth: int, size: int = PAPER_SIZE) -> pd.DataFrame:
     """Each ACmix layer's multiply-adds split into Stage I, attention and convolution path."""
     rows = []
     for position, s in enumerate(paper.stage1_shares(depth, size)):

@@ -23,6 +23,9 @@ from .i18n import N_, _, pgettext
 from .images import Picture
 from .models import DEPTHS, RELEASED_PARAMS
 
+# The image size of the README table, and convmix.paper's default for every count.
+PAPER_SIZE = 224
+
 # ---------------------------------------------------------------------------------------------
 # Labels
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +141,8 @@ def _finding_text(f: paper.Finding) -> FindingText:
             "{misfit}.", fit=join(fit) or "—", misfit=join(misfit) or "—"))
     if "conv_linear_macs" in figs:
         return FindingText(f.status, _(
-            "Convolution-plus-linear multiply-adds are {claimed} G at 224×224.",
-            claimed=_per_depth(paper.AUDIT_CONV_LINEAR_GMACS, ".3f")), _(
+            "Convolution-plus-linear multiply-adds are {claimed} G at {size}×{size}.",
+            claimed=_per_depth(paper.AUDIT_CONV_LINEAR_GMACS, ".3f"), size=PAPER_SIZE), _(
             "By formula: {counted} G, checked against the convolutions and matrix products that the "
             "network's forward executes (tests/test_paper.py).",
             counted=_per_depth({d: v / 1e9 for d, v in figs["conv_linear_macs"].items()}, ".6f")))
@@ -169,8 +172,8 @@ def _finding_text(f: paper.Finding) -> FindingText:
         low, high = figs["share_range"]
         below = figs["at_or_below_half"]
         evidence = _(
-            "At the shapes of a 224×224 image, Stage I's share of a layer's multiply-adds ranges from "
-            "{low:.1f} % to {high:.1f} %.", low=100 * low, high=100 * high)
+            "At the shapes of a {size}×{size} image, Stage I's share of a layer's multiply-adds ranges "
+            "from {low:.1f} % to {high:.1f} %.", size=PAPER_SIZE, low=100 * low, high=100 * high)
         if below:
             evidence += " " + _("At or under half: {layers}.", layers=join(
                 [f"{m} ({c}×{h}×{w}) {p} %" for m, (c, h, w), p in below]))

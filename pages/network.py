@@ -155,7 +155,7 @@ def totals_frame(by: str, lang: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False)
 def share_frame(depth: int, lang: str) -> pd.DataFrame:
-    return charts.stage_share_frame(depth)
+    return charts.stage_share_frame(depth, text.PAPER_SIZE)
 
 
 STATUS_STYLE = {"established": ("green", ":material/check_circle:"),
@@ -172,7 +172,8 @@ def paper_check(lang: str) -> None:
     st.subheader(_("The three networks beside the README table"))
     st.dataframe(summary_table(lang), hide_index=True)
     st.caption(_("✓: prints as the table's figure when rounded to its last digit; ✗: does not. One "
-                 "224×224 image; multiply-adds and FLOPs as counted in convmix.counting."))
+                 "{size}×{size} image; multiply-adds and FLOPs as counted in convmix.counting.",
+                 size=text.PAPER_SIZE))
 
     st.subheader(_("The audit's statements"))
     params_table, flops_table = candidate_tables(lang)
@@ -196,11 +197,13 @@ def paper_check(lang: str) -> None:
     st.altair_chart(charts.totals_chart(totals_frame("kind", lang), measure, "kind"), width="stretch")
 
     st.subheader(_("Does Stage I dominate?"))
+    shares = paper.stage1_shares(max(DEPTHS), text.PAPER_SIZE)
+    first, last = (f"{h}×{w}×{c}" for c, h, w in (shares[0].in_shape, shares[-1].in_shape))
     st.markdown(_(
         "The paper says that Stage I, the three 1×1 projections, takes most of ACmix's computation, so that "
         "sharing it between the two paths makes the second path almost free. Here is each ACmix layer at "
-        "the shape it really has in the network for a 224×224 image, from 56×56×64 in layer1 to 7×7×512 "
-        "in layer4."))
+        "the shape it really has in the network for a {size}×{size} image, from {first} in layer1 to "
+        "{last} in layer4.", size=text.PAPER_SIZE, first=first, last=last))
     st.session_state.setdefault("net_share_depth", 50)
     depth = st.segmented_control(_("Network"), list(DEPTHS), key="net_share_depth",
                                  format_func=text.network_name, required=True)
@@ -338,9 +341,9 @@ def layers_table(found) -> pd.DataFrame:
         rows.append([
             charts.short_layer(layer.name),
             f"{layer.in_planes} → {layer.out_planes}" if layer.usable else "—",
-            layer.head if layer.usable else None,
-            layer.kernel_conv if layer.usable else None,
-            layer.stride,
+            str(layer.head) if layer.usable else "—",
+            str(layer.kernel_conv) if layer.usable else "—",
+            str(layer.stride) if layer.stride is not None else "—",
             text.stride_source(layer),
             "✓" if layer.usable else "✗",
         ])

@@ -276,3 +276,10 @@ def test_labels_cover_the_library_keys():
 def test_safetensors_of_a_bare_layer_is_read():  # the format the refusals above are not about
     data = save_safetensors({k: v.contiguous() for k, v in SMALL_ACMIX.items()})
     assert load_checkpoint(data, "a.safetensors", BUDGET).format == "safetensors"
+
+
+def test_the_paper_size_is_the_size_convmix_paper_counts_at():
+    import inspect
+
+    assert inspect.signature(paper.network_entries).parameters["height"].default == text.PAPER_SIZE
+    assert inspect.signature(paper.stage1_shares).parameters["size"].default == text.PAPER_SIZE
