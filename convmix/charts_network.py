@@ -9,7 +9,10 @@ Every chart takes its container's width, so it fits a phone as well as a desktop
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from . import paper
 from .i18n import _
@@ -178,6 +181,15 @@ def across_depth_chart(df: pd.DataFrame, title: str, y_title: str, *, rule: floa
         chart = alt.layer(lines, alt.Chart(pd.DataFrame({"y": [rule]})).mark_rule(
             strokeDash=[6, 4], color="#333").encode(y="y:Q"))
     return _fit(chart.properties(height=220, title=title))
+
+
+def channel_mean_map(x: torch.Tensor, max_side: int = 64) -> np.ndarray:
+    """(C, H, W) -> the mean over channels, block-averaged down to at most max_side a side."""
+    mean = x.float().mean(0)
+    factor = -(-max(mean.shape) // max_side)
+    if factor > 1:
+        mean = F.avg_pool2d(mean[None, None], factor, ceil_mode=True)[0, 0]
+    return mean.numpy()
 
 
 def activation_frame(values) -> pd.DataFrame:

@@ -482,7 +482,8 @@ def layer_for_walkthrough(network: sources.NetworkRef, found, runs: bool, resolv
         shape = f"{config.batch}×{config.in_planes}×{config.height}×{config.width}"
         st.caption(_("The walkthrough will show {module} on the activation of shape {shape} that reaches it.",
                      module=module, shape=shape))
-    preview(source)
+    if not preview(source):
+        return sources.to_query(source)
     chosen = ws.chosen()
     cols = st.columns([1, 1])
     if chosen == source:
@@ -500,14 +501,15 @@ def layer_for_walkthrough(network: sources.NetworkRef, found, runs: bool, resolv
     return sources.to_query(source)
 
 
-def preview(source) -> None:
+def preview(source) -> bool:
+    """Show what reaches the layer; False (after saying why) when it cannot be built here."""
     with st.expander(_("The input this layer receives"), expanded=True):
         try:
             with st.spinner(_("Running the network up to the layer…")):
                 m = ws.materialized(source)
         except sources.SourceError as err:
             show_worded(text.source_error(err), "warning")
-            return
+            return False
         x = m.x[0]
         cols = st.columns(3)
         cols[0].metric(_("shape"), " × ".join(map(str, m.x.shape)))
@@ -520,16 +522,11 @@ def preview(source) -> None:
         if shown is not None:
             cols[0].image(shown, caption=_("What goes in: {h}×{w} pixels", h=shown.shape[0], w=shown.shape[1]),
                           width=260)
-        mean = x.mean(0)
-        side = max(mean.shape)
-        if side > 64:
-            import torch.nn.functional as F
-
-            factor = -(-side // 64)
-            mean = F.avg_pool2d(mean[None, None], factor, ceil_mode=True)[0, 0]
         with cols[1]:
             st.altair_chart(charts.activation_heatmap(
-                charts.activation_frame(mean.numpy()), _("Mean over its {c} channels", c=x.shape[0]), _("mean")), width="content")
+                charts.activation_frame(charts.channel_mean_map(x)),
+                _("Mean over its {c} channels", c=x.shape[0]), _("mean")), width="content")
+    return True
 
 
 def shown_picture(source):

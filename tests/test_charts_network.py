@@ -116,3 +116,12 @@ def test_activation_heatmap():
 def test_short_layer_names():
     assert charts.short_layer("layer3.4.conv2") == "layer3.4"
     assert charts.short_layer("blk") == "blk" and charts.short_layer("") == "(top level)"
+
+
+def test_channel_mean_map_block_averages_large_maps():
+    x = torch.arange(2 * 130 * 128, dtype=torch.float32).reshape(2, 130, 128)
+    small = charts.channel_mean_map(x[:, :10, :12])
+    assert np.allclose(small, x[:, :10, :12].mean(0).numpy())
+    big = charts.channel_mean_map(x, max_side=64)
+    assert big.shape == (44, 43)  # 130 and 128 in blocks of 3, the last block partial
+    assert np.isclose(big[0, 0], x.mean(0)[:3, :3].mean().item())

@@ -281,3 +281,12 @@ def chinese_page_checks(app, r26_state):
     state = {f"b.{k}": v for k, v in ACmix(8, 8, head=2).state_dict().items() if k != "rate2"}
     at = upload(app(PAGE, {"lang": "zh"}), "broken.pth", saved(state))
     assert not at.exception and english_in_main(at) == []
+
+
+def test_a_layer_whose_input_does_not_fit_cannot_be_chosen(app, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, str(160 << 20))  # ResNet-26 is built, a 512² forward to layer4 is not
+    at = app(PAGE, {"net": "resnet26", "layer": "layer4.0.conv2", "image_size": "512"})
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("Running the network up to layer4.0.conv2 would need about" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "net_choose"]
