@@ -18,9 +18,11 @@ from . import paper
 from .i18n import _
 from .models import DEPTHS
 from .network_text import (
+    FLOPS_CANDIDATE_LABELS,
     KIND_LABELS,
     MEASURE_LABELS,
     PAPER_SIZE,
+    PARAMETER_CANDIDATE_LABELS,
     PART_LABELS,
     STAGE_LABELS,
     label,
@@ -45,6 +47,55 @@ def _legend(columns: int = 1) -> alt.Legend:
 # ---------------------------------------------------------------------------------------------
 # Paper check
 # ---------------------------------------------------------------------------------------------
+
+
+def summary_frame() -> pd.DataFrame:
+    """The three networks beside the README table: one row per quantity, one column per network
+    (formatted text, translated labels), from convmix.paper.summary_rows."""
+    rows = paper.summary_rows()
+
+    def with_dep(r) -> str:
+        total = r["parameters (code)"] + r["Σ C·kc⁴ (dep_conv weights)"]
+        return f"{total:,}" + (" ✓" if paper.rounds_to(total, r["parameters (table, M)"], 1e6) else " ✗")
+
+    lines = [
+        (_("parameters, released code"), lambda r: f"{r['parameters (code)']:,}"),
+        (_("parameters, README table"), lambda r: f"{r['parameters (table, M)']} M"),
+        (_("code below the table"), lambda r: f"{r['below the table, %']:.2f} %"),
+        (_("Σ C·kc⁴ (dep_conv's weights once more)"), lambda r: f"{r['Σ C·kc⁴ (dep_conv weights)']:,}"),
+        (_("code + Σ C·kc⁴"), with_dep),
+        (_("multiply-adds of convolutions and linear layers"),
+         lambda r: f"{r['conv + linear multiply-adds'] / 1e9:.3f} G"),
+        (_("… plus the attention dot products"), lambda r: f"{r['+ attention dot products'] / 1e9:.3f} G"),
+        (_("all FLOPs (this project's count)"), lambda r: f"{r['all FLOPs'] / 1e9:.3f} G"),
+        (_("FLOPs, README table"), lambda r: f"{r['FLOPs (table, G)']} G"),
+    ]
+    return pd.DataFrame([[what, *map(fmt, rows)] for what, fmt in lines],
+                        columns=[_("quantity"), *(r["network"].removeprefix("ACmix ") for r in rows)])
+
+
+def candidate_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The explanations tried for the parameter gap (extra parameters; ✓ when inside the interval the
+    table's rounding allows) and the candidate counts for its FLOPs column (✓ when they print as it)."""
+    names = [network_name(d) for d in DEPTHS]
+    params = []
+    for key in paper.parameter_candidates(next(iter(DEPTHS))):
+        cells = []
+        for d in DEPTHS:
+            extra = paper.parameter_candidates(d)[key]
+            low, high = paper.parameter_gap_interval(d)
+            cells.append(f"+{extra:,}" + (" ✓" if low <= extra < high else " ✗"))
+        params.append([label(PARAMETER_CANDIDATE_LABELS, key), *cells])
+    flops = []
+    for key in paper.flops_candidates(next(iter(DEPTHS))):
+        cells = []
+        for d in DEPTHS:
+            count = paper.flops_candidates(d)[key]
+            ok = paper.rounds_to(count, paper.README_TABLE[d][1], 1e9)
+            cells.append(f"{count / 1e9:.3f} G" + (" ✓" if ok else " ✗"))
+        flops.append([label(FLOPS_CANDIDATE_LABELS, key), *cells])
+    return (pd.DataFrame(params, columns=[_("explanation of the gap"), *names]),
+            pd.DataFrame(flops, columns=[_("count"), *names]))
 
 
 def totals_frame(by: str) -> pd.DataFrame:

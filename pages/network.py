@@ -66,7 +66,7 @@ def seed_from_url() -> None:
     if "net_mode" in st.session_state:
         return
     named, notes = sources.from_query(st.query_params.to_dict(), current_config(), ws.chosen(),
-                                         ws.uploaded_pictures())
+                                      ws.uploaded_pictures())
     for note in notes:
         st.warning(text.note_text(note), icon=":material/link_off:")
     if isinstance(named, sources.NetworkLayer) and isinstance(named.network, sources.ResNetRef):
@@ -96,51 +96,12 @@ def write_url(params: dict[str, str]) -> None:
 
 @st.cache_data(show_spinner=False)
 def summary_table(lang: str) -> pd.DataFrame:
-    rows = {row["network"].removeprefix("ACmix "): row for row in paper.summary_rows()}
-    names = list(rows)
-    lines = []
-
-    def line(what: str, values: list[str]) -> None:
-        lines.append([what, *values])
-
-    r = [rows[n] for n in names]
-    line(_("parameters, released code"), [f"{x['parameters (code)']:,}" for x in r])
-    line(_("parameters, README table"), [f"{x['parameters (table, M)']} M" for x in r])
-    line(_("code below the table"), [f"{x['below the table, %']:.2f} %" for x in r])
-    line(_("Σ C·kc⁴ (dep_conv's weights once more)"), [f"{x['Σ C·kc⁴ (dep_conv weights)']:,}" for x in r])
-    line(_("code + Σ C·kc⁴"), [
-        f"{x['parameters (code)'] + x['Σ C·kc⁴ (dep_conv weights)']:,}"
-        + (" ✓" if paper.rounds_to(x["parameters (code)"] + x["Σ C·kc⁴ (dep_conv weights)"],
-                                   x["parameters (table, M)"], 1e6) else " ✗") for x in r])
-    line(_("multiply-adds of convolutions and linear layers"),
-         [f"{x['conv + linear multiply-adds'] / 1e9:.3f} G" for x in r])
-    line(_("… plus the attention dot products"), [f"{x['+ attention dot products'] / 1e9:.3f} G" for x in r])
-    line(_("all FLOPs (this project's count)"), [f"{x['all FLOPs'] / 1e9:.3f} G" for x in r])
-    line(_("FLOPs, README table"), [f"{x['FLOPs (table, G)']} G" for x in r])
-    return pd.DataFrame(lines, columns=[_("quantity"), *names])
+    return charts.summary_frame()
 
 
 @st.cache_data(show_spinner=False)
 def candidate_tables(lang: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    names = [text.network_name(d) for d in DEPTHS]
-    params = []
-    for key in paper.parameter_candidates(next(iter(DEPTHS))):
-        cells = []
-        for d in DEPTHS:
-            extra = paper.parameter_candidates(d)[key]
-            low, high = paper.parameter_gap_interval(d)
-            cells.append(f"+{extra:,}" + (" ✓" if low <= extra < high else " ✗"))
-        params.append([text.label(text.PARAMETER_CANDIDATE_LABELS, key), *cells])
-    flops = []
-    for key in paper.flops_candidates(next(iter(DEPTHS))):
-        cells = []
-        for d in DEPTHS:
-            count = paper.flops_candidates(d)[key]
-            ok = paper.rounds_to(count, paper.README_TABLE[d][1], 1e9)
-            cells.append(f"{count / 1e9:.3f} G" + (" ✓" if ok else " ✗"))
-        flops.append([text.label(text.FLOPS_CANDIDATE_LABELS, key), *cells])
-    return (pd.DataFrame(params, columns=[_("explanation of the gap"), *names]),
-            pd.DataFrame(flops, columns=[_("count"), *names]))
+    return charts.candidate_frames()
 
 
 @st.cache_data(show_spinner=False)
@@ -237,7 +198,7 @@ def statistics(key: str, _state) -> pd.DataFrame:
     return statistics_frame(layer_statistics(_state, find_acmix_layers(_state)))
 
 
-def built_network(resolver) -> tuple[sources.ResNetRef, dict] | None:
+def built_network(resolver) -> tuple[sources.ResNetRef, dict, bool] | None:
     cols = st.columns(2)
     st.session_state.setdefault("net_depth", 26)
     st.session_state.setdefault("net_seed", 0)
@@ -257,7 +218,7 @@ def built_network(resolver) -> tuple[sources.ResNetRef, dict] | None:
         "every layer, and the network's init loop overwrites dep_conv's shift kernels with Kaiming normal "
         "weights. Nothing here is learned; upload a trained checkpoint to see what training changes.",
         seed=seed), icon=":material/casino:")
-    return ref, model.state_dict()
+    return ref, model.state_dict(), True
 
 
 def uploaded_checkpoint(resolver) -> tuple[sources.CheckpointRef, dict, bool] | None:
@@ -543,6 +504,57 @@ def shown_picture(source):
         return None
 
 
+def broken_layers(found) -> None:
+    """Layers whose weights do not form an ACmix, each with what is wrong (names from the file are
+    shown as code, their backticks replaced)."""
+    broken = [layer for layer in found if not layer.usable]
+    if not broken:
+        return
+    st.warning(ngettext("{count} layer cannot be used:", "{count} layers cannot be used:", len(broken),
+                        count=len(broken)), icon=":material/warning:")
+    lines = []
+    for layer in broken:
+        name = charts.short_layer(layer.name)[:80].replace("`", "'")
+        lines.append(f"- `{name}`: " + "; ".join(text.layer_problem(layer, p) for p in layer.problems))
+    st.markdown("\n".join(lines))
+
+
+def network_layers(ref, state, runs: bool, resolver) -> dict[str, str]:
+    """The layers found, their statistics across depth, and one chosen for the walkthrough.
+    Returns the URL parameters of the choice."""
+    found = find_acmix_layers(state)
+    st.subheader(ngettext("{count} ACmix layer found", "{count} ACmix layers found", len(found),
+                          count=len(found)))
+    if not found:
+        st.warning(_("The weights hold no ACmix layer (no key ends in dep_conv.weight)."),
+                   icon=":material/warning:")
+        return {}
+    st.dataframe(layers_table(found), hide_index=True)
+    broken_layers(found)
+    st.caption(_("Configuration read from the weights' shapes: channels from conv1, heads from conv_p "
+                 "(head_dim = channels / heads), kernel_conv from fc.") + " " + text.kernel_att_note())
+    stats = statistics(ref.sha256 if isinstance(ref, sources.CheckpointRef) else repr(ref), state)
+    if len(stats):
+        st.subheader(_("What the layers hold, across depth"))
+        statistics_charts(stats)
+        st.dataframe(statistics_table(stats), hide_index=True)
+        st.download_button(_("Download the statistics (CSV)"), stats.to_csv(index=False),
+                           file_name="acmix_layer_statistics.csv", mime="text/csv")
+    st.subheader(_("Open a layer in the walkthrough"))
+    return layer_for_walkthrough(ref, found, runs, resolver)
+
+
+def weights_and_layers() -> None:
+    resolver = ws.resolver()
+    mode = st.radio(_("Weights"), MODES, key="net_mode", horizontal=True, format_func=lambda m: {
+        "built": _("a network built here (random initialisation)"), "upload": _("a checkpoint (upload)")}[m])
+    loaded = built_network(resolver) if mode == "built" else uploaded_checkpoint(resolver)
+    params = network_layers(*loaded, resolver) if loaded is not None else {}
+    if not params and loaded is not None and isinstance(loaded[0], sources.ResNetRef):
+        params = {"net": f"resnet{loaded[0].depth}", "net_seed": str(loaded[0].seed)}
+    write_url(params)
+
+
 # ---------------------------------------------------------------------------------------------
 # The page
 # ---------------------------------------------------------------------------------------------
@@ -558,49 +570,4 @@ paper_tab, weights_tab = st.tabs([_("Paper check"), _("Weights and layers")])
 with paper_tab:
     paper_check(lang)
 with weights_tab:
-    resolver = ws.resolver()
-    mode = st.radio(_("Weights"), MODES, key="net_mode", horizontal=True, format_func=lambda m: {
-        "built": _("a network built here (random initialisation)"), "upload": _("a checkpoint (upload)")}[m])
-    loaded = None
-    if mode == "built":
-        built = built_network(resolver)
-        if built is not None:
-            ref, state = built
-            loaded = ref, state, True, f"{ref}"
-    else:
-        uploaded = uploaded_checkpoint(resolver)
-        if uploaded is not None:
-            ref, state, runs = uploaded
-            loaded = ref, state, runs, ref.sha256
-    params: dict[str, str] = {}
-    if loaded is not None:
-        ref, state, runs, key = loaded
-        found = find_acmix_layers(state)
-        st.subheader(ngettext("{count} ACmix layer found", "{count} ACmix layers found", len(found),
-                              count=len(found)))
-        if found:
-            st.dataframe(layers_table(found), hide_index=True)
-            broken = [layer for layer in found if not layer.usable]
-            if broken:
-                st.warning(ngettext("{count} layer cannot be used:", "{count} layers cannot be used:",
-                                    len(broken), count=len(broken)), icon=":material/warning:")
-                st.markdown("\n".join(
-                    f"- `{charts.short_layer(layer.name)[:80].replace('`', chr(39))}`: "
-                    + "; ".join(text.layer_problem(layer, p) for p in layer.problems) for layer in broken))
-            st.caption(_("Configuration read from the weights' shapes: channels from conv1, heads from "
-                         "conv_p (head_dim = channels / heads), kernel_conv from fc.") + " " + text.kernel_att_note())
-            stats = statistics(key, state)
-            if len(stats):
-                st.subheader(_("What the layers hold, across depth"))
-                statistics_charts(stats)
-                st.dataframe(statistics_table(stats), hide_index=True)
-                st.download_button(_("Download the statistics (CSV)"), stats.to_csv(index=False),
-                                   file_name="acmix_layer_statistics.csv", mime="text/csv")
-            st.subheader(_("Open a layer in the walkthrough"))
-            params = layer_for_walkthrough(ref, found, runs, resolver)
-        else:
-            st.warning(_("The weights hold no ACmix layer (no key ends in dep_conv.weight)."),
-                       icon=":material/warning:")
-    if mode == "built" and not params and loaded is not None:
-        params = {"net": f"resnet{loaded[0].depth}", "net_seed": str(loaded[0].seed)}
-    write_url(params)
+    weights_and_layers()

@@ -125,3 +125,16 @@ def test_channel_mean_map_block_averages_large_maps():
     big = charts.channel_mean_map(x, max_side=64)
     assert big.shape == (44, 43)  # 130 and 128 in blocks of 3, the last block partial
     assert np.isclose(big[0, 0], x.mean(0)[:3, :3].mean().item())
+
+
+def test_candidate_frames_mark_what_the_findings_found():
+    params, flops = charts.candidate_frames()
+    findings = {next(iter(f.figures)): f.figures for f in paper.findings()}
+    fit = findings["candidates_fit"]["candidates_fit"]
+    for row, (key, fits_all) in zip(params.itertuples(index=False), fit.items(), strict=True):
+        assert all(cell.endswith("✓") for cell in row[1:]) == fits_all, key
+        extra = paper.parameter_candidates(26)[key]
+        assert row[1].startswith(f"+{extra:,}")
+    match = findings["candidates_match"]["candidates_match"]
+    for row, marks in zip(flops.itertuples(index=False), match.values(), strict=True):
+        assert [cell.endswith("✓") for cell in row[1:]] == marks
