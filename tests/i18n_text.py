@@ -44,6 +44,7 @@ _STRIP = [
     re.compile(r"https?://\S+"),  # URLs
     re.compile(r"\]\([^)]*\)"),  # markdown link targets
     re.compile(r":material/[a-z_]+:"),  # icons
+    re.compile(r":[a-z]+(?:-[a-z]+)*\["),  # Streamlit's directives: :green-badge[...], :red[...]
     re.compile(r"\b\w*[_\d]\w*\b"),  # identifiers and numbers: conv_p, kernel_att, x2, 1e-5
     re.compile(r"\b[A-Za-z]+[A-Z][A-Za-z]*\b"),  # CamelCase: ACmix, BatchNorm, PyTorch, FLOPs
 ]

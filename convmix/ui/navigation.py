@@ -25,6 +25,9 @@ PAGE_SPECS: list[PageSpec] = [
              "inspector."),
     PageSpec("pages/explorer.py", "Hyperparameter explorer", ":material/tune:",
              "Parameters, FLOPs, latency and memory as kernel, heads, stride, width and resolution vary."),
+    PageSpec("pages/network.py", "ACmix in ResNet", ":material/lan:",
+             "The paper's table checked against the released ResNets, a checkpoint's layers and learned "
+             "rates, and any layer sent to the walkthrough with the activation that reaches it."),
 ]
 
 

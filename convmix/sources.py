@@ -1,0 +1,636 @@
+"""Which ACmix module a walkthrough shows, and which input reaches it.
+
+A *source* is a small, frozen, hashable description: it can key a cache, be kept in a session, and
+(where it names nothing private) round-trip through URL query parameters. `materialize(source,
+resolver)` produces the module and its input tensor; every allocation it makes is checked against
+the memory budget first, and every refusal is a `SourceError` with a code and the figures, so
+that a page can say in the visitor's language what failed and what would work.
+
+Four kinds of source:
+
+* `RandomInit(config)`: the sidebar's configuration, weights drawn from its seed, on seeded noise
+  (`config.build()`, `config.make_input()`): what the walkthrough has always shown.
+* `RandomInitPicture(config, picture)`: the same module on photographs passed through the seed's
+  stem (`convmix.activations.stem_features`). Batch item 0 is the chosen picture; further items
+  are the other built-in pictures in catalogue order, so that batch items differ.
+* `NetworkLayer(network, layer, image, image_size)`: an ACmix layer of a whole network with its own
+  weights, on the activation that really reaches it when the image goes through the network's own
+  forward (a forward pre-hook, `convmix.activations.layer_input`; nothing is re-implemented).
+* `LayerAlone(network, layer, picture, size, kernel_att, stride)`: a layer of a checkpoint whose
+  network cannot run here (not one of the authors' ResNets): its own weights, on a photograph
+  through the seed's stem at the layer's width (seeded noise when `picture` is None).
+
+Networks are references: `ResNetRef(depth, seed)`, the authors' ACmix ResNet randomly initialised
+here, and `CheckpointRef(sha256)`, an uploaded checkpoint. A `Resolver` turns references into
+modules (through the builder registered for the reference's type in `NETWORK_BUILDERS`),
+checkpoints and uploaded bytes; the app keeps them in a byte-bounded cache, tests build them
+directly. What a network does with an image is its *kind*, an adapter registered per module class
+in `NETWORK_KINDS`: the layers it has, the image's tensor, the memory a forward up to a layer needs,
+and the input captured there. A network trained on the digits (convmix.train) plugs in as a third
+kind of network: a frozen reference (say `DigitsRef(config)`) with a builder in NETWORK_BUILDERS
+that returns its trained module, and a NetworkKind for that module's class in NETWORK_KINDS whose
+image is a digit of the data set; `NetworkLayer(DigitsRef(...), layer, digit, 8)` then materialises
+like any other layer (the URL form in to_query/from_query is the one place to extend).
+
+Networks are shared by every session, so captures through one network run one at a time, and the
+module handed out is a copy of the network's layer (same weights), which a trace may instrument.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import images
+from .acmix import ACmix
+from .activations import (
+    ELEMENT,
+    acmix_layer_names,
+    forward_bytes_until,
+    layer_input,
+    stem_bytes,
+    stem_features,
+    to_network_input,
+)
+from .bias import ImageError
+from .budget import memory_budget, weights_and_input_bytes
+from .bytecache import ByteBoundedCache
+from .checkpoint import COPIES, Checkpoint, CheckpointError, build_acmix, find_acmix_layers, load_resnet
+from .config import LIMITS, ACmixConfig
+from .models import (
+    DEPTHS,
+    HEAD,
+    KERNEL_ATT,
+    KERNEL_CONV,
+    ACmixResNet,
+    acmix_resnet,
+    block_layout,
+    min_input_size,
+)
+
+# Image sizes a network input may have: multiples of 32 (every stride divides them) up to this.
+MAX_IMAGE_SIZE = 512
+IMAGE_STEP = 32
+DEFAULT_IMAGE_SIZE = 224
+SHORT_HASH = 12  # hex digits of an upload's SHA-256 that name it in a URL
+UPLOAD_PREFIX = "upload-"
+
+
+# ---------------------------------------------------------------------------------------------
+# References: pictures and networks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltinPicture:
+    id: str  # one of convmix.images.pictures()
+
+
+@dataclass(frozen=True)
+class UploadedPicture:
+    sha256: str
+    filename: str = field(default="", compare=False)
+
+    @property
+    def short(self) -> str:
+        return self.sha256[:SHORT_HASH]
+
+
+PictureRef = BuiltinPicture | UploadedPicture
+
+
+@dataclass(frozen=True)
+class ResNetRef:
+    """The authors' ACmix ResNet-`depth` (1000 classes), randomly initialised from `seed`."""
+
+    depth: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """An uploaded checkpoint, named by the SHA-256 of its bytes."""
+
+    sha256: str
+    filename: str = field(default="", compare=False)
+
+    @property
+    def short(self) -> str:
+        return self.sha256[:SHORT_HASH]
+
+
+NetworkRef = ResNetRef | CheckpointRef
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RandomInit:
+    config: ACmixConfig
+
+
+@dataclass(frozen=True)
+class RandomInitPicture:
+    config: ACmixConfig
+    picture: PictureRef
+
+
+@dataclass(frozen=True)
+class NetworkLayer:
+    network: NetworkRef
+    layer: str  # e.g. "layer3.0.conv2"
+    image: PictureRef
+    image_size: int = DEFAULT_IMAGE_SIZE
+
+
+@dataclass(frozen=True)
+class LayerAlone:
+    network: CheckpointRef
+    layer: str
+    picture: PictureRef | None  # None: seeded noise
+    size: int = 56  # the layer's input height and width
+    kernel_att: int = KERNEL_ATT  # not stored in any weight: the visitor's choice
+    stride: int = 1
+
+
+Source = RandomInit | RandomInitPicture | NetworkLayer | LayerAlone
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors with codes: the page words them in the visitor's language from `values`
+# ---------------------------------------------------------------------------------------------
+
+
+class SourceError(ValueError):
+    """A source that cannot be materialised. `code` says which rule failed, `values` the figures.
+
+    Codes: "budget" (need, budget, what: "module", "stem", "forward" or "layer"; layer), "network_too_large" (need, limit, depth), "config"
+    (problems), "net_seed" (seed, low, high),
+    "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind, short),
+    "picture" (reason), "image_size" (size, low, high), "layer" (reason), "network_kind" (name).
+    """
+
+    def __init__(self, code: str, message: str, **values):
+        super().__init__(message)
+        self.code = code
+        self.values = values
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving references
+# ---------------------------------------------------------------------------------------------
+
+
+def resnet_weight_bytes(depth: int) -> int:
+    """Bytes of a built ACmix ResNet's parameters and buffers (float32, 1000 classes)."""
+    model = acmix_resnet(depth, device="meta")
+    return sum(t.numel() * (ELEMENT if t.is_floating_point() else 8) for t in model.state_dict().values())
+
+
+def max_network_bytes(budget: int | None = None) -> int:
+    """The largest network kept for a visitor: a third of the budget, as for checkpoint files
+    (convmix.checkpoint.max_file_bytes), so that a forward through it still fits beside it."""
+    return (memory_budget() if budget is None else budget) // COPIES
+
+
+class Resolver:
+    """Turns references into modules, checkpoints and uploaded bytes (no caching here).
+
+    `checkpoints` and `pictures` map a SHA-256 to what was uploaded; subclasses may look them up
+    elsewhere (the app's byte-bounded cache) and cache what they build.
+    """
+
+    def __init__(self, checkpoints: Mapping[str, Checkpoint] | None = None,
+                 pictures: Mapping[str, bytes] | None = None):
+        self._checkpoints = dict(checkpoints or {})
+        self._pictures = dict(pictures or {})
+
+    def checkpoint(self, ref: CheckpointRef) -> Checkpoint:
+        found = self._checkpoints.get(ref.sha256)
+        if found is None:
+            raise SourceError("upload_missing", f"The checkpoint {ref.short} is not held here; upload it again.",
+                              kind="checkpoint", short=ref.short)
+        return found
+
+    def picture_bytes(self, ref: UploadedPicture) -> bytes:
+        found = self._pictures.get(ref.sha256)
+        if found is None:
+            raise SourceError("upload_missing", f"The picture {ref.short} is not held here; upload it again.",
+                              kind="picture", short=ref.short)
+        return found
+
+    def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
+        """The whole network, in eval mode, built by the builder registered for the reference's
+        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes."""
+        budget = memory_budget() if budget is None else budget
+        build = NETWORK_BUILDERS.get(type(ref))
+        if build is None:
+            raise SourceError("network_kind", f"No network builder for {type(ref).__name__}.",
+                              name=type(ref).__name__)
+        return build(ref, self, budget)
+
+
+class CachedResolver(Resolver):
+    """A resolver over one `ByteBoundedCache` shared by every visitor: built networks are kept
+    under ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256)."""
+
+    def __init__(self, cache: ByteBoundedCache):
+        super().__init__()
+        self.cache = cache
+
+    def keep_checkpoint(self, sha: str, checkpoint: Checkpoint) -> None:
+        self.cache.put(("checkpoint", sha), checkpoint)
+
+    def keep_picture(self, sha: str, data: bytes) -> None:
+        self.cache.put(("picture", sha), bytes(data))
+
+    def checkpoint(self, ref: CheckpointRef) -> Checkpoint:
+        found = self.cache.get(("checkpoint", ref.sha256))
+        return found if found is not None else super().checkpoint(ref)
+
+    def picture_bytes(self, ref: UploadedPicture) -> bytes:
+        found = self.cache.get(("picture", ref.sha256))
+        return found if found is not None else super().picture_bytes(ref)
+
+    def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
+        return self.cache.get_or_build(("network", ref), lambda: super(CachedResolver, self).network(ref, budget))
+
+
+def _build_resnet(ref: ResNetRef, resolver: Resolver, budget: int) -> nn.Module:
+    check_resnet_ref(ref)
+    need, limit = resnet_weight_bytes(ref.depth), max_network_bytes(budget)
+    if need > limit:
+        raise SourceError(
+            "network_too_large",
+            f"ResNet-{ref.depth}'s weights take {need:,} bytes; networks up to {limit:,} bytes "
+            "(a third of the memory budget) are built here.", need=need, limit=limit, depth=ref.depth)
+    return acmix_resnet(ref.depth, seed=ref.seed)
+
+
+def _build_from_checkpoint(ref: CheckpointRef, resolver: Resolver, budget: int) -> nn.Module:
+    """The authors' ResNet with the checkpoint's weights (their tensors, not a copy: the upload was
+    admitted within max_file_bytes, which counts the network built from it)."""
+    checkpoint = resolver.checkpoint(ref)
+    try:
+        return load_resnet(checkpoint)
+    except CheckpointError as err:
+        raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
+
+
+# How each kind of reference becomes a network: (ref, resolver, budget) -> module in eval mode.
+# A network trained on the digits adds its reference type here and its module class to NETWORK_KINDS.
+NETWORK_BUILDERS: dict[type, Callable[[object, Resolver, int], nn.Module]] = {
+    ResNetRef: _build_resnet,
+    CheckpointRef: _build_from_checkpoint,
+}
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(model: nn.Module) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
+def check_resnet_ref(ref: ResNetRef) -> None:
+    if ref.depth not in DEPTHS:
+        raise SourceError("network_kind", f"ResNet-{ref.depth} is not one of the authors' depths.",
+                          name=f"ResNet-{ref.depth}")
+    lo, hi = LIMITS["seed"]
+    if not isinstance(ref.seed, int) or not lo <= ref.seed <= hi:
+        raise SourceError("net_seed", f"The seed must be a whole number from {lo} to {hi:,}, not {ref.seed!r}.",
+                          seed=ref.seed, low=lo, high=hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Network kinds
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkKind:
+    """What a kind of network does with an image: its layers, its input, its cost, its capture."""
+
+    layers: Callable[[nn.Module], list[str]]
+    image_sizes: Callable[[nn.Module], list[int]]
+    image_tensor: Callable[[nn.Module, PictureRef, int, Resolver], torch.Tensor]
+    forward_bytes: Callable[[nn.Module, str, int], int]  # up to the layer's input, one image
+    capture: Callable[[nn.Module, torch.Tensor, str, int], tuple[ACmix, torch.Tensor]]
+
+
+def picture_rgb(picture: PictureRef, height: int, width: int, resolver: Resolver) -> np.ndarray:
+    """A picture as a (height, width, 3) uint8 array; uploads are decoded with the bias page's checks."""
+    if isinstance(picture, BuiltinPicture):
+        try:
+            return images.picture_rgb(picture.id, height, width)
+        except ValueError as err:
+            raise SourceError("picture", str(err), reason=str(err)) from None
+    try:
+        return images.upload_rgb(resolver.picture_bytes(picture), height, width)
+    except ImageError as err:
+        raise SourceError("picture", str(err), reason=str(err)) from None
+
+
+def resnet_image_sizes(depth: int) -> list[int]:
+    return list(range(min_input_size(depth), MAX_IMAGE_SIZE + 1, IMAGE_STEP))
+
+
+def _resnet_weights(model: nn.Module) -> int:
+    return sum(t.numel() for t in model.state_dict().values())
+
+
+def _resnet_capture(model, x, layer, budget):
+    reached = layer_input(model, x, layer, budget)
+    return reached.module, reached.x
+
+
+NETWORK_KINDS: dict[type, NetworkKind] = {
+    ACmixResNet: NetworkKind(
+        layers=acmix_layer_names,
+        image_sizes=lambda model: resnet_image_sizes(model.depth),
+        image_tensor=lambda model, picture, size, resolver: to_network_input(
+            picture_rgb(picture, size, size, resolver)),
+        forward_bytes=lambda model, layer, size: forward_bytes_until(
+            model.depth, layer, 1, size, size, _resnet_weights(model)),
+        capture=_resnet_capture,
+    ),
+}
+
+
+def network_kind(model: nn.Module) -> NetworkKind:
+    kind = NETWORK_KINDS.get(type(model))
+    if kind is None:
+        raise SourceError("network_kind", f"No network kind is registered for {type(model).__name__}.",
+                          name=type(model).__name__)
+    return kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Materialising a source
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Materialized:
+    module: ACmix
+    x: torch.Tensor  # (B, in_planes, H, W): what the module receives
+    config: ACmixConfig  # the module's hyperparameters and the input's shape (not its weights)
+    estimate_bytes: int  # the estimate checked against the budget
+
+
+def module_config(module: ACmix, x_shape: tuple[int, ...], seed: int = 0) -> ACmixConfig:
+    b, _, h, w = x_shape
+    return ACmixConfig(
+        in_planes=module.in_planes, out_planes=module.out_planes, kernel_att=module.kernel_att,
+        head=module.head, kernel_conv=module.kernel_conv, stride=module.stride,
+        dilation=module.dilation, height=h, width=w, batch=b, seed=seed, variant=module.variant)
+
+
+_WHAT = {"module": "The module and its input", "stem": "The seed's stem",
+         "forward": "The network's forward up to {layer}", "layer": "The layer and its input"}
+
+
+def _refuse_over_budget(need: int, budget: int, what: str, layer: str = "") -> None:
+    """`what`: "module", "stem", "forward" (up to `layer`) or "layer"."""
+    if need > budget:
+        raise SourceError("budget", f"{_WHAT[what].format(layer=layer)} would need about {need:,} bytes, over "
+                          f"the memory budget of {budget:,} bytes, so it was not run.",
+                          need=need, budget=budget, what=what, layer=layer)
+
+
+def _config_problems(config: ACmixConfig) -> None:
+    problems = config.problems()
+    if problems:
+        raise SourceError("config", " ".join(p.sentence() for p in problems),
+                          problems=[p.sentence() for p in problems])
+
+
+def stem_pictures(first: PictureRef, batch: int) -> list[PictureRef]:
+    """Batch item 0 is `first`; the others are the remaining built-in pictures, in order, cycled."""
+    others = [BuiltinPicture(p.id) for p in images.pictures() if BuiltinPicture(p.id) != first]
+    out = [first]
+    while len(out) < batch:
+        out.append(others[(len(out) - 1) % len(others)])
+    return out
+
+
+def _stem_input(pictures: list[PictureRef], channels: int, height: int, width: int,
+                resolver: Resolver, budget: int) -> tuple[torch.Tensor, int]:
+    need = stem_bytes(len(pictures), height, width, channels)
+    _refuse_over_budget(need, budget, "stem")
+    rgb = [picture_rgb(p, 4 * height, 4 * width, resolver) for p in pictures]
+    return stem_features(rgb, channels=channels, budget=budget).features, need
+
+
+def materialize(source: Source, resolver: Resolver | None = None, budget: int | None = None) -> Materialized:
+    """The ACmix module and the input it receives, for any kind of source."""
+    resolver = Resolver() if resolver is None else resolver
+    budget = memory_budget() if budget is None else budget
+    if isinstance(source, RandomInit | RandomInitPicture):
+        config = source.config
+        _config_problems(config)
+        need = weights_and_input_bytes(config)
+        _refuse_over_budget(need, budget, "module")
+        if isinstance(source, RandomInit):
+            return Materialized(config.build(), config.make_input(), config, need)
+        pictures = stem_pictures(source.picture, config.batch)
+        x, stem = _stem_input(pictures, config.in_planes, config.height, config.width, resolver, budget)
+        return Materialized(config.build(), x, config, max(need, stem))
+    if isinstance(source, NetworkLayer):
+        model = resolver.network(source.network, budget)
+        kind = network_kind(model)
+        layers = kind.layers(model)
+        if source.layer not in layers:
+            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this network.",
+                              layer=source.layer, layers=layers)
+        sizes = kind.image_sizes(model)
+        if source.image_size not in sizes:
+            raise SourceError("image_size", f"Image size {source.image_size} is not one of {sizes}.",
+                              size=source.image_size, low=sizes[0], high=sizes[-1], step=IMAGE_STEP)
+        need = kind.forward_bytes(model, source.layer, source.image_size)
+        _refuse_over_budget(need, budget, "forward", source.layer)
+        x = kind.image_tensor(model, source.image, source.image_size, resolver)
+        with _lock_for(model):  # the capture hooks the shared network: one capture at a time
+            module, reached = kind.capture(model, x, source.layer, budget)
+        # The walkthrough records a trace through the module it gets; a copy keeps that trace apart
+        # from any forward through the network (which is shared by every session).
+        module = copy.deepcopy(module)
+        seed = getattr(source.network, "seed", 0)
+        return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need)
+    if isinstance(source, LayerAlone):
+        checkpoint = resolver.checkpoint(source.network)
+        found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
+        if source.layer not in found:
+            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this checkpoint.",
+                              layer=source.layer, layers=list(found))
+        try:
+            module = build_acmix(checkpoint.state_dict, found[source.layer], source.kernel_att, source.stride)
+        except CheckpointError as err:
+            raise SourceError("layer", str(err), reason=str(err)) from None
+        config = module_config(module, (1, module.in_planes, source.size, source.size))
+        _config_problems(config)
+        need = weights_and_input_bytes(config)
+        _refuse_over_budget(need, budget, "layer")
+        if source.picture is None:
+            return Materialized(module, config.make_input(), config, need)
+        x, stem = _stem_input([source.picture], module.in_planes, source.size, source.size, resolver, budget)
+        return Materialized(module, x, config, max(need, stem))
+    raise SourceError("network_kind", f"Unknown source {type(source).__name__}.", name=type(source).__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# URL query parameters
+# ---------------------------------------------------------------------------------------------
+
+QUERY_KEYS = ("net", "net_seed", "layer", "picture", "image_size")
+_RESNET_NET = re.compile(r"^resnet([0-9]{2})$")
+_UPLOAD = re.compile(rf"^upload-([0-9a-f]{{{SHORT_HASH}}})$")
+_LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A URL value that was not taken as given: `code` and the figures, worded by the page."""
+
+    code: str  # "net", "net_seed", "layer", "picture", "image_size", "upload_missing"
+    value: str  # the offending value, cut to 40 characters of letters, digits and -_.
+    values: tuple[tuple[str, object], ...] = ()
+
+
+def picture_query(picture: PictureRef) -> str:
+    return picture.id if isinstance(picture, BuiltinPicture) else UPLOAD_PREFIX + picture.short
+
+
+def to_query(source: Source) -> dict[str, str]:
+    """The parameters that name `source` in a URL (the sidebar's own carry a RandomInit's config)."""
+    if isinstance(source, RandomInit):
+        return {}
+    if isinstance(source, RandomInitPicture):
+        return {"picture": picture_query(source.picture)}
+    if isinstance(source, NetworkLayer):
+        if isinstance(source.network, ResNetRef):
+            out = {"net": f"resnet{source.network.depth}", "net_seed": str(source.network.seed)}
+        else:
+            out = {"net": UPLOAD_PREFIX + source.network.short}
+        out.update(layer=source.layer, picture=picture_query(source.image), image_size=str(source.image_size))
+        return out
+    return {"net": UPLOAD_PREFIX + source.network.short, "layer": source.layer}
+
+
+def _shown(raw: object) -> str:
+    text = str(raw[-1] if isinstance(raw, list | tuple) and raw else raw)
+    return "".join(ch for ch in text[:40] if ch.isalnum() or ch in "-_.")
+
+
+def _picture_from_query(raw: str, uploads: Mapping[str, UploadedPicture], notes: list[Note]) -> PictureRef:
+    ids = [p.id for p in images.pictures()]
+    default = BuiltinPicture(ids[0])
+    if raw in ids:
+        return BuiltinPicture(raw)
+    match = _UPLOAD.match(raw)
+    if match and match.group(1) in uploads:
+        return uploads[match.group(1)]
+    notes.append(Note("upload_missing" if match else "picture", _shown(raw), (("default", ids[0]),)))
+    return default
+
+
+def _param(params: Mapping[str, object], key: str) -> str | None:
+    raw = params.get(key)
+    if raw is None:
+        return None
+    return str(raw[-1] if isinstance(raw, list | tuple) and raw else raw).strip()
+
+
+def from_query(
+    params: Mapping[str, object], config: ACmixConfig, choice: Source | None = None,
+    uploaded_pictures: Mapping[str, UploadedPicture] | None = None,
+) -> tuple[Source | None, list[Note]]:
+    """The source a URL names, or None when it names none (then the caller decides); one Note per
+    value not taken as given. Hostile text never raises.
+
+    `choice` is the source this session chose (an upload can only be named by the session that
+    holds it); `uploaded_pictures` maps the short hash of each picture this session uploaded.
+    """
+    uploads = dict(uploaded_pictures or {})
+    notes: list[Note] = []
+    picture_raw = _param(params, "picture")
+    if _param(params, "layer") is None:
+        if picture_raw is None:
+            return None, notes
+        return RandomInitPicture(config, _picture_from_query(picture_raw, uploads, notes)), notes
+    layer = _param(params, "layer") or ""
+    net = _param(params, "net") or ""
+    upload = _UPLOAD.match(net)
+    if upload:
+        chosen_net = getattr(choice, "network", None)
+        if (isinstance(chosen_net, CheckpointRef) and chosen_net.short == upload.group(1)
+                and getattr(choice, "layer", None) == layer):
+            return choice, notes
+        notes.append(Note("upload_missing", _shown(net)))
+        return None, notes
+    match = _RESNET_NET.match(net)
+    if not match or int(match.group(1)) not in DEPTHS:
+        notes.append(Note("net", _shown(net)))
+        return None, notes
+    depth = int(match.group(1))
+    seed = 0
+    seed_raw = _param(params, "net_seed")
+    if seed_raw is not None:
+        lo, hi = LIMITS["seed"]
+        if re.fullmatch(r"[0-9]{1,10}", seed_raw) and lo <= int(seed_raw) <= hi:
+            seed = int(seed_raw)
+        else:
+            notes.append(Note("net_seed", _shown(seed_raw), (("low", lo), ("high", hi))))
+    names = [s.acmix_name for s in block_layout(depth)]
+    if not _LAYER.match(layer) or layer not in names:
+        notes.append(Note("layer", _shown(layer), (("network", f"ResNet-{depth}"),)))
+        return None, notes
+    size = DEFAULT_IMAGE_SIZE
+    size_raw = _param(params, "image_size")
+    sizes = resnet_image_sizes(depth)
+    if size_raw is not None:
+        if re.fullmatch(r"[0-9]{1,4}", size_raw) and int(size_raw) in sizes:
+            size = int(size_raw)
+        else:
+            notes.append(Note("image_size", _shown(size_raw),
+                              (("low", sizes[0]), ("high", sizes[-1]), ("step", IMAGE_STEP),
+                               ("default", DEFAULT_IMAGE_SIZE))))
+    picture = _picture_from_query(picture_raw, uploads, notes) if picture_raw is not None \
+        else BuiltinPicture(images.pictures()[0].id)
+    return NetworkLayer(ResNetRef(depth, seed), layer, picture, size), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# What a source shows, without building it
+# ---------------------------------------------------------------------------------------------
+
+
+def resnet_layer_config(depth: int, layer: str, image_size: int, seed: int = 0) -> ACmixConfig:
+    """The hyperparameters and input shape of a ResNet layer at an image size (no weights built)."""
+    for s in block_layout(depth, image_size):
+        if s.acmix_name == layer:
+            h, w = s.in_size
+            return ACmixConfig(in_planes=s.width, out_planes=s.width, kernel_att=KERNEL_ATT, head=HEAD,
+                               kernel_conv=KERNEL_CONV, stride=s.stride, height=h, width=w, seed=seed)
+    raise SourceError("unknown_layer", f"{layer!r} is not an ACmix layer of ResNet-{depth}.",
+                      layer=layer, layers=[s.acmix_name for s in block_layout(depth, image_size)])
