@@ -216,52 +216,17 @@ class ACmixConfig:
         return param_formula(self.in_planes, self.out_planes, self.head, self.kernel_conv)
 
     # -- memory -----------------------------------------------------------------------------------
-    def estimate_peak_bytes(self, dtype: str = "float32", impl: str = "reference") -> int:
-        """Peak bytes a no-grad forward allocates beyond its input and weights, from shapes alone.
-
-        It follows which tensors the forward holds at each moment: Stage I's q, k, v and the scaled
-        q_att live throughout; the attention path's peak is the weighted sum (unfold_k, unfold_v
-        and their product, three K-fold copies, plus unfold_rpe and the attention weights alive)
-        or the padding of v; the conv path's peak is the fc input (q, k, v concatenated) or the
-        final mix.
+    def estimate_peak_bytes(self, dtype: str = "float32", impl: str = "reference",
+                            threads: int | None = None) -> int:
+        """Peak bytes the CPU allocator holds during one no-grad forward, beyond its input and
+        weights, from shapes alone: every tensor of the forward plus the convolutions' and
+        unfold's own workspaces (convmix.memory). An upper bound of `measure_peak_bytes` on the
+        CPU, close to it; `threads` (default: torch's current setting) decides, as in PyTorch,
+        whether 1x1 convolutions use oneDNN.
         """
-        elt = DTYPE_BYTES[dtype]
-        b, c, h = self.batch, self.out_planes, self.head
-        n = self.height * self.width
-        no = self.out_height * self.out_width
-        kk = self.kernel_att**2
-        d = self.head_dim
-        kc2 = self.kernel_conv**2
-        padded = self.padded_area
-        stage1 = 4 * b * c * n + d * n  # q, k, v, q_att and pe
-        if impl == "fast":
-            from .fast import fast_attention_peak_elements
+        from .memory import estimate_forward_peak
 
-            attention = fast_attention_peak_elements(self)
-        else:
-            # im2col allocates like its padded input and then resizes to the unfolded shape, so an
-            # unfolded copy holds max(kk * no, padded) values per channel (more when strided).
-            window = max(kk * no, padded)
-            unfold_kv, unfold_pe = b * c * window, d * window
-            logits, products = b * h * kk * no, b * c * kk * no
-            attention = max(
-                unfold_kv + unfold_pe + 2 * products,  # the logits' temporaries
-                2 * unfold_kv + unfold_pe + logits + b * c * padded,  # padding and unfolding v
-                2 * unfold_kv + unfold_pe + logits + products + b * c * no,  # weighted sum of v
-            )
-        f_all = b * kc2 * d * n
-        conv_fc = b * c * no + 3 * b * c * n + f_all  # out_att, the q/k/v groups, fc's output
-        if impl == "fast":
-            # convmix.fast: f_conv is a channels-last copy of f_all (a view only when both kc² and
-            # head_dim are 1); both are freed when the conv path returns, before the final mix.
-            f_conv = f_all if kc2 > 1 or d > 1 else 0
-            conv_mix = max(2 * b * c * no + f_all + f_conv, 5 * b * c * no)
-        else:
-            # f_conv's reshape copies the permuted f_all, unless a swapped dimension is 1 (a view);
-            # the authors' forward holds both until it returns.
-            f_conv = f_all if kc2 > 1 and d > 1 else 0
-            conv_mix = b * c * no + f_all + f_conv + 4 * b * c * no
-        return int(elt * (stage1 + max(attention, conv_fc, conv_mix)))
+        return estimate_forward_peak(self, dtype, impl, threads)
 
     def describe(self) -> str:
         return (

@@ -22,7 +22,7 @@ from convmix.bench import MeasureError
 from convmix.compare import compare_impls
 from convmix.config import DTYPE_BYTES, ACmixConfig
 from convmix.fast import fast_attention_peak_elements
-from convmix.memory import LiveBytes, measure_peak_bytes
+from convmix.memory import MKLDNN_SCRATCH_BYTES, LiveBytes, measure_peak_bytes
 
 TOL32 = 1e-5
 TOL64 = 1e-10
@@ -328,7 +328,7 @@ def test_fast_peak_estimate_matches_measured_forward(config: ACmixConfig):
     module = config.build(impl="fast")
     measured = measure_peak_bytes(module, config.make_input())
     estimate = config.estimate_peak_bytes(impl="fast")
-    assert 0.85 <= estimate / measured <= 1.15, (estimate, measured)
+    assert measured <= estimate <= 1.15 * measured + MKLDNN_SCRATCH_BYTES, (estimate, measured)
 
 
 def test_memory_configs_include_one_where_the_attention_path_peaks():
