@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 from .constraints import (
+    MAX_KERNEL_ATT,
+    MAX_KERNEL_CONV,
+    MAX_SIDE,
     VARIANTS,
     Problem,
     attention_padding,
@@ -26,13 +29,13 @@ from .constraints import (
 LIMITS: dict[str, tuple[int, int]] = {
     "in_planes": (1, 2048),
     "out_planes": (1, 2048),
-    "kernel_att": (1, 31),
+    "kernel_att": (1, MAX_KERNEL_ATT),
     "head": (1, 2048),
-    "kernel_conv": (1, 15),
+    "kernel_conv": (1, MAX_KERNEL_CONV),
     "stride": (1, 8),
     "dilation": (1, 8),
-    "height": (1, 1024),
-    "width": (1, 1024),
+    "height": (1, MAX_SIDE),
+    "width": (1, MAX_SIDE),
     "batch": (1, 64),
     "seed": (0, 2**31 - 1),
 }
@@ -76,6 +79,7 @@ class ACmixConfig:
             self.stride,
             self.dilation,
             self.variant,
+            input_size=(self.height, self.width),
         )
         if self.variant in VARIANTS:
             out += input_problems(
