@@ -89,11 +89,12 @@ def _listing(values: list[int]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def round_size(size: int, multiple: int = 1, minimum: int = 1, maximum: int = MAX_SIDE) -> int:
+def round_size(size: int, multiple: int = 1, minimum: int = 1, maximum: int = MAX_SIDE,
+               keep: bool = True) -> int:
     """A size near `size` that is a multiple of `multiple` and within [minimum, maximum], as round
     as a nearby choice allows: a multiple of 2^j·multiple for the largest j that stays within a
-    twelfth of `size` (or one `multiple`). `size` itself when it already qualifies."""
-    if size % multiple == 0 and minimum <= size <= maximum:
+    twelfth of `size` (or one `multiple`). With `keep`, `size` itself when it already qualifies."""
+    if keep and size % multiple == 0 and minimum <= size <= maximum:
         return size
     lo = -(-max(minimum, 1) // multiple) * multiple
     hi = maximum // multiple * multiple

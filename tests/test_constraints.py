@@ -379,3 +379,9 @@ def test_round_size_prefers_round_numbers_nearby(size, multiple, minimum, expect
     got = round_size(size, multiple, minimum)
     assert got == expected
     assert got % multiple == 0 and minimum <= got <= LIMITS["height"][1]
+
+
+def test_a_shrunk_size_is_rounded_even_when_it_already_fits():
+    """The budget's nearby configurations shrink by about 3/4: 136x28 with stride 3 becomes
+    96x24, not 102x21."""
+    assert (round_size(102, 3, maximum=135, keep=False), round_size(21, 3, maximum=27, keep=False)) == (96, 24)
