@@ -8,7 +8,7 @@ import streamlit as st
 
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
-from convmix.ui.navigation import build_pages, mark_router_ran
+from convmix.ui.navigation import build_pages, mark_router_ran, sidebar_note
 from convmix.ui.sidebar import config_sidebar
 
 st.set_page_config(page_title="convmix: ACmix and Conv2d bias, explained", page_icon="🧩", layout="wide")
@@ -17,5 +17,5 @@ adopt_secret_budget()
 mark_router_ran()
 
 page = st.navigation(build_pages())
-config_sidebar()
+config_sidebar(note=sidebar_note(page.title))
 page.run()

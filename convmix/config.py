@@ -175,33 +175,15 @@ class ACmixConfig:
             if f.name not in params:
                 continue
             raw = params[f.name]
-            if isinstance(raw, (list, tuple)):
-                raw = raw[-1] if raw else ""
-            text = str(raw).strip()[:40]
             fallback = getattr(default, f.name)
             if f.name == "variant":
-                if text in VARIANTS:
-                    values[f.name] = text
-                else:
-                    notes.append(
-                        f"URL parameter variant={_show(text)} is not one of "
-                        f"{', '.join(VARIANTS)}; using {fallback}."
-                    )
-                continue
-            lo, hi = LIMITS[f.name]
-            number = _parse_int(text)
-            if number is None:
-                notes.append(
-                    f"URL parameter {f.name}={_show(text)} is not a whole number; using {fallback}."
-                )
-            elif not lo <= number <= hi:
-                # Streamlit's bound widgets refuse out-of-range URL values and keep the default;
-                # say so, in the same terms.
-                notes.append(
-                    f"URL parameter {f.name}={number} is outside {lo} to {hi:,}; using {fallback}."
-                )
+                value, note = url_choice(f.name, raw, VARIANTS, fallback)
             else:
-                values[f.name] = number
+                value, note = url_int(f.name, raw, *LIMITS[f.name], fallback)
+            if note:
+                notes.append(note)
+            else:
+                values[f.name] = value
         return cls(**values), notes
 
     def step_costs(self):
@@ -239,6 +221,52 @@ class ACmixConfig:
             f"dilation={self.dilation}, variant={self.variant!r}) on "
             f"{self.batch}x{self.in_planes}x{self.height}x{self.width}"
         )
+
+
+def url_text(raw: object) -> str:
+    """A URL value as text: the last of repeated values, stripped and cut to 40 characters."""
+    if isinstance(raw, (list, tuple)):
+        raw = raw[-1] if raw else ""
+    return str(raw).strip()[:40]
+
+
+def url_int(name: str, raw: object, lo: int, hi: int, fallback: int) -> tuple[int, str | None]:
+    """An integer URL parameter: (value, None), or (fallback, the sentence that says why).
+
+    Streamlit's bound widgets refuse such values and keep their default silently; the sentence
+    says so, in the same terms everywhere.
+    """
+    text = url_text(raw)
+    number = _parse_int(text)
+    if number is None:
+        return fallback, f"URL parameter {name}={_show(text)} is not a whole number; using {fallback}."
+    if not lo <= number <= hi:
+        return fallback, f"URL parameter {name}={number} is outside {lo} to {hi:,}; using {fallback}."
+    return number, None
+
+
+def url_choice(name: str, raw: object, choices: tuple, fallback) -> tuple[object, str | None]:
+    """A URL parameter that must be one of `choices`, written as Streamlit writes them (booleans
+    as true and false): (value, None), or (fallback, the sentence that says why)."""
+    text = url_text(raw)
+    for choice in choices:
+        if text == _url_form(choice):
+            return choice, None
+    shown = ", ".join(_url_form(c) for c in choices)
+    return fallback, f"URL parameter {name}={_show(text)} is not one of {shown}; using {_url_form(fallback)}."
+
+
+def _url_form(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def misread_by_streamlit(raw: object) -> bool:
+    """True for URL text that Streamlit's integer widgets crash on (infinite) or truncate (8.5)."""
+    try:
+        number = float(url_text(raw))
+    except ValueError:
+        return False
+    return math.isinf(number) or (math.isfinite(number) and number != int(number))
 
 
 def _parse_int(text: str) -> int | None:
