@@ -20,13 +20,13 @@ from convmix.ui.sidebar import current_config
 ensure_router()
 
 FLOAT = st.column_config.NumberColumn(format="%.4g")
-STAT = st.column_config.NumberColumn(format="%.3g", width=56)
+STAT = st.column_config.NumberColumn(format="%.3g", width=62)
 COUNT = st.column_config.NumberColumn(format="%,d")
 FC_HEADS_SHOWN = 16  # rows per q/k/v drawn in the fc matrix
 SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
             "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping", "Authors' quirks"]
 MAP_SIZE = 250  # a step's heatmap: fits the expander's right column at 1400 px
-PANEL_SIZE = 135  # one of the inspector's five window panels
+PANEL_SIZE = 150  # one of the inspector's five window panels: five fit at 1400 px
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -125,7 +125,7 @@ keep_in_options("wt_window", list(range(kk)), kk // 2)
 keep_in_options("wt_offset", list(range(kc2)), kc2 // 2)
 with st.container(border=True):
     st.markdown("**Slice shown in the heatmaps** (the index under each map says exactly which)")
-    c = st.columns([1, 1, 1, 2, 2])
+    c = st.columns([0.8, 0.8, 0.8, 1.7, 2.6])
     batch = c[0].number_input("batch item", 0, config.batch - 1, key="wt_batch")
     head = c[1].number_input("head", 0, h - 1, key="wt_head")
     channel = c[2].number_input("channel in head", 0, d - 1, key="wt_channel",
@@ -187,13 +187,13 @@ def overview() -> None:
     st.dataframe(
         steps, hide_index=True, width="stretch", height=35 * (len(steps) + 1) + 3,
         # Widths that fit every column, FLOPs included, in the main area at 1400 px.
-        column_config={"group": st.column_config.TextColumn(width=78),
-                       "step": st.column_config.TextColumn(width=80),
-                       "shape": st.column_config.TextColumn(width=118),
+        column_config={"group": st.column_config.TextColumn(width=72),
+                       "step": st.column_config.TextColumn(width=78),
+                       "shape": st.column_config.TextColumn(width=132),
                        "mean": STAT, "std": STAT, "min": STAT, "max": STAT,
-                       "memory": st.column_config.TextColumn(width=76),
-                       "owner": st.column_config.TextColumn(width=70),
-                       "parameters": st.column_config.NumberColumn(format="%,d", width=70),
+                       "memory": st.column_config.TextColumn(width=74),
+                       "owner": st.column_config.TextColumn(width=66),
+                       "parameters": st.column_config.NumberColumn("params", format="%,d", width=62),
                        "multiply-adds": st.column_config.NumberColumn(format="%,d", width=92),
                        "FLOPs": st.column_config.NumberColumn(format="%,d", width=100)},
     )
