@@ -782,3 +782,29 @@ def acmix_bias_table(module: ACmix) -> tuple[list[SubmoduleBias], int]:
             )
         )
     return rows, sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page costs
+# ---------------------------------------------------------------------------------------------
+
+
+def demo_padding_max(spec: LayerSpec) -> int:
+    """The padding demonstration's largest padding: past the first all-padding window."""
+    return max(12, spec.kernel + 3)
+
+
+def page_bytes(spec: LayerSpec, size: int) -> int:
+    """Bytes the bias page's computations hold at their peak, from shapes: about 24 float32
+    tensors of the output's size (the output with and without bias, BatchNorm with and without
+    it, the folded layer, a two-image gradient, and their temporaries; measured at 16 to 20 on
+    three layers), taking the padding demonstration's largest output as the size."""
+    widest = max(spec.output_size(size), conv_output_size(size, spec.kernel, spec.stride,
+                                                          demo_padding_max(spec)))
+    return 4 * (24 * spec.out_channels * widest * widest + 2 * spec.in_channels * size * size)
+
+
+def fitting_size(spec: LayerSpec, size: int, budget: int) -> int | None:
+    """The largest offered input size up to `size` whose page fits `budget` (None: none does)."""
+    fits = [s for s in SIZES if s <= size and spec.problem(s) is None and page_bytes(spec, s) <= budget]
+    return fits[-1] if fits else None

@@ -634,3 +634,27 @@ def test_a_bias_breaks_positive_homogeneity():
     assert h.with_bias > 1e-3 and float(biased) > 1e-3
     with pytest.raises(ValueError):
         cb.homogeneity(cb.seed_layer(bias=False), x)
+
+
+@pytest.mark.parametrize("spec,size", [
+    (cb.LayerSpec(), 224),
+    (cb.LayerSpec(out_channels=128, kernel=3, stride=1, padding=1), 112),
+    (cb.LayerSpec(in_channels=1, out_channels=32, kernel=15, stride=1, padding=15), 64),
+])
+def test_page_bytes_bounds_what_the_page_computes(spec, size):
+    """Every computation the page caches, run as the page runs them: the allocator's peak stays
+    under the estimate the page checks against the memory budget."""
+    from convmix.memory import cpu_allocator_peak
+
+    layer = cb.seed_layer(spec)
+    bn = cb.illustrative_bn(layer)
+    x = cb.to_input(cb.builtin_scene(size), spec.in_channels)
+    kept = []
+
+    def everything():
+        kept.extend([cb.run_seed_layer(layer, x), cb.bn_cancellation(layer, bn, x),
+                     cb.fold_check(layer, bn, x), cb.gradient_check(layer, torch.cat([x, x.flip(3)])),
+                     cb.homogeneity(layer, x), cb.padding_demo(layer, x, cb.demo_padding_max(spec))])
+
+    assert cpu_allocator_peak(everything) <= cb.page_bytes(spec, size)
+    assert cb.fitting_size(spec, 448, cb.page_bytes(spec, size)) >= size
