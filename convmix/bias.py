@@ -32,7 +32,7 @@ SEED = 0  # of the random weights
 # favourites, tips, comments) is CSDN's; its author and date are not in the saved copy.
 ARTICLE_TITLE = "self.conv1=nn.Conv2d(3,64,kernel_size=7,stride=2,padding=3,bias=True)里面的bias什么意思"
 ARTICLE_TITLE_EN = "What does bias mean in self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)?"
-ARTICLE_SITE = "CSDN, judging by its page (author and date unknown)"
+ARTICLE_SITE = "CSDN"  # inferred from the page's furniture
 
 # torchvision's ImageNet normalisation: what a ResNet stem is fed.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

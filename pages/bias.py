@@ -110,10 +110,11 @@ notes = url_notes_once(URL_NOTES_KEY, lambda params: cb.view_from_query_params(p
                        cb.URL_INTEGERS)
 st.title("What `bias=True` does in `nn.Conv2d`")
 st.markdown(
-    f"This page started from a Chinese blog answer, *{cb.ARTICLE_TITLE}* (\"{cb.ARTICLE_TITLE_EN}\"; "
-    f"{cb.ARTICLE_SITE}). It explains the `bias` of ResNet's first layer, with a bias added, "
-    "and gets some of it wrong (see the end of this page). Every number below is computed on "
-    "this page, from the layer itself, on an image you can change; you can change the layer too."
+    f"This page started from a Chinese blog answer, *{cb.ARTICLE_TITLE}* (“{cb.ARTICLE_TITLE_EN}”), "
+    f"which by its page layout appeared on {cb.ARTICLE_SITE}; its author and date are unknown. It "
+    "explains the `bias` of ResNet's first layer, with a bias added, and gets some of it wrong "
+    "(see the end of this page). Every number below is computed on this page, from the layer "
+    "itself, on an image you can change; you can change the layer too."
 )
 show_url_notes(notes)
 
@@ -148,7 +149,7 @@ n_with = cb.conv_param_count(cin, cout, k, bias=True)
 n_without = cb.conv_param_count(cin, cout, k, bias=False)
 cols = st.columns(4)
 cols[0].metric("weight shape", " × ".join(str(d) for d in layer.weight.shape))
-cols[1].metric("bias shape", f"{cout}" if spec.bias else "none (bias=False)")
+cols[1].metric("bias shape", f"{cout}" if spec.bias else "none")
 cols[2].metric("parameters, bias=True", f"{n_with:,}")
 cols[3].metric("parameters, bias=False", f"{n_without:,}")
 st.markdown(
@@ -157,9 +158,10 @@ st.markdown(
     f"own {cin}×{k}×{k} kernel"
     + (", plus one number:" if spec.bias else "; with bias=False nothing is added:")
 )
+stride = "" if s == 1 else str(s)
 st.latex(
     rf"y[c, i, j] \;=\; \sum_{{c'=0}}^{{{cin - 1}}}\sum_{{u=0}}^{{{k - 1}}}\sum_{{v=0}}^{{{k - 1}}}"
-    rf" W[c, c', u, v]\,x_{{\text{{pad}}}}[c', {s}i+u, {s}j+v]"
+    rf" W[c, c', u, v]\,x_{{\text{{pad}}}}[c', {stride}i+u, {stride}j+v]"
     + (r" \;+\; b[c]" if spec.bias else "")
 )
 bound = 1 / spec.fan_in**0.5
