@@ -626,11 +626,12 @@ else:
             f"The layer itself stays affine: conv(x) + b shifts every value of a channel by the "
             f"same constant (largest deviation {sci(run.shift_deviation)}); the non-linearity is "
             f"the ReLU. What is true: without biases a ReLU network is positively homogeneous, "
-            f"ReLU(conv({h.alpha:g}·x)) = {h.alpha:g}·ReLU(conv(x)) (here to within "
-            f"{sci(h.without_bias)} relative), so every kink passes through the origin. Biases "
-            f"remove that limit by moving where each ReLU cuts (with its bias the same identity "
-            f"is off by {h.with_bias:.0%}; channel {channel} keeps {kept_learned:.1%} of positions "
-            f"with b = {learned:+.4f} and {kept_zero:.1%} with b = 0).",
+            f"ReLU(conv({h.alpha:g}·x)) = {h.alpha:g}·ReLU(conv(x)) (here the largest deviation "
+            f"is {sci(h.without_bias)} of the largest output), so every kink passes through the "
+            f"origin. Biases remove that limit by moving where each ReLU cuts: with this layer's "
+            f"small, untrained biases the same identity is off by up to {h.with_bias:.1%} of the "
+            f"largest output, and channel {channel} keeps {kept_learned:.1%} of positions with "
+            f"b = {learned:+.4f} and {kept_zero:.1%} with b = 0.",
         ),
         (
             "通常情况下,bias项是需要设置的,因为它可以提供更大的模型拟合能力 — usually the bias is "
