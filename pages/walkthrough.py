@@ -106,8 +106,9 @@ cols[0].metric("Parameters", f"{sum(params.values()):,}",
                help="Read from the live module: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
 cols[1].metric("Multiply-adds", f"{total.macs:,}")
 cols[2].metric("FLOPs", f"{total.flops:,}",
-               help="2 per multiply-add, plus bias adds, elementwise ops and 5 per softmax element "
-               "(convmix.counting).")
+               help="Counted by one convention (convmix.counting): 2 per multiply-add, n adds "
+               "for an n-term sum, 1 per bias add and per elementwise operation, 5 per softmax "
+               "element. Not a count of machine instructions.")
 cols[3].metric("Trace holds", human_bytes(trace.tensor_bytes()),
                help="All recorded tensors, shared storage counted once.")
 

@@ -20,7 +20,7 @@ class PageSpec:
 PAGE_SPECS: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "What convmix is for."),
     PageSpec("pages/bias.py", "Bias in nn.Conv2d", ":material/exposure_plus_1:",
-             "What bias=True does, shown on live tensors, and what a popular article gets wrong.",
+             "What bias=True does, shown on live tensors, and what a blog answer about it gets wrong.",
              "On this page the configuration below applies only to the section *Bias inside "
              "ACmix*. The page's own convolution (channels, kernel, stride, padding, bias) is set "
              "on the page, under *The layer*."),
