@@ -11,7 +11,7 @@ from convmix.i18n import _
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
 from convmix.ui.language import choose_language, language_menu
-from convmix.ui.navigation import build_pages, mark_router_ran
+from convmix.ui.navigation import build_pages, mark_router_ran, sidebar_note
 from convmix.ui.sidebar import config_sidebar
 
 configure_torch()
@@ -22,5 +22,5 @@ st.set_page_config(page_title=_("convmix: ACmix and Conv2d bias, explained"), pa
 
 page = st.navigation(build_pages())
 language_menu()
-config_sidebar()
+config_sidebar(note=sidebar_note(page.title))
 page.run()

@@ -6,7 +6,8 @@
 One process, one module per configuration running both formulations (switched through `impl`),
 timed in alternation round by round (convmix.bench.time_alternated: CUDA events on a GPU,
 perf_counter elsewhere), so background load hits both alike. Peak memory of a no-grad forward is
-measured by convmix.memory.measure_peak_bytes (max_memory_allocated on CUDA, LiveBytes on the CPU).
+measured by convmix.memory.measure_peak_bytes (max_memory_allocated on CUDA, the CPU allocator's
+profiled events elsewhere).
 
 Prints, at the default configuration (64->64 channels, 56x56, batch 1, float32): the latency ratio
 (median over median) and the peak memory ratio, against the goal of >= 10x faster and >= 5x less

@@ -422,7 +422,10 @@ class Floor:
 
 
 def roofline_floor(flops: int, nbytes: int, peaks: Peaks) -> Floor:
-    """floor = max(FLOPs / peak FLOP/s, bytes / peak bytes/s): no forward can be faster."""
+    """floor = max(FLOPs / peak FLOP/s, bytes / peak bytes/s): an estimate of the fastest a
+    forward could run, not a hard bound. The peaks are rates measured here (a large matmul and a
+    large copy, which other kernels may beat or miss), and the FLOPs follow convmix.counting's
+    convention; a forward measured below its floor is possible and says so."""
     compute = flops / peaks.flops_per_s
     memory = nbytes / peaks.bytes_per_s
     return Floor(max(compute, memory), compute, memory)

@@ -1,9 +1,10 @@
 """What `bias=True` does in nn.Conv2d, computed on live tensors (the bias page's logic).
 
-The seed article asks about `nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)`.
-Everything here works on that layer (or on ACmix) and returns plain numbers and arrays, so the page
-only draws and the tests can check each identity against an independent computation.
-Importable without Streamlit.
+The article the project started from asks about
+`nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)`. Everything here works on that
+layer, on any other the visitor sets (`LayerSpec`), or on ACmix, and returns plain numbers and
+arrays, so the page only draws and the tests can check each identity against an independent
+computation. Importable without Streamlit.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,11 +22,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from .acmix import ACmix
+from .config import url_choice, url_int
 
-# The seed article's layer, ResNet's stem with bias=True.
+# The article's layer, ResNet's stem with bias=True.
 IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING = 3, 64, 7, 2, 3
 SEED_LINE = "nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)"
-SEED = 0
+SEED = 0  # of the random weights
+# The article, as far as it is known: a Chinese blog answer whose page furniture (likes,
+# favourites, tips, comments) is CSDN's; its author and date are not in the saved copy.
+ARTICLE_TITLE = "self.conv1=nn.Conv2d(3,64,kernel_size=7,stride=2,padding=3,bias=True)里面的bias什么意思"
+ARTICLE_TITLE_EN = "What does bias mean in self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)?"
+ARTICLE_SITE = "CSDN"  # inferred from the page's furniture
 
 # torchvision's ImageNet normalisation: what a ResNet stem is fed.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,27 +52,128 @@ BN_EPS = 1e-5
 # ---------------------------------------------------------------------------------------------
 
 
-def seed_layer(seed: int = SEED, bias: bool = True) -> nn.Conv2d:
-    """The seed's layer with PyTorch's default initialisation, drawn from a fixed seed.
+IN_CHANNEL_CHOICES = (1, 3)  # greyscale or RGB: what an image offers
+LAYER_LIMITS = {"out_channels": (1, 256), "kernel": (1, 15), "stride": (1, 8), "padding": (0, 15)}
+SIZES = (8, 16, 32, 64, 112, 160, 224, 320, 448)  # input sizes (H = W) the page offers
+DEFAULT_SIZE = 224
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """An nn.Conv2d the bias page explains; the default is the article's."""
+
+    in_channels: int = IN_CHANNELS
+    out_channels: int = OUT_CHANNELS
+    kernel: int = KERNEL
+    stride: int = STRIDE
+    padding: int = PADDING
+    bias: bool = True
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel * self.kernel
+
+    @property
+    def line(self) -> str:
+        return (f"nn.Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias})")
+
+    def with_(self, **changes) -> LayerSpec:
+        return replace(self, **changes)
+
+    def output_size(self, size: int) -> int:
+        return conv_output_size(size, self.kernel, self.stride, self.padding)
+
+    def problem(self, size: int) -> str | None:
+        """Why this layer cannot run on a size × size input, with what would; None if it can."""
+        if size + 2 * self.padding >= self.kernel:
+            return None
+        need = -(-(self.kernel - size) // 2)
+        fits = [s for s in SIZES if s + 2 * self.padding >= self.kernel]
+        return (f"A {self.kernel}×{self.kernel} kernel does not fit a {size}×{size} input with "
+                f"padding {self.padding}: the padded input is {size + 2 * self.padding} wide. "
+                f"Use padding ≥ {need}, a kernel ≤ {size + 2 * self.padding}, or an input of at "
+                f"least {fits[0]}×{fits[0]}.")
+
+
+DEFAULT_LAYER = LayerSpec()
+
+
+def seed_layer(spec: LayerSpec = DEFAULT_LAYER, seed: int = SEED, bias: bool | None = None) -> nn.Conv2d:
+    """`spec`'s layer with PyTorch's default initialisation, drawn from a fixed seed.
 
     PyTorch's default (kaiming_uniform with a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
     both weight and bias. Drawing from a private generator keeps the global RNG untouched, which
-    matters when several Streamlit sessions build layers at once. `bias=False` gives the same
-    weights without a bias.
+    matters when several Streamlit sessions build layers at once. The bias is drawn either way,
+    so `bias=False` (which overrides spec.bias) gives the same weights without a bias.
     """
+    bias = spec.bias if bias is None else bias
     # Built on the meta device: the constructor's own init would draw from the global RNG.
     layer = nn.Conv2d(
-        IN_CHANNELS, OUT_CHANNELS, kernel_size=KERNEL, stride=STRIDE, padding=PADDING, bias=bias,
-        device="meta",
+        spec.in_channels, spec.out_channels, kernel_size=spec.kernel, stride=spec.stride,
+        padding=spec.padding, bias=bias, device="meta",
     ).to_empty(device="cpu")
     gen = torch.Generator().manual_seed(seed)
-    bound = 1.0 / math.sqrt(IN_CHANNELS * KERNEL * KERNEL)
+    bound = 1.0 / math.sqrt(spec.fan_in)
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=gen)
-        bias_values = torch.empty(OUT_CHANNELS).uniform_(-bound, bound, generator=gen)
+        bias_values = torch.empty(spec.out_channels).uniform_(-bound, bound, generator=gen)
         if bias:
             layer.bias.copy_(bias_values)
     return layer
+
+
+# -- the page's URL parameters ------------------------------------------------------------------
+
+URL_LAYER = {"bias_out": "out_channels", "bias_kernel": "kernel", "bias_stride": "stride",
+             "bias_pad": "padding"}
+URL_INTEGERS = ("bias_in", "bias_out", "bias_kernel", "bias_stride", "bias_pad", "bias_size",
+                "bias_channel", "bias_row", "bias_col")
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What the bias page's URL sets: the layer, the input size, the output value opened up."""
+
+    layer: LayerSpec = DEFAULT_LAYER
+    size: int = DEFAULT_SIZE
+    channel: int = 0
+    row: int | None = None  # None: the middle of the output
+    col: int | None = None
+
+
+def view_from_query_params(params: Mapping[str, object]) -> tuple[PageView, list[str]]:
+    """Parse the bias page's URL parameters safely, each against the range the others allow
+    (the channel against the layer's output channels, the row against its output height...).
+
+    Returns the view and one sentence per value not taken as given, in the sidebar's words.
+    """
+    notes: list[str] = []
+
+    def take(name, parse, *args):
+        if name not in params:
+            return args[-1]
+        value, note = parse(name, params[name], *args)
+        if note:
+            notes.append(note)
+        return value
+
+    layer = DEFAULT_LAYER
+    changes: dict[str, object] = {
+        "in_channels": take("bias_in", url_choice, IN_CHANNEL_CHOICES, layer.in_channels),
+        "bias": take("bias_bias", url_choice, (True, False), layer.bias),
+    }
+    for name, field in URL_LAYER.items():
+        changes[field] = take(name, url_int, *LAYER_LIMITS[field], getattr(layer, field))
+    layer = layer.with_(**changes)
+    size = take("bias_size", url_choice, SIZES, DEFAULT_SIZE)
+    channel = take("bias_channel", url_int, 0, layer.out_channels - 1, 0)
+    view = PageView(layer, size, channel)
+    if layer.problem(size) is None:
+        out = layer.output_size(size)
+        view = replace(view, row=take("bias_row", url_int, 0, out - 1, out // 2),
+                       col=take("bias_col", url_int, 0, out - 1, out // 2))
+    return view, notes
 
 
 def conv_param_count(in_ch: int, out_ch: int, kernel: int, bias: bool, groups: int = 1) -> int:
@@ -237,11 +346,30 @@ def window_picture(
     return outline_window(big, top * n, left * n, kernel * n)
 
 
-def to_input(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32, ImageNet-normalised."""
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: greyscale from RGB
+
+
+def as_seen(rgb: np.ndarray, channels: int = 3) -> np.ndarray:
+    """The picture as a layer with `channels` input channels sees it: RGB, or its luminance
+    (grey, repeated to three channels for display)."""
+    if channels == 3:
+        return np.asarray(rgb, dtype=np.uint8)
+    grey = np.asarray(rgb, dtype=np.float64) @ np.array(LUMA)
+    return np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def to_input(rgb: np.ndarray, channels: int = 3) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, channels, H, W) float32, ImageNet-normalised.
+
+    One channel is the luminance, normalised with the luminance of ImageNet's mean and standard
+    deviation (a convention: ImageNet has no greyscale statistics of its own).
+    """
     x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    if channels == 1:
+        luma = torch.tensor(LUMA).view(3, 1, 1)
+        x, mean, std = ((t * luma).sum(0, keepdim=True) for t in (x, mean, std))
     return ((x - mean) / std).unsqueeze(0)
 
 
@@ -252,12 +380,12 @@ def to_input(rgb: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """The seed layer on one image: input, output with bias (the module's forward) and without."""
+    """The layer on one image: input, output with its bias (the module's forward) and without."""
 
-    x: torch.Tensor  # (1, 3, H, W)
-    y: torch.Tensor  # (64, Ho, Wo): layer(x)
-    y_no_bias: torch.Tensor  # (64, Ho, Wo): the same weights, bias=None
-    bias: torch.Tensor  # (64,)
+    x: torch.Tensor  # (1, in, H, W)
+    y: torch.Tensor  # (out, Ho, Wo): layer(x)
+    y_no_bias: torch.Tensor  # (out, Ho, Wo): the same weights, bias=None
+    bias: torch.Tensor  # (out,): zeros when the layer has none
 
     @property
     def shift_deviation(self) -> float:
@@ -270,7 +398,8 @@ def run_seed_layer(layer: nn.Conv2d, x: torch.Tensor) -> SeedRun:
     with torch.no_grad():
         y = layer(x)[0]
         y0 = F.conv2d(x, layer.weight, None, layer.stride, layer.padding)[0]
-    return SeedRun(x=x, y=y, y_no_bias=y0, bias=layer.bias.detach().clone())
+    bias = layer.bias.detach().clone() if layer.bias is not None else torch.zeros(y.shape[0])
+    return SeedRun(x=x, y=y, y_no_bias=y0, bias=bias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,13 +481,15 @@ def survival_fraction(pre_bias: np.ndarray, bias: float) -> float:
 
 
 def bias_range(pre_bias: np.ndarray, learned: float, step: float = 0.01) -> tuple[float, float]:
-    """A bias interval, on the step grid, from all positions cut (≤ −max) to all kept (> −min).
-
-    Widened to contain the learned bias and 0, so the slider can always return to either.
+    """A bias interval from all positions cut (≤ −max) to all kept (> −min), containing 0, on a
+    grid of `step` through the learned bias: a slider over it starts exactly at the layer's own
+    value (and passes within half a step of 0).
     """
     lo = min(-float(np.max(pre_bias)), learned, 0.0)
     hi = max(-float(np.min(pre_bias)), learned, 0.0)
-    return math.floor(lo / step) * step, math.ceil(hi / step) * step + step
+    below = math.ceil(round((learned - lo) / step, 9))
+    above = math.ceil(round((hi - learned) / step, 9)) + 1
+    return learned - below * step, learned + above * step
 
 
 def survival_sweep(pre_bias: np.ndarray, biases: np.ndarray) -> np.ndarray:
@@ -391,8 +522,14 @@ class PaddingDemo:
     max_deviation: float  # largest |y - b[c]| over all-padding windows and all channels (nan: none)
 
 
+def first_all_padding(size: int, kernel: int, stride: int) -> int:
+    """The smallest padding at which some window of a size × size input lies wholly in it."""
+    return next(p for p in range(kernel + 1) if bool((real_taps(size, size, kernel, stride, p) == 0).any()))
+
+
 def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo:
-    """The seed's weights and bias with another padding; compare all-padding windows to the bias."""
+    """The layer's weights and bias with another padding; compare all-padding windows to the
+    bias (0 for a layer without one)."""
     if padding < 0:
         raise ValueError(f"padding must be ≥ 0, got {padding}.")
     (k, _), (s, _) = layer.kernel_size, layer.stride
@@ -405,7 +542,8 @@ def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo
     with torch.no_grad():
         y = F.conv2d(x, layer.weight, layer.bias, s, padding)[0]
     mask = taps == 0
-    dev = (y - layer.bias.detach().view(-1, 1, 1)).abs()[:, mask]
+    bias = layer.bias.detach() if layer.bias is not None else torch.zeros(y.shape[0])
+    dev = (y - bias.view(-1, 1, 1)).abs()[:, mask]
     return PaddingDemo(
         padding=padding,
         out_shape=(int(y.shape[1]), int(y.shape[2])),
@@ -421,18 +559,18 @@ def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo
 
 
 def illustrative_bn(layer: nn.Conv2d, seed: int = SEED) -> nn.BatchNorm2d:
-    """A BatchNorm2d(64) after the seed layer, in eval mode, with non-trivial parameters.
+    """A BatchNorm2d after the layer, in eval mode, with non-trivial parameters.
 
     γ ~ U(0.5, 1.5), β ~ U(-0.5, 0.5) from a fixed seed (a fresh BN has γ=1, β=0, which would hide
     half of the folding formula). Running statistics are accumulated as in training (cumulative
-    average) from the seed layer's output on the built-in scene and its three flips.
+    average) from the layer's output on the built-in scene and its three flips.
     """
     bn = nn.BatchNorm2d(layer.out_channels, eps=BN_EPS, momentum=None)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5, generator=gen)
         bn.bias.uniform_(-0.5, 0.5, generator=gen)
-        scene = to_input(builtin_scene(224))
+        scene = to_input(builtin_scene(DEFAULT_SIZE), layer.in_channels)
         bn.train()
         for view in (scene, scene.flip(3), scene.flip(2), scene.flip(2, 3)):
             bn(layer(view))
@@ -455,7 +593,10 @@ def bn_cancellation(layer: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> BN
 
     Uses a copy of `bn` in train mode (the batch statistics; running stats untouched) and a loss
     ½·mean(out²) to show the bias also receives (numerically) zero gradient through the BN.
+    The layer must have a bias.
     """
+    if layer.bias is None:
+        raise ValueError("The layer has no bias to cancel (bias=False).")
     norm = nn.BatchNorm2d(bn.num_features, eps=bn.eps, momentum=None)
     norm.load_state_dict(bn.state_dict())
     norm.train()
@@ -536,7 +677,10 @@ class GradientCheck:
 
 
 def gradient_check(layer: nn.Conv2d, x: torch.Tensor) -> GradientCheck:
-    """Run autograd through a copy of the layer (the cached layer's .grad stays untouched)."""
+    """Run autograd through a copy of the layer (the cached layer's .grad stays untouched).
+    The layer must have a bias."""
+    if layer.bias is None:
+        raise ValueError("The layer has no bias to learn (bias=False).")
     weight = layer.weight.detach().clone().requires_grad_(True)
     bias = layer.bias.detach().clone().requires_grad_(True)
     y = F.conv2d(x, weight, bias, layer.stride, layer.padding)
@@ -551,6 +695,40 @@ def gradient_check(layer: nn.Conv2d, x: torch.Tensor) -> GradientCheck:
         per_item=grad.sum(dim=(2, 3)),
         loss=float(loss.detach()),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What a bias adds to a ReLU network: it is no longer positively homogeneous
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Homogeneity:
+    """ReLU(conv(α·x)) against α·ReLU(conv(x)), without and with the layer's bias.
+
+    Without biases a ReLU network is positively homogeneous, f(α·x) = α·f(x) for α > 0: every
+    kink of every ReLU passes through the origin. A bias breaks that. Deviations are the largest
+    |difference| over the largest |α·ReLU(conv(x))|.
+    """
+
+    alpha: float
+    without_bias: float
+    with_bias: float
+
+
+def homogeneity(layer: nn.Conv2d, x: torch.Tensor, alpha: float = 2.0) -> Homogeneity:
+    """The layer must have a bias (the comparison is with and without it)."""
+    if layer.bias is None:
+        raise ValueError("The layer has no bias to compare with (bias=False).")
+    def relu_conv(t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.relu(F.conv2d(t, layer.weight, bias, layer.stride, layer.padding))
+
+    deviations = []
+    with torch.no_grad():
+        for bias in (None, layer.bias):
+            scaled, once = relu_conv(alpha * x, bias), alpha * relu_conv(x, bias)
+            deviations.append(float((scaled - once).abs().max() / once.abs().max().clamp_min(1e-30)))
+    return Homogeneity(alpha, *deviations)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,3 +782,29 @@ def acmix_bias_table(module: ACmix) -> tuple[list[SubmoduleBias], int]:
             )
         )
     return rows, sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page costs
+# ---------------------------------------------------------------------------------------------
+
+
+def demo_padding_max(spec: LayerSpec) -> int:
+    """The padding demonstration's largest padding: past the first all-padding window."""
+    return max(12, spec.kernel + 3)
+
+
+def page_bytes(spec: LayerSpec, size: int) -> int:
+    """Bytes the bias page's computations hold at their peak, from shapes: about 24 float32
+    tensors of the output's size (the output with and without bias, BatchNorm with and without
+    it, the folded layer, a two-image gradient, and their temporaries; measured at 16 to 20 on
+    three layers), taking the padding demonstration's largest output as the size."""
+    widest = max(spec.output_size(size), conv_output_size(size, spec.kernel, spec.stride,
+                                                          demo_padding_max(spec)))
+    return 4 * (24 * spec.out_channels * widest * widest + 2 * spec.in_channels * size * size)
+
+
+def fitting_size(spec: LayerSpec, size: int, budget: int) -> int | None:
+    """The largest offered input size up to `size` whose page fits `budget` (None: none does)."""
+    fits = [s for s in SIZES if s <= size and spec.problem(s) is None and page_bytes(spec, s) <= budget]
+    return fits[-1] if fits else None

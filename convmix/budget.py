@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import DTYPE_BYTES, ACmixConfig
+from .constraints import round_size
 from .format import human_bytes
 
 DEFAULT_BUDGET = 1 << 30  # 1 GiB
@@ -114,10 +115,13 @@ def _smaller_configs(c: ACmixConfig):
         batch //= 2
         yield f"batch {batch}", c.with_(batch=batch)
     step = c.stride if c.variant == "official" else 1
+
+    def shrink(n: int) -> int:  # about 3/4, a round size the stride divides (constraints.round_size)
+        return n if n <= 8 else round_size(max(8, n * 3 // 4), step, maximum=n - 1, keep=False)
+
     h, w = c.height, c.width
     while h > 8 or w > 8:
-        h, w = max(8, h * 3 // 4), max(8, w * 3 // 4)
-        h, w = max(step, h - h % step), max(step, w - w % step)
+        h, w = shrink(h), shrink(w)
         yield f"batch {batch}, input {h}×{w}", c.with_(batch=batch, height=h, width=w)
     ka = c.kernel_att
     while ka > 1:

@@ -442,9 +442,9 @@ def roofline_chart(df: pd.DataFrame, highlight: str | None = None) -> alt.Chart:
     return alt.layer(guides, guide_text, points).properties(
         title=alt.TitleParams(
             measured_title("Latency against the roofline floor", data),
-            subtitle=["floor = max(FLOPs / peak FLOP/s, compulsory bytes / bandwidth); peaks measured on the spot",
-                      "(a large matmul, a large copy); compulsory bytes: input + weights + output;",
-                      "dotted diagonals: 1×, 10×, 100×, … the floor"]),
+            subtitle=["floor = max(FLOPs / peak FLOP/s, compulsory bytes / bandwidth): an estimate, not a bound;",
+                      "peaks measured here (a large matmul, a large copy), FLOPs by this app's counting convention;",
+                      "compulsory bytes: input + weights + output; dotted diagonals: 1×, 10×, 100×, … the floor"]),
         height=420,
     )
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 # Largest side of a feature-map heatmap: 112×112 = 12,544 cells, the seed layer's output on 224².
 MAX_MAP_SIDE = 112
-IN_CHANNEL_NAMES = ("R", "G", "B")
+IN_CHANNEL_NAMES = {1: ("grey",), 3: ("R", "G", "B")}  # by the layer's input channels
 # Streamlit's default autosize "fit" squeezes the plot to make room for a long title or legend;
 # "pad" keeps the cells at the size asked for and grows the chart around them.
 _PAD = alt.AutoSizeParams(type="pad")
@@ -136,7 +136,8 @@ def patch_frame(
     patch: np.ndarray, weights: np.ndarray, products: np.ndarray, is_padding: np.ndarray,
     top: int, left: int,
 ) -> pd.DataFrame:
-    """Long form of the (3, k, k) patch, weights and products, with input coordinates.
+    """Long form of the (C, k, k) patch, weights and products (C = 1 or 3), with input
+    coordinates.
 
     `quantity` names the row and states its largest |value|; `relative` is value / that maximum,
     so one colour scale serves three quantities of very different size.
@@ -144,7 +145,7 @@ def patch_frame(
     c, k, _ = patch.shape
     ch, dy, dx = np.indices((c, k, k))
     base = {
-        "in_channel": np.array(IN_CHANNEL_NAMES)[ch.ravel()],
+        "in_channel": np.array(IN_CHANNEL_NAMES[c])[ch.ravel()],
         "dy": dy.ravel(),
         "dx": dx.ravel(),
         "input_row": (top + dy).ravel(),
@@ -171,13 +172,17 @@ def patch_frame(
     return pd.concat(frames, ignore_index=True)
 
 
-def patch_chart(df: pd.DataFrame, cell: int = 20) -> alt.FacetChart:
-    """A grid of 7×7 panels: rows patch, weights, products; columns R, G, B. Padding taps grey.
+def patch_chart(df: pd.DataFrame, cell: int | None = None) -> alt.FacetChart:
+    """A grid of k×k panels: rows patch, weights, products; columns the input channels (R, G, B
+    or grey). Padding taps grey.
 
     Colour is value / the row's largest |value| (stated in the row header), red positive, blue
-    negative; tooltips give the values themselves.
+    negative; tooltips give the values themselves. Cells shrink for large kernels so that a row
+    of panels stays about 150 pixels tall.
     """
     k = int(df["dy"].max()) + 1
+    cell = cell or max(8, min(20, 150 // k))
+    channels = list(dict.fromkeys(df["in_channel"]))
     rows = list(df.sort_values("order")["quantity"].unique())
     return (
         alt.Chart(df)
@@ -207,7 +212,7 @@ def patch_chart(df: pd.DataFrame, cell: int = 20) -> alt.FacetChart:
         .facet(
             row=alt.Row("quantity:N", title=None, sort=rows,
                         header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=220)),
-            column=alt.Column("in_channel:N", title=None, sort=list(IN_CHANNEL_NAMES)),
+            column=alt.Column("in_channel:N", title=None, sort=channels),
         )
     )
 

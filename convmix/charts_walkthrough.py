@@ -93,8 +93,8 @@ def window_panels(df: pd.DataFrame, *, size: int = 170) -> alt.FacetChart:
     """One kernel_att × kernel_att panel per quantity (a frame from
     convmix.walkthrough.window_panels_frame), side by side, each with its own colour scale.
 
-    Axes are offsets from the query in input pixels; values are written in when the window is
-    at most 9 × 9; cells whose key comes from reflection padding have a dashed outline. One
+    Axes are offsets from the query in input pixels; values are written in when a cell is at
+    least 24 pixels wide; cells whose key comes from reflection padding have a dashed outline. One
     faceted chart rather than five keeps a rerun cheap.
     """
     k = int(df["dy"].max()) + 1
@@ -127,9 +127,9 @@ def window_panels(df: pd.DataFrame, *, size: int = 170) -> alt.FacetChart:
         fill=None, stroke="black", strokeWidth=1.5, strokeDash=[3, 2]
     ).encode(x=x, x2="x1:Q", y=y, y2="y1:Q", tooltip=tooltip)
     layers = [rects, reflected]
-    if k <= 9:
+    if size / k >= 24:  # room for a two-decimal number
         layers.append(
-            alt.Chart().mark_text(fontSize=9 if k > 5 else 11, color="black").encode(
+            alt.Chart().mark_text(fontSize=9 if size / k < 32 else 11, color="black").encode(
                 x=alt.X("offset_x:Q"), y=alt.Y("offset_y:Q"),
                 text=alt.Text("value:Q", format=".2f"), tooltip=tooltip,
             )

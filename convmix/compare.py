@@ -2,7 +2,7 @@
 
 One module (one set of parameters) runs both formulations, switched through its `impl` attribute,
 on one input. Peak memory comes from `measure_peak_bytes` (the allocator's statistics on CUDA,
-LiveBytes on the CPU), latency from `convmix.bench.time_alternated` (the two forwards timed in
+its profiled events on the CPU), latency from `convmix.bench.time_alternated` (the two forwards timed in
 alternation, so background load hits both alike), under bench's process-wide MEASURE_LOCK.
 The two outputs are compared too, so a result never shows a speed-up of something that differs.
 """

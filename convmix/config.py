@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 from .constraints import (
+    MAX_KERNEL_ATT,
+    MAX_KERNEL_CONV,
+    MAX_SIDE,
     VARIANTS,
     Problem,
     attention_padding,
@@ -26,13 +29,13 @@ from .constraints import (
 LIMITS: dict[str, tuple[int, int]] = {
     "in_planes": (1, 2048),
     "out_planes": (1, 2048),
-    "kernel_att": (1, 31),
+    "kernel_att": (1, MAX_KERNEL_ATT),
     "head": (1, 2048),
-    "kernel_conv": (1, 15),
+    "kernel_conv": (1, MAX_KERNEL_CONV),
     "stride": (1, 8),
     "dilation": (1, 8),
-    "height": (1, 1024),
-    "width": (1, 1024),
+    "height": (1, MAX_SIDE),
+    "width": (1, MAX_SIDE),
     "batch": (1, 64),
     "seed": (0, 2**31 - 1),
 }
@@ -76,6 +79,7 @@ class ACmixConfig:
             self.stride,
             self.dilation,
             self.variant,
+            input_size=(self.height, self.width),
         )
         if self.variant in VARIANTS:
             out += input_problems(
@@ -171,33 +175,15 @@ class ACmixConfig:
             if f.name not in params:
                 continue
             raw = params[f.name]
-            if isinstance(raw, (list, tuple)):
-                raw = raw[-1] if raw else ""
-            text = str(raw).strip()[:40]
             fallback = getattr(default, f.name)
             if f.name == "variant":
-                if text in VARIANTS:
-                    values[f.name] = text
-                else:
-                    notes.append(
-                        f"URL parameter variant={_show(text)} is not one of "
-                        f"{', '.join(VARIANTS)}; using {fallback}."
-                    )
-                continue
-            lo, hi = LIMITS[f.name]
-            number = _parse_int(text)
-            if number is None:
-                notes.append(
-                    f"URL parameter {f.name}={_show(text)} is not a whole number; using {fallback}."
-                )
-            elif not lo <= number <= hi:
-                # Streamlit's bound widgets refuse out-of-range URL values and keep the default;
-                # say so, in the same terms.
-                notes.append(
-                    f"URL parameter {f.name}={number} is outside {lo} to {hi:,}; using {fallback}."
-                )
+                value, note = url_choice(f.name, raw, VARIANTS, fallback)
             else:
-                values[f.name] = number
+                value, note = url_int(f.name, raw, *LIMITS[f.name], fallback)
+            if note:
+                notes.append(note)
+            else:
+                values[f.name] = value
         return cls(**values), notes
 
     def step_costs(self):
@@ -216,52 +202,17 @@ class ACmixConfig:
         return param_formula(self.in_planes, self.out_planes, self.head, self.kernel_conv)
 
     # -- memory -----------------------------------------------------------------------------------
-    def estimate_peak_bytes(self, dtype: str = "float32", impl: str = "reference") -> int:
-        """Peak bytes a no-grad forward allocates beyond its input and weights, from shapes alone.
-
-        It follows which tensors the forward holds at each moment: Stage I's q, k, v and the scaled
-        q_att live throughout; the attention path's peak is the weighted sum (unfold_k, unfold_v
-        and their product, three K-fold copies, plus unfold_rpe and the attention weights alive)
-        or the padding of v; the conv path's peak is the fc input (q, k, v concatenated) or the
-        final mix.
+    def estimate_peak_bytes(self, dtype: str = "float32", impl: str = "reference",
+                            threads: int | None = None) -> int:
+        """Peak bytes the CPU allocator holds during one no-grad forward, beyond its input and
+        weights, from shapes alone: every tensor of the forward plus the convolutions' and
+        unfold's own workspaces (convmix.memory). An upper bound of `measure_peak_bytes` on the
+        CPU, close to it; `threads` (default: torch's current setting) decides, as in PyTorch,
+        whether 1x1 convolutions use oneDNN.
         """
-        elt = DTYPE_BYTES[dtype]
-        b, c, h = self.batch, self.out_planes, self.head
-        n = self.height * self.width
-        no = self.out_height * self.out_width
-        kk = self.kernel_att**2
-        d = self.head_dim
-        kc2 = self.kernel_conv**2
-        padded = self.padded_area
-        stage1 = 4 * b * c * n + d * n  # q, k, v, q_att and pe
-        if impl == "fast":
-            from .fast import fast_attention_peak_elements
+        from .memory import estimate_forward_peak
 
-            attention = fast_attention_peak_elements(self)
-        else:
-            # im2col allocates like its padded input and then resizes to the unfolded shape, so an
-            # unfolded copy holds max(kk * no, padded) values per channel (more when strided).
-            window = max(kk * no, padded)
-            unfold_kv, unfold_pe = b * c * window, d * window
-            logits, products = b * h * kk * no, b * c * kk * no
-            attention = max(
-                unfold_kv + unfold_pe + 2 * products,  # the logits' temporaries
-                2 * unfold_kv + unfold_pe + logits + b * c * padded,  # padding and unfolding v
-                2 * unfold_kv + unfold_pe + logits + products + b * c * no,  # weighted sum of v
-            )
-        f_all = b * kc2 * d * n
-        conv_fc = b * c * no + 3 * b * c * n + f_all  # out_att, the q/k/v groups, fc's output
-        if impl == "fast":
-            # convmix.fast: f_conv is a channels-last copy of f_all (a view only when both kc² and
-            # head_dim are 1); both are freed when the conv path returns, before the final mix.
-            f_conv = f_all if kc2 > 1 or d > 1 else 0
-            conv_mix = max(2 * b * c * no + f_all + f_conv, 5 * b * c * no)
-        else:
-            # f_conv's reshape copies the permuted f_all, unless a swapped dimension is 1 (a view);
-            # the authors' forward holds both until it returns.
-            f_conv = f_all if kc2 > 1 and d > 1 else 0
-            conv_mix = b * c * no + f_all + f_conv + 4 * b * c * no
-        return int(elt * (stage1 + max(attention, conv_fc, conv_mix)))
+        return estimate_forward_peak(self, dtype, impl, threads)
 
     def describe(self) -> str:
         return (
@@ -270,6 +221,52 @@ class ACmixConfig:
             f"dilation={self.dilation}, variant={self.variant!r}) on "
             f"{self.batch}x{self.in_planes}x{self.height}x{self.width}"
         )
+
+
+def url_text(raw: object) -> str:
+    """A URL value as text: the last of repeated values, stripped and cut to 40 characters."""
+    if isinstance(raw, (list, tuple)):
+        raw = raw[-1] if raw else ""
+    return str(raw).strip()[:40]
+
+
+def url_int(name: str, raw: object, lo: int, hi: int, fallback: int) -> tuple[int, str | None]:
+    """An integer URL parameter: (value, None), or (fallback, the sentence that says why).
+
+    Streamlit's bound widgets refuse such values and keep their default silently; the sentence
+    says so, in the same terms everywhere.
+    """
+    text = url_text(raw)
+    number = _parse_int(text)
+    if number is None:
+        return fallback, f"URL parameter {name}={_show(text)} is not a whole number; using {fallback}."
+    if not lo <= number <= hi:
+        return fallback, f"URL parameter {name}={number} is outside {lo} to {hi:,}; using {fallback}."
+    return number, None
+
+
+def url_choice(name: str, raw: object, choices: tuple, fallback) -> tuple[object, str | None]:
+    """A URL parameter that must be one of `choices`, written as Streamlit writes them (booleans
+    as true and false): (value, None), or (fallback, the sentence that says why)."""
+    text = url_text(raw)
+    for choice in choices:
+        if text == _url_form(choice):
+            return choice, None
+    shown = ", ".join(_url_form(c) for c in choices)
+    return fallback, f"URL parameter {name}={_show(text)} is not one of {shown}; using {_url_form(fallback)}."
+
+
+def _url_form(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def misread_by_streamlit(raw: object) -> bool:
+    """True for URL text that Streamlit's integer widgets crash on (infinite) or truncate (8.5)."""
+    try:
+        number = float(url_text(raw))
+    except ValueError:
+        return False
+    return math.isinf(number) or (math.isfinite(number) and number != int(number))
 
 
 def _parse_int(text: str) -> int | None:

@@ -1,12 +1,13 @@
 """Every constraint ACmix places on its hyperparameters and input, as readable sentences.
 
-The authors' code crashes with a raw shape error for many settings (ACMIX.md, Q2-Q7). Both the
+The authors' code crashes with a raw shape error for many settings (ACMIX.md, quirks Q2-Q7). Both the
 module (at construction / forward) and the configuration (for the sidebar and the URL) ask the
 same functions here, so a problem is described once and in the same words everywhere.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 VARIANTS = ("official", "fixed")
@@ -18,17 +19,34 @@ LINE_VIEW_UNFOLD = (
 )
 LINE_FINAL_SUM = "return self.rate1 * out_att + self.rate2 * out_conv"
 LINE_HEAD_VIEW = "q_att = q.view(b * self.head, self.head_dim, h, w) * scaling"
+LINE_DEP_CONV = (
+    "self.dep_conv = nn.Conv2d(self.kernel_conv * self.kernel_conv * self.head_dim, out_planes, "
+    "kernel_size=self.kernel_conv, bias=True, groups=self.head_dim, padding=1, stride=stride)"
+)
 LINE_PAD = "self.pad_att(k_att)  # nn.ReflectionPad2d(self.padding_att)"
+
+# Sizes a visitor may choose (convmix.config.LIMITS repeats these for the URL); a suggestion
+# stays inside them.
+MAX_SIDE = 1024
+MAX_KERNEL_ATT = 31
+MAX_KERNEL_CONV = 15
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One violated constraint: a short name, a sentence, the authors' line, and a fix."""
+    """One violated constraint: a short name, a sentence, the authors' line, and a fix.
+
+    `fields` names the hyperparameters the constraint involves; `changes` lists the suggested
+    fixes as alternatives, each a set of new values that the fix's sentence names (a fix never
+    leaves a problem on a value it changes).
+    """
 
     constraint: str
     message: str
     line: str = ""
     fix: str = ""
+    fields: tuple[str, ...] = ()
+    changes: tuple[dict, ...] = ()
 
     def sentence(self) -> str:
         parts = [self.message]
@@ -53,14 +71,57 @@ class ConfigError(ValueError):
         return [p.constraint for p in self.problems]
 
 
-def _nearest_divisors(n: int, target: int, count: int = 3) -> list[int]:
-    divs = [d for d in range(1, n + 1) if n % d == 0]
-    return sorted(sorted(divs, key=lambda d: (abs(d - target), d))[:count])
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _head_fix(out_planes: int, head: int) -> tuple[str, list[int]]:
+    """Every head count that divides out_planes, or a few near `head` when there are many."""
+    divisors = _divisors(out_planes)
+    if len(divisors) <= 8:
+        return f"Heads that divide {out_planes}: {_listing(divisors)}.", divisors
+    near = sorted(sorted(divisors, key=lambda d: (abs(d - head), d))[:4])
+    return f"Heads that divide {out_planes} include {_listing(near)}.", near
+
+
+def _listing(values: list[int]) -> str:
+    words = [f"{v:,}" for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def round_size(size: int, multiple: int = 1, minimum: int = 1, maximum: int = MAX_SIDE,
+               keep: bool = True) -> int:
+    """A size near `size` that is a multiple of `multiple` and within [minimum, maximum], as round
+    as a nearby choice allows: a multiple of 2^j·multiple for the largest j that stays within a
+    twelfth of `size` (or one `multiple`). With `keep`, `size` itself when it already qualifies."""
+    if keep and size % multiple == 0 and minimum <= size <= maximum:
+        return size
+    lo = -(-max(minimum, 1) // multiple) * multiple
+    hi = maximum // multiple * multiple
+    if lo > hi:
+        raise ValueError(f"no multiple of {multiple} lies within {minimum} to {maximum}")
+    reach = max(multiple, size // 12)
+    for power in range(10, -1, -1):
+        step = math.lcm(multiple, 2**power)
+        below, above = size // step * step, -(-size // step) * step
+        near = [c for c in (below, above, -(-lo // step) * step) if lo <= c <= hi and abs(c - size) <= reach]
+        if near:
+            return min(near, key=lambda c: (abs(c - size), -c))
+    return min(max(size, lo), hi)  # unreachable for multiple >= 1: power 0 always has a candidate
 
 
 def attention_padding(kernel_att: int, dilation: int) -> int:
     """Reflection padding of the attention windows, as the authors compute it."""
     return (dilation * (kernel_att - 1) + 1) // 2
+
+
+def largest_window(height: int, width: int, dilation: int) -> int:
+    """The largest odd kernel_att whose reflection padding a height x width input allows."""
+    best = 1
+    for ka in range(1, MAX_KERNEL_ATT + 1, 2):
+        if attention_padding(ka, dilation) < min(height, width):
+            best = ka
+    return best
 
 
 def module_problems(
@@ -72,11 +133,16 @@ def module_problems(
     stride: int,
     dilation: int,
     variant: str,
+    input_size: tuple[int, int] | None = None,
 ) -> list[Problem]:
-    """Constraints that can be checked when the module is built (no input needed)."""
+    """Constraints that can be checked when the module is built (no input needed).
+
+    `input_size` (height, width), when known, keeps a suggested window within what it allows.
+    """
     out: list[Problem] = []
     if variant not in VARIANTS:
-        out.append(Problem("variant", f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}."))
+        out.append(Problem("variant", f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}.",
+                           fields=("variant",)))
         variant = "fixed"  # check the rest against the more permissive variant
     positive = {
         "in_planes": in_planes,
@@ -89,37 +155,46 @@ def module_problems(
     }
     bad = [name for name, value in positive.items() if not isinstance(value, int) or value < 1]
     for name in bad:
-        out.append(Problem(name, f"{name} must be a positive integer, not {positive[name]!r}."))
+        out.append(Problem(name, f"{name} must be a positive integer, not {positive[name]!r}.",
+                           fields=(name,)))
     if bad:
         return out
-    if out_planes % head != 0 or head > out_planes:
-        near = _nearest_divisors(out_planes, head)
-        out.append(
-            Problem(
-                "head_divides_out_planes",
-                f"head ({head}) must divide out_planes ({out_planes}): each head gets "
-                f"out_planes / head channels.",
-                LINE_HEAD_VIEW,
-                f"Heads that divide {out_planes}: {', '.join(map(str, near))}.",
-            )
-        )
+    if out_planes % head != 0:
+        out.append(_head_problem(out_planes, head))
     if kernel_att % 2 == 0:
+        tries = [k for k in (kernel_att - 1, kernel_att + 1) if k <= MAX_KERNEL_ATT]
+        if input_size is not None:
+            tries = [k for k in tries if attention_padding(k, dilation) < min(input_size)]
+            tries = tries or [largest_window(*input_size, dilation)]
+        fix = f"Try kernel_att = {' or '.join(map(str, tries))}."
         out.append(
             Problem(
                 "kernel_att_odd",
                 f"kernel_att ({kernel_att}) must be odd: an even window has no centre, the "
                 f"padded map unfolds to one position too many and the view fails.",
                 LINE_VIEW_UNFOLD,
-                f"Try kernel_att = {kernel_att - 1} or {kernel_att + 1}.",
+                fix,
+                fields=("kernel_att",),
+                changes=tuple({"kernel_att": k} for k in tries),
             )
         )
     if kernel_conv % 2 == 0:
+        odd = [k for k in (kernel_conv - 1, kernel_conv + 1) if k <= MAX_KERNEL_CONV]
+        if variant == "official":
+            fix = (f"Use kernel_conv = 3, or the fixed variant with kernel_conv = "
+                   f"{' or '.join(map(str, odd))}.")
+            changes = ({"kernel_conv": 3},) + tuple({"kernel_conv": k, "variant": "fixed"} for k in odd)
+        else:
+            fix = f"Try kernel_conv = {' or '.join(map(str, odd))}."
+            changes = tuple({"kernel_conv": k} for k in odd)
         out.append(
             Problem(
                 "kernel_conv_odd",
                 f"kernel_conv ({kernel_conv}) must be odd so that dep_conv keeps the map size.",
                 LINE_FINAL_SUM,
-                f"Try kernel_conv = {kernel_conv - 1} or {kernel_conv + 1}.",
+                fix,
+                fields=("kernel_conv", "variant") if variant == "official" else ("kernel_conv",),
+                changes=changes,
             )
         )
     elif variant == "official" and kernel_conv != 3:
@@ -127,23 +202,57 @@ def module_problems(
             Problem(
                 "official_kernel_conv_3",
                 f"The authors' dep_conv pads by 1 whatever kernel_conv is, so kernel_conv = "
-                f"{kernel_conv} changes the conv path's output size and the final sum fails "
-                f"(Q2).",
+                f"{kernel_conv} changes the conv path's output size and the final sum fails.",
                 LINE_FINAL_SUM,
                 "Use kernel_conv = 3, or the fixed variant (padding = kernel_conv // 2).",
+                fields=("kernel_conv", "variant"),
+                changes=({"kernel_conv": 3}, {"variant": "fixed"}),
             )
         )
     if variant == "official" and dilation != 1:
+        undilated, with_window = {"dilation": 1}, ""
+        if input_size is not None and attention_padding(kernel_att, 1) >= min(input_size):
+            undilated["kernel_att"] = largest_window(*input_size, 1)  # too small even undilated
+            with_window = f" with kernel_att = {undilated['kernel_att']} for this input"
         out.append(
             Problem(
                 "official_dilation_1",
                 f"The authors pad for dilation {dilation} but their nn.Unfold has no dilation, "
-                f"so the unfolded map has the wrong size (Q4).",
+                f"so the unfolded map has the wrong size.",
                 LINE_VIEW_UNFOLD,
-                "Use dilation = 1, or the fixed variant (dilated attention windows).",
+                f"Use dilation = 1{with_window}, or the fixed variant (dilated attention windows).",
+                fields=("dilation", "variant"),
+                changes=(undilated, {"variant": "fixed"}),
             )
         )
     return out
+
+
+def _head_problem(out_planes: int, head: int) -> Problem:
+    """head does not divide out_planes; the authors' code breaks where head_dim says."""
+    head_dim = out_planes // head
+    if head_dim == 0:
+        where = (f"With more heads than channels head_dim = {out_planes} // {head} = 0, and the "
+                 f"authors' dep_conv cannot even be built (groups = 0).")
+        line = LINE_DEP_CONV
+    elif out_planes % head_dim:
+        where = (f"The authors' dep_conv cannot even be built: its groups = head_dim = "
+                 f"{out_planes} // {head} = {head_dim} does not divide out_planes.")
+        line = LINE_DEP_CONV
+    else:
+        where = (f"The authors' module builds, but splitting q into {head} heads of {head_dim} "
+                 f"channels ({head * head_dim} in all) fails in the forward.")
+        line = LINE_HEAD_VIEW
+    fix, heads = _head_fix(out_planes, head)
+    return Problem(
+        "head_divides_out_planes",
+        f"head ({head}) must divide out_planes ({out_planes}): each head gets out_planes / head "
+        f"channels. {where}",
+        line,
+        fix,
+        fields=("head", "out_planes"),
+        changes=tuple({"head": h} for h in heads),
+    )
 
 
 def output_size(size: int, stride: int, variant: str) -> int:
@@ -154,36 +263,47 @@ def output_size(size: int, stride: int, variant: str) -> int:
 def input_problems(
     height: int, width: int, kernel_att: int, stride: int, dilation: int, variant: str
 ) -> list[Problem]:
-    """Constraints on the input size (checked at forward)."""
+    """Constraints on the input size (checked at forward).
+
+    Both size constraints suggest the same input: the nearest round size that satisfies them all.
+    """
     out: list[Problem] = []
     for name, value in (("height", height), ("width", width)):
         if not isinstance(value, int) or value < 1:
-            out.append(Problem(name, f"{name} must be a positive integer, not {value!r}."))
+            out.append(Problem(name, f"{name} must be a positive integer, not {value!r}.",
+                               fields=(name,)))
     if out:
         return out
     pad = attention_padding(kernel_att, dilation)
+    multiple = stride if variant == "official" else 1
+    size = (round_size(height, multiple, pad + 1), round_size(width, multiple, pad + 1))
+    suggested = f"{size[0]}×{size[1]}"
+    size_change = {"height": size[0], "width": size[1]}
     if pad >= height or pad >= width:
+        window = largest_window(height, width, dilation)
         out.append(
             Problem(
                 "input_too_small",
-                f"The input ({height}x{width}) is too small for kernel_att = {kernel_att} with "
+                f"The input ({height}×{width}) is too small for kernel_att = {kernel_att} with "
                 f"dilation {dilation}: reflection padding by {pad} needs height and width of at "
-                f"least {pad + 1} (Q6).",
+                f"least {pad + 1}.",
                 LINE_PAD,
-                f"Use an input of at least {pad + 1}x{pad + 1} or a smaller window.",
+                f"Use an input of {suggested}, or kernel_att = {window}.",
+                fields=("height", "width", "kernel_att", "dilation"),
+                changes=(size_change, {"kernel_att": window}),
             )
         )
     if variant == "official" and stride > 1 and (height % stride or width % stride):
-        even_h = height + (-height) % stride
-        even_w = width + (-width) % stride
         out.append(
             Problem(
                 "official_size_divisible_by_stride",
                 f"With stride {stride} the authors' code expects h_out = H // stride, but unfold "
-                f"and dep_conv give ceil(H / stride); {height}x{width} is not divisible by "
-                f"{stride}, so the view fails (Q3).",
+                f"and dep_conv give ceil(H / stride); {height}×{width} is not divisible by "
+                f"{stride}, so the view fails.",
                 LINE_VIEW_UNFOLD,
-                f"Use {even_h}x{even_w}, or the fixed variant (h_out = ceil(H / stride)).",
+                f"Use {suggested}, or the fixed variant (h_out = ceil(H / stride)).",
+                fields=("height", "width", "stride", "variant"),
+                changes=(size_change, {"variant": "fixed"}),
             )
         )
     return out

@@ -4,12 +4,16 @@ Convention (one for the whole project):
   * `macs`: multiply-adds. A convolution output element with an n-term dot product costs n; so does
     each attention dot product (logits and the weighted sum of values). Elementwise adds, scaling,
     softmax and the final mix have no multiply-adds.
-  * `flops`: every floating-point operation executed. 2 per multiply-add (a reduction of n terms
-    is counted as n adds, as for convolutions), plus 1 per bias add, 1 per output element of each
-    elementwise add/sub/mul, and 5 per softmax element (max, subtract, exp, sum, divide).
+  * `flops`: the formulation's floating-point operations, counted as follows: 2 per multiply-add
+    (a reduction of n terms is counted as n adds, as for convolutions), plus 1 per bias add, 1 per
+    output element of each elementwise add/sub/mul, and 5 per softmax element (max, subtract,
+    exp, sum, divide).
     Reshapes, padding, unfolding, slicing and concatenation move data and cost 0.
+This is a convention, not a census of machine instructions: a kernel may add a reduction as a
+tree, fuse a multiply-add, or skip work, and common counters disagree on all of these (ACMIX.md).
 Counts are for the official formulation (the unfold path); other attention formulations
-compute the same values with a different number of operations.
+compute the same values with a different number of operations (convmix.trace reports these
+counts for every impl).
 """
 
 from __future__ import annotations

@@ -106,6 +106,18 @@ def _attention_inplace(module, q_att, k_att, v_att, pe, q_pe, g):
     return out
 
 
+def fast_attention_parts(config) -> dict[str, int]:
+    """Elements of the buffers `_attention_inplace` holds (see fast_attention_peak_elements)."""
+    b, c, h, d = config.batch, config.out_planes, config.head, config.head_dim
+    no = config.out_height * config.out_width
+    return {
+        "padded map": b * c * config.padded_area,  # k - pe, later v, reflection-padded
+        "padded pe": d * config.padded_area,
+        "logits": b * h * config.kernel_att**2 * no,
+        "product buffer": b * c * no,  # q times one window; the output has the same size
+    }
+
+
 def fast_attention_peak_elements(config) -> int:
     """Elements the fast path holds at its peak, beyond Stage I's q, k, v, q_att and pe (no autograd).
 
@@ -115,11 +127,9 @@ def fast_attention_peak_elements(config) -> int:
     3. the logits and their softmax (2*B*h*K*N_o);
     4. the padded v, the weights and the output: the same count as 2.
     """
-    b, c, h, d = config.batch, config.out_planes, config.head, config.head_dim
-    padded = config.padded_area
-    no = config.out_height * config.out_width
-    logits = b * h * config.kernel_att**2 * no
-    return max(b * c * padded + d * padded, b * c * padded + logits + b * c * no, 2 * logits)
+    parts = fast_attention_parts(config)
+    padded, logits, product = parts["padded map"], parts["logits"], parts["product buffer"]
+    return max(padded + parts["padded pe"], padded + logits + product, 2 * logits)
 
 
 def fast_conv_path(module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

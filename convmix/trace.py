@@ -3,6 +3,11 @@
 `trace_forward(module, x)` sets a recorder on the module, runs `module(x)` (the same code path as
 any other call) and returns a `Trace`: an ordered list of `Step`s, each with its tensor, shape,
 source line, owning submodule and its parameter count, and the step's multiply-adds and FLOPs.
+
+Costs are always the official formulation's counts (convmix.counting), whichever `impl` ran, so a
+trace of either impl counts the same work: `impl="fast"` records no `logits` or `att` step (it
+never materialises them as the reference does), and their counts are carried by the next counted
+step it records, `out_att`. The totals of both traces are equal.
 """
 
 from __future__ import annotations
@@ -174,6 +179,16 @@ def trace_forward(module, x: torch.Tensor, grad: bool = False) -> Trace:
     )
     params = module_param_counts(module)
     trace = Trace()
+    uncounted = list(costs)  # counted steps in forward order, not yet attributed
+
+    def cost_of(name: str) -> Cost:
+        """This step's count, plus those of earlier counted steps this impl did not record."""
+        if name not in uncounted:
+            return Cost()
+        upto = uncounted.index(name) + 1
+        total = sum((costs[n] for n in uncounted[:upto]), Cost())
+        del uncounted[:upto]
+        return total
 
     def record(name: str, tensor: torch.Tensor, line: int) -> None:
         info = STEP_INFO[name]
@@ -185,7 +200,7 @@ def trace_forward(module, x: torch.Tensor, grad: bool = False) -> Trace:
                 line=line,
                 info=info,
                 params=sum(params.get(o, 0) for o in owners),
-                cost=costs.get(name, Cost()),
+                cost=cost_of(name),
             )
         )
 

@@ -22,6 +22,7 @@ from .charts_bias import pool_for_display
 from .config import ACmixConfig
 from .constraints import Problem, attention_padding
 from .format import human_bytes
+from .quirks import cite
 from .trace import Step, Trace
 
 # Largest side of a drawn map; bigger maps are shown as block means (Vega stays fast).
@@ -120,7 +121,7 @@ STEP_TEXT: dict[str, StepText] = {
         "for the whole batch. Channel 0 is x, running from −1 (left) to 1 (right) and the same "
         "in every row; channel 1 is y, from −1 (top) to 1 (bottom). Neighbouring pixels differ "
         "by {step_x} in x and {step_y} in y. (The authors always build it in float32, which "
-        "breaks other dtypes, Q8; here it takes the input's dtype.)",
+        "breaks other dtypes: {q8}; here it takes the input's dtype.)",
         r"\mathrm{grid}_{0,y,x} = -1 + \tfrac{2x}{W-1},\qquad "
         r"\mathrm{grid}_{1,y,x} = -1 + \tfrac{2y}{H-1}",
     ),
@@ -171,7 +172,7 @@ STEP_TEXT: dict[str, StepText] = {
         "`unfold` (nn.Unfold, kernel {ka}, stride {s}) cuts the {ka}×{ka} window of every query "
         "out of the padded keys and stores them side by side: K = {K} copies of the keys, "
         "{bytes_unfold} here. This K-fold copy is why the authors' implementation is memory-"
-        "hungry (Q9). Window position j = dy·{ka} + dx holds the key {dil_text}at offset "
+        "hungry ({q9}). Window position j = dy·{ka} + dx holds the key {dil_text}at offset "
         "(dy·δ − p, dx·δ − p) from the query, with δ the window dilation.",
         r"U^{k}_{\cdot,c,j,i,l} = \tilde k_{\cdot,\,c,\; s i + \delta\,dy,\; s l + \delta\,dx},"
         r"\qquad j = dy\,k_a + dx",
@@ -240,9 +241,10 @@ STEP_TEXT: dict[str, StepText] = {
         "`dep_conv`, a {kc}×{kc} convolution with groups = d = {d} (a grouped convolution, not a "
         "depthwise-separable one). Group g reads the {kc2} channels of within-head channel g and "
         "writes output channels g·{h} … g·{h} + {hm1}. At initialisation its weights are shift "
-        "kernels (weight[o, i, a, e] = 1 exactly when i = a·kc + e), so the output is the sum of "
+        "kernels (weight[o, i, a, e] = 1 exactly when i = a·kc + e, with a the kernel row and e "
+        "the kernel column), so the output is the sum of "
         "the {kc2} fc outputs, each shifted by its kernel offset: a convolution written as "
-        "shifts. The weights stay learnable. Its bias is gone (Q1).",
+        "shifts. The weights stay learnable. Its bias is gone: {q1}.",
         r"o^{conv}_{b,o,i,l} = \sum_{r=0}^{k_c^2-1}\sum_{a,e} W^{dep}_{o,r,a,e}\;"
         r"\Phi_{b,\;g k_c^2 + r,\; s i + a - p_c,\; s l + e - p_c},\quad g = \lfloor o/h \rfloor",
     ),
@@ -256,7 +258,7 @@ STEP_TEXT: dict[str, StepText] = {
 
 
 def window_dilation(config: ACmixConfig) -> int:
-    """The dilation the attention window applies: the authors' Unfold has none (Q4)."""
+    """The dilation the attention window applies: the authors' Unfold has none (quirk Q4)."""
     return config.dilation if config.variant == "fixed" else 1
 
 
@@ -275,6 +277,7 @@ def explanation(name: str, config: ACmixConfig) -> str:
         n=f"{c.height * c.width:,}", bytes_unfold=human_bytes(window_bytes),
         step_x=_grid_step(c.width), step_y=_grid_step(c.height),
         dil_text=f"(δ = {dil}) " if dil > 1 else "",
+        q1=cite("Q1"), q8=cite("Q8"), q9=cite("Q9"),
     )
     return STEP_TEXT[name].explanation.format(**values)
 
@@ -321,13 +324,12 @@ def storage_notes(trace: Trace) -> dict[str, str]:
 
 def steps_frame(trace: Trace) -> pd.DataFrame:
     """One row per step: group, shape, statistics, memory, owner, parameters, MACs, FLOPs."""
-    titles = dict(GROUPS)
     notes = storage_notes(trace)
     rows = []
     for step in trace.steps:
         stats = tensor_stats(step.tensor)
         rows.append({
-            "group": titles[step.info.stage],
+            "group": step.info.stage,  # short: the overview table must fit its column
             "step": step.name,
             "shape": " × ".join(map(str, step.shape)),
             "mean": stats["mean"],
@@ -385,8 +387,9 @@ def window_label(j: int, kernel_att: int, padding: int, dilation: int = 1) -> st
 
 
 def offset_label(i: int, kernel_conv: int, padding: int) -> str:
+    """Conv offset i = a·kernel_conv + e: kernel row a, kernel column e, and the shift it reads."""
     a, e = divmod(i, kernel_conv)
-    return f"i={i} (a={a}, e={e}: shift {a - padding:+d}, {e - padding:+d})"
+    return f"i={i}: kernel row {a}, column {e} (shift {a - padding:+d}, {e - padding:+d})"
 
 
 def step_maps(step: Step, sel: Selection, config: ACmixConfig) -> list[MapSlice]:
@@ -638,6 +641,50 @@ def conv_p_plane_error(trace: Trace, module) -> float:
     b = module.conv_p.bias.detach().double()
     plane = torch.einsum("ck,kyx->cyx", w, grid) + b[:, None, None]
     return float((trace["pe"].tensor[0].double() - plane).abs().max())
+
+
+@dataclass(frozen=True)
+class ConvPGradients:
+    """Norms of ∂L/∂conv_p.bias and ∂L/∂conv_p.weight for L = Σ out · R (R fixed random)."""
+
+    bias64: float
+    weight64: float
+    bias32: float
+    weight32: float
+
+
+def conv_p_gradients_refusal(config: ACmixConfig, limit: int | None = None) -> memory.Refusal | None:
+    """None when conv_p_gradients fits the memory budget. Its float64 autograd pass keeps every
+    intermediate for the backward: measured at 1.4 to 1.5 times a float32 trace's estimate
+    (default and one strided, batched configuration), so twice that estimate is asked for."""
+    return memory.check(
+        config, memory.memory_budget() if limit is None else limit,
+        cost=lambda c: 2 * memory.trace_bytes(c),
+        what="The gradient check (a float64 forward and backward of this configuration)",
+    )
+
+
+def conv_p_gradients(module, x: torch.Tensor, seed: int = 0) -> ConvPGradients:
+    """conv_p's gradients from autograd through the module's own forward, in float64 and float32.
+
+    conv_p's bias adds the same vector to the query's and to every key's positional code, so it
+    cancels in q · (pe_q − pe_key): in exact arithmetic its gradient is exactly zero (a dead
+    parameter), and what autograd returns is rounding, about the dtype's epsilon times the weight
+    gradient. Runs on a copy: the (shared) module keeps its weights and gradients untouched.
+    """
+    import copy
+
+    norms = []
+    for dtype in (torch.float64, torch.float32):
+        twin = copy.deepcopy(module).to(dtype)
+        twin.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            out = twin(x.to(dtype))
+            weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed),
+                                  dtype=torch.float64).to(dtype)
+            (out * weights).sum().backward()
+        norms += [float(twin.conv_p.bias.grad.norm()), float(twin.conv_p.weight.grad.norm())]
+    return ConvPGradients(*norms)
 
 
 def fc_matrix_frame(module, max_heads: int | None = None) -> pd.DataFrame:

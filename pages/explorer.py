@@ -359,8 +359,10 @@ with latency_tab:
                 "source": st.column_config.TextColumn("source"),
             },
         )
-        st.caption(f"Peak memory on the CPU is counted tensor by tensor as the forward allocates it; this "
-                   f"server refuses measurements estimated above {human_bytes(limit)}.")
+        st.caption(f"Peak memory is the most the allocator holds during one no-grad forward beyond its input "
+                   f"and weights, kernels' own buffers included (CUDA's own statistic; on the CPU, the "
+                   f"allocator's events recorded by torch.profiler); this server refuses measurements "
+                   f"estimated above {human_bytes(limit)}.")
 
 st.download_button(
     "Download this sweep as CSV", sweep.to_csv(sweep.sweep_frame(configs, live)), file_name="convmix_sweep.csv",

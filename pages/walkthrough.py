@@ -12,6 +12,7 @@ from convmix import walkthrough as wt
 from convmix.config import ACmixConfig
 from convmix.counting import module_param_counts
 from convmix.format import human_bytes
+from convmix.quirks import QUIRKS, cite
 from convmix.ui.cache import get_module, get_trace
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
@@ -19,15 +20,23 @@ from convmix.ui.sidebar import current_config
 ensure_router()
 
 FLOAT = st.column_config.NumberColumn(format="%.4g")
+STAT = st.column_config.NumberColumn(format="%.3g", width=62)
 COUNT = st.column_config.NumberColumn(format="%,d")
 FC_HEADS_SHOWN = 16  # rows per q/k/v drawn in the fc matrix
 SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
-            "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping"]
+            "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping", "Authors' quirks"]
+MAP_SIZE = 250  # a step's heatmap: fits the expander's right column at 1400 px
+PANEL_SIZE = 150  # one of the inspector's five window panels: five fit at 1400 px
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def steps_table(config: ACmixConfig) -> pd.DataFrame:
     return wt.steps_frame(get_trace(config))
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking conv_p's gradients…")
+def conv_p_gradients(config: ACmixConfig) -> wt.ConvPGradients:
+    return wt.conv_p_gradients(get_module(config), config.make_input())
 
 
 def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
@@ -60,39 +69,27 @@ st.markdown(
     "sidebar. All tensors below were recorded from **one** forward of the module itself "
     "(`convmix.acmix.ACmix`, whose official variant computes the authors' code value for value) "
     "on a seeded random input; the inspector and the sliders re-read those recorded tensors and "
-    "never run the forward again."
+    "never run the forward again (only the conv_p section's gradient check runs the module once "
+    "more, with autograd, on a copy)."
 )
 
 plan = wt.plan_walkthrough(current_config())
 
 
-def problem_lines(problems) -> str:
-    return "\n".join(
-        f"- {p.message}" + (f" It breaks at `{p.line}`." if p.line else "")
-        + (f" {p.fix}" if p.fix else "")
-        for p in problems
+if plan.problems and plan.fallback:
+    st.info(
+        "The official variant cannot run this configuration (the sidebar says why). Shown "
+        "instead: the **fixed** variant, with the same submodules and parameters, dep_conv "
+        "padded by kernel_conv // 2, h_out = ceil(H / stride) and the window dilation applied.",
+        icon=":material/build:",
     )
-
-
-if plan.problems:
-    st.error(f"**The {plan.requested.variant} variant cannot run this configuration:**\n\n"
-             + problem_lines(plan.problems), icon=":material/error:")
-    if plan.fallback:
-        st.info(
-            "Showing the **fixed** variant's walkthrough instead: the same submodules and "
-            "parameters, with dep_conv padded by kernel_conv // 2, h_out = ceil(H / stride) and "
-            "the window dilation applied.",
-            icon=":material/build:",
-        )
-    elif plan.requested.variant == "official":
-        fixed_problems = plan.requested.with_(variant="fixed").problems()
-        st.error("**Nor can the fixed variant:**\n\n" + problem_lines(fixed_problems),
-                 icon=":material/error:")
 if plan.shown is None:
     if plan.refusal is not None:
         st.error(plan.refusal.message(), icon=":material/memory:")
     else:
-        st.warning("Change the sidebar to a configuration that runs to see the walkthrough.")
+        st.info(f"{'Neither variant' if plan.requested.variant == 'official' else 'This variant'} "
+                "can run this configuration, so there is nothing to walk through: the sidebar "
+                "says why and what would work.", icon=":material/arrow_back:")
     st.stop()
 
 config = plan.shown
@@ -109,8 +106,9 @@ cols[0].metric("Parameters", f"{sum(params.values()):,}",
                help="Read from the live module: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
 cols[1].metric("Multiply-adds", f"{total.macs:,}")
 cols[2].metric("FLOPs", f"{total.flops:,}",
-               help="2 per multiply-add, plus bias adds, elementwise ops and 5 per softmax element "
-               "(convmix.counting).")
+               help="Counted by one convention (convmix.counting): 2 per multiply-add, n adds "
+               "for an n-term sum, 1 per bias add and per elementwise operation, 5 per softmax "
+               "element. Not a count of machine instructions.")
 cols[3].metric("Trace holds", human_bytes(trace.tensor_bytes()),
                help="All recorded tensors, shared storage counted once.")
 
@@ -128,7 +126,7 @@ keep_in_options("wt_window", list(range(kk)), kk // 2)
 keep_in_options("wt_offset", list(range(kc2)), kc2 // 2)
 with st.container(border=True):
     st.markdown("**Slice shown in the heatmaps** (the index under each map says exactly which)")
-    c = st.columns([1, 1, 1, 2, 2])
+    c = st.columns([0.8, 0.8, 0.8, 1.7, 2.6])
     batch = c[0].number_input("batch item", 0, config.batch - 1, key="wt_batch")
     head = c[1].number_input("head", 0, h - 1, key="wt_head")
     channel = c[2].number_input("channel in head", 0, d - 1, key="wt_channel",
@@ -170,7 +168,7 @@ def draw_step(step, expanded: bool) -> None:
             )
         with right:
             for ms in wt.step_maps(step, sel, config):
-                show_map(ms, signed=step.name != "att", size=300)
+                show_map(ms, signed=step.name != "att", size=MAP_SIZE)
 
 
 steps = steps_table(config)
@@ -189,11 +187,16 @@ def overview() -> None:
     )
     st.dataframe(
         steps, hide_index=True, width="stretch", height=35 * (len(steps) + 1) + 3,
-        column_config={"group": st.column_config.TextColumn(width=120),
-                       "step": st.column_config.TextColumn(width=85),
-                       "shape": st.column_config.TextColumn(width=140),
-                       "mean": FLOAT, "std": FLOAT, "min": FLOAT, "max": FLOAT,
-                       "parameters": COUNT, "multiply-adds": COUNT, "FLOPs": COUNT},
+        # Widths that fit every column, FLOPs included, in the main area at 1400 px.
+        column_config={"group": st.column_config.TextColumn(width=72),
+                       "step": st.column_config.TextColumn(width=78),
+                       "shape": st.column_config.TextColumn(width=132),
+                       "mean": STAT, "std": STAT, "min": STAT, "max": STAT,
+                       "memory": st.column_config.TextColumn(width=74),
+                       "owner": st.column_config.TextColumn(width=66),
+                       "parameters": st.column_config.NumberColumn("params", format="%,d", width=62),
+                       "multiply-adds": st.column_config.NumberColumn(format="%,d", width=92),
+                       "FLOPs": st.column_config.NumberColumn(format="%,d", width=100)},
     )
     st.markdown(
         "**Parameters per submodule** (live module): "
@@ -281,19 +284,16 @@ def pick_query_from_map() -> None:
 @st.fragment
 def inspector_section() -> None:
     ho, wo = config.out_height, config.out_width
-    keep_in_range("wt_qbatch", 0, config.batch - 1, 0)
-    keep_in_range("wt_qhead", 0, h - 1, 0)
+    # Batch item, head and channel are the slice selector's above: one selector, one truth.
+    b, n, ch = sel.batch, sel.head, sel.channel
     # Start near the top-left corner, where the window reaches into the reflection padding.
     keep_in_range("wt_qrow", 0, ho - 1, min(1, ho - 1))
     keep_in_range("wt_qcol", 0, wo - 1, min(2, wo - 1))
-    keep_in_range("wt_qchannel", 0, d - 1, 0)
-    c = st.columns(5)
-    b = int(c[0].number_input("batch item", 0, config.batch - 1, key="wt_qbatch"))
-    n = int(c[1].number_input("head", 0, h - 1, key="wt_qhead"))
-    r = int(c[2].number_input("query row", 0, ho - 1, key="wt_qrow"))
-    q = int(c[3].number_input("query column", 0, wo - 1, key="wt_qcol"))
-    ch = int(c[4].number_input("channel in head", 0, d - 1, key="wt_qchannel",
-                               help="Channel of the key map and of pe_q − pe_key drawn below."))
+    c = st.columns(4)
+    r = int(c[0].number_input("query row", 0, ho - 1, key="wt_qrow"))
+    q = int(c[1].number_input("query column", 0, wo - 1, key="wt_qcol"))
+    c[2].markdown(f"Batch item **{b}**, head **{n}**, channel **{ch}** in the head: set in the "
+                  "slice selector above.")
     insp = wt.inspect_query(trace, config, b, n, r, q)
     cells = insp.cells
 
@@ -328,7 +328,8 @@ def inspector_section() -> None:
         "copy). The positional code is 0 at the centre and, away from the border, the same at "
         "every query; content + position = logit; softmax turns the logits into weights."
     )
-    st.altair_chart(charts.window_panels(wt.window_panels_frame(insp, ch)), width="content")
+    st.altair_chart(charts.window_panels(wt.window_panels_frame(insp, ch), size=PANEL_SIZE),
+                    width="content")
     err = float((cells["content"] + cells["positional"] - cells["logit"]).abs().max())
     st.caption(
         f"Check: content + position = the recorded logit to within {err:.2g}; the recorded "
@@ -350,7 +351,8 @@ def inspector_section() -> None:
 def attention_inspector() -> None:
     st.subheader("Attention inspector")
     st.markdown(
-        "Pick a query (or click one on the map) and a head. Its logits are "
+        "Pick a query (or click one on the map); the head and the channel drawn are those of the "
+        "slice selector above. The query's logits are "
         "q·(k_j + pe_q − pe_key,j) over the window positions j, its weights their softmax, and "
         "its output the weighted sum of the window's values, computed here from the recorded "
         "tensors and set beside the recorded output."
@@ -385,6 +387,28 @@ def conv_p() -> None:
     )
     st.dataframe(wt.conv_p_frame(module), hide_index=True, width="content",
                  column_config={"w_x": FLOAT, "w_y": FLOAT, "bias": FLOAT})
+    st.markdown(
+        "**conv_p's bias is a dead parameter.** It adds the same vector to the query's and to "
+        "every key's positional code, so pe_q − pe_key does not contain it: the output does not "
+        "depend on it, and its gradient is exactly zero in exact arithmetic. Training never "
+        "moves it, and a tolerance on it can only measure rounding (which is why the tests "
+        "compare it to the size of conv_p.weight's gradient)."
+    )
+    refusal = wt.conv_p_gradients_refusal(config)
+    if refusal is not None:
+        st.caption(f"Live check not run: {refusal.message()}")
+    else:
+        g = conv_p_gradients(config)
+        cols = st.columns(2)
+        cols[0].metric("‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖, float64",
+                       f"{g.bias64 / g.weight64:.1e}")
+        cols[1].metric("the same, float32", f"{g.bias32 / g.weight32:.1e}")
+        st.caption(
+            f"Live evidence: autograd through a copy of this module on its recorded input, loss "
+            f"L = Σ out · R with a fixed random R. conv_p.weight gets a gradient of norm "
+            f"{g.weight64:.3g}; conv_p.bias gets {g.bias64:.1e} in float64 and {g.bias32:.1e} in "
+            f"float32: a few units of each dtype's rounding (ε = 2.2e-16 and 1.2e-7), nothing else."
+        )
 
 # ---------------------------------------------------------------------------------------------
 # fc
@@ -399,12 +423,14 @@ def fc() -> None:
         f"within-head channel and position, the {3 * h} group values into {kc2} outputs, one per "
         f"kernel offset of dep_conv. The weight is therefore a **{3 * h} × {kc2}** matrix "
         f"(3·head × kernel_conv²), {params['fc']:,} parameters, shared by all {d} channels.\n\n"
-        f"**Why 3N × k², not 3N × k²N (Q10).** The paper's first figure labelled this layer "
-        f"3N × k²N (N = heads), which would give a separate set of kernel_conv² outputs per head: "
-        f"{3 * h} × {kc2 * h} = {3 * h * kc2 * h:,} weights here"
+        f"**Why 3N × k²** ({cite('Q10')}). The paper's first figure labels this layer "
+        f"3N_head × k²N_conv, two different N; read as one N, a separate set of kernel_conv² "
+        f"outputs per head, it would hold {3 * h} × {kc2 * h} = {3 * h * kc2 * h:,} weights here"
         + (" (the same as 3N × k² only because this configuration has one head)" if h == 1 else "")
-        + ". The authors' code, and their later answer, is 3N × k²: the heads are mixed "
-        "together, and the head_dim channels, not the heads, form dep_conv's groups."
+        + ". The code's fc is 3N × k² (N = heads), and the authors confirmed in their issue "
+        "tracker (LeapLabTHU/ACmix, issue 5) that this is correct: the heads are mixed together, "
+        "and the conv path's groups come from the grouped dep_conv, whose groups are the "
+        "head_dim channels."
     )
     st.altair_chart(charts.fc_matrix_chart(wt.fc_matrix_frame(module, max_heads=FC_HEADS_SHOWN)),
                     width="content")
@@ -456,11 +482,11 @@ def dep_conv() -> None:
             f"{pad_conv} and sliced with stride {config.stride}, against the traced out_conv: "
             f"largest difference **{check.max_difference:.2g}** where out_conv's values reach "
             f"{check.max_magnitude:.3g}. At initialisation the conv path *is* a sum of shifted "
-            "copies. (In the authors' ResNet model file a network-wide Kaiming init runs after "
-            "the module is built and overwrites these kernels, Q11.)"
+            f"copies. (In the authors' ResNet model file a network-wide Kaiming init runs after "
+            f"the module is built and overwrites these kernels: {cite('Q11')}.)"
         )
         st.markdown(
-            f"**The missing bias (Q1).** The constructor asks for `bias=True`, but "
+            f"**The missing bias** ({cite('Q1')}). The constructor asks for `bias=True`, but "
             f"`reset_parameters` assigns the result of a fill helper that returns nothing, so "
             f"`dep_conv.bias` is **{'present' if bias.present else 'None'}** here: "
             f"{bias.params_without:,} parameters (C·kc⁴) instead of {bias.params_with:,}. "
@@ -493,6 +519,16 @@ def channel_grouping() -> None:
     st.dataframe(grouping, hide_index=True, width="stretch", height=320)
 
 
+def quirks() -> None:
+    st.subheader("The authors' quirks")
+    st.markdown(
+        "What the authors' ACmix code does that a reader would not expect, each reproducible. "
+        "The codes Q1–Q11 appear elsewhere in this app, always with the short name given here."
+    )
+    for quirk in QUIRKS.values():
+        st.markdown(f"**{quirk.code}: {quirk.name}.** {quirk.what}  \n*Evidence:* {quirk.evidence}")
+
+
 VIEWS = {
     "Overview": overview,
     "Stage I": lambda: step_group("Stage I"),
@@ -504,6 +540,7 @@ VIEWS = {
     "fc": fc,
     "dep_conv": dep_conv,
     "Channel grouping": channel_grouping,
+    "Authors' quirks": quirks,
 }
 # Only the open tab runs (the tabs track their state), and the URL names it (?section=...).
 for tab, name in zip(st.tabs(SECTIONS, key="section", bind="query-params"), SECTIONS, strict=True):

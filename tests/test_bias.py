@@ -521,3 +521,140 @@ def test_decode_refuses_truncated_png():
     data = _encode(Image.fromarray(noise), "PNG")
     with pytest.raises(cb.ImageError, match="damaged or truncated"):
         cb.decode_upload(data[: len(data) // 2])
+
+
+# ---------------------------------------------------------------------------------------------
+# The visitor's layer, its URL parameters, and what a bias adds to a ReLU network
+# ---------------------------------------------------------------------------------------------
+
+SPECS = [
+    cb.LayerSpec(),
+    cb.LayerSpec(in_channels=1, out_channels=8, kernel=3, stride=1, padding=1),
+    cb.LayerSpec(out_channels=5, kernel=1, stride=3, padding=0, bias=False),
+    cb.LayerSpec(in_channels=1, out_channels=256, kernel=15, stride=8, padding=15),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.line)
+def test_layer_spec_builds_the_layer_it_names(spec):
+    layer = cb.seed_layer(spec)
+    reference = nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride,
+                          spec.padding, bias=spec.bias)
+    assert layer.weight.shape == reference.weight.shape
+    assert (layer.bias is None) == (not spec.bias)
+    assert sum(p.numel() for p in layer.parameters()) == sum(p.numel() for p in reference.parameters())
+    bound = 1 / math.sqrt(spec.fan_in)
+    assert float(layer.weight.abs().max()) <= bound
+    x = cb.to_input(cb.builtin_scene(32), spec.in_channels)
+    assert x.shape == (1, spec.in_channels, 32, 32)
+    assert layer(x).shape[-1] == spec.output_size(32) == reference(x).shape[-1]
+    # the line the page shows builds the same layer
+    built = eval(spec.line, {"nn": nn})
+    assert built.weight.shape == reference.weight.shape and (built.bias is None) == (not spec.bias)
+
+
+def test_a_kernel_that_does_not_fit_is_a_sentence():
+    spec = cb.LayerSpec(kernel=15, padding=0)
+    assert spec.problem(16) is None
+    text = spec.problem(8)
+    assert "does not fit a 8×8 input with padding 0" in text and "padding ≥ 4" in text
+    with pytest.raises(RuntimeError):
+        nn.Conv2d(3, 4, 15)(torch.zeros(1, 3, 8, 8))
+    nn.Conv2d(3, 4, 15, padding=4)(torch.zeros(1, 3, 8, 8))  # the suggestion runs
+
+
+def test_greyscale_input_is_the_luminance():
+    rgb = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], dtype=np.uint8)
+    grey = cb.to_input(rgb, 1)[0, 0].double().numpy()
+    luma = (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])) / 255
+    mean = 0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406
+    std = 0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225
+    np.testing.assert_allclose(grey, (luma - mean) / std, rtol=1e-6)
+    assert (cb.as_seen(rgb, 1)[..., 0] == cb.as_seen(rgb, 1)[..., 2]).all()
+
+
+def test_view_from_query_params_checks_each_value_against_the_others():
+    view, notes = cb.view_from_query_params({})
+    assert view == cb.PageView(row=56, col=56) and notes == []
+    view, notes = cb.view_from_query_params(
+        {"bias_out": "128", "bias_channel": "100", "bias_size": "112", "bias_row": "27"})
+    assert notes == [] and view.layer.out_channels == 128 and view.channel == 100
+    assert (view.size, view.row, view.col) == (112, 27, 28)
+    view, notes = cb.view_from_query_params(
+        {"bias_size": "999", "bias_channel": "70", "bias_kernel": "1e400", "bias_row": "3.5",
+         "bias_bias": "maybe", "bias_in": "2"})
+    assert view == cb.PageView(row=56, col=56)
+    assert notes == [
+        "URL parameter bias_in='2' is not one of 1, 3; using 3.",
+        "URL parameter bias_bias='maybe' is not one of true, false; using true.",
+        "URL parameter bias_kernel='1e400' is not a whole number; using 7.",
+        "URL parameter bias_size='999' is not one of 8, 16, 32, 64, 112, 160, 224, 320, 448; using 224.",
+        "URL parameter bias_channel=70 is outside 0 to 63; using 0.",
+        "URL parameter bias_row='3.5' is not a whole number; using 56.",
+    ]
+    view, notes = cb.view_from_query_params({"bias_bias": "false", "bias_in": "1", "bias_pad": "0"})
+    assert notes == [] and view.layer == cb.LayerSpec(in_channels=1, padding=0, bias=False)
+
+
+@pytest.mark.parametrize("spec,size", [(cb.LayerSpec(), 224), (cb.LayerSpec(kernel=3, stride=1), 16),
+                                       (cb.LayerSpec(kernel=15, stride=8), 64)])
+def test_first_all_padding_is_the_smallest_padding_with_an_empty_window(spec, size):
+    first = cb.first_all_padding(size, spec.kernel, spec.stride)
+
+    def any_empty(p):  # by hand: a window whose every tap lies outside the input
+        n = cb.conv_output_size(size, spec.kernel, spec.stride, p)
+        starts = [i * spec.stride - p for i in range(n)]
+        return any(s + spec.kernel <= 0 or s >= size for s in starts)
+
+    assert any_empty(first) and not any(any_empty(p) for p in range(first))
+
+
+def test_bias_range_is_a_grid_through_the_learned_bias():
+    pre = np.array([-0.3, 0.1, 0.52])
+    lo, hi = cb.bias_range(pre, 0.0615)
+    assert lo <= -0.52 and hi > 0.3 and lo <= 0.0 <= hi
+    steps = (0.0615 - lo) / 0.01
+    assert abs(steps - round(steps)) < 1e-9  # the slider's grid passes through 0.0615 exactly
+    assert cb.survival_fraction(pre, lo) == 0.0 and cb.survival_fraction(pre, hi) == 1.0
+
+
+def test_a_bias_breaks_positive_homogeneity():
+    """Checked against ReLU(conv(·)) written out here: without the bias f(2x) = 2 f(x) to float
+    rounding, with it not."""
+    layer = cb.seed_layer(cb.LayerSpec(out_channels=8, kernel=3, stride=1, padding=1))
+    x = cb.to_input(cb.builtin_scene(24))
+    h = cb.homogeneity(layer, x, alpha=2.0)
+    with torch.no_grad():
+        conv = torch.nn.functional.conv2d
+        plain = (conv(2 * x, layer.weight, None, 1, 1).clamp_min(0)
+                 - 2 * conv(x, layer.weight, None, 1, 1).clamp_min(0)).abs().max()
+        biased = (conv(2 * x, layer.weight, layer.bias, 1, 1).clamp_min(0)
+                  - 2 * conv(x, layer.weight, layer.bias, 1, 1).clamp_min(0)).abs().max()
+    assert h.without_bias < 1e-6 and float(plain) < 1e-5
+    assert h.with_bias > 1e-3 and float(biased) > 1e-3
+    with pytest.raises(ValueError):
+        cb.homogeneity(cb.seed_layer(bias=False), x)
+
+
+@pytest.mark.parametrize("spec,size", [
+    (cb.LayerSpec(), 224),
+    (cb.LayerSpec(out_channels=128, kernel=3, stride=1, padding=1), 112),
+    (cb.LayerSpec(in_channels=1, out_channels=32, kernel=15, stride=1, padding=15), 64),
+])
+def test_page_bytes_bounds_what_the_page_computes(spec, size):
+    """Every computation the page caches, run as the page runs them: the allocator's peak stays
+    under the estimate the page checks against the memory budget."""
+    from convmix.memory import cpu_allocator_peak
+
+    layer = cb.seed_layer(spec)
+    bn = cb.illustrative_bn(layer)
+    x = cb.to_input(cb.builtin_scene(size), spec.in_channels)
+    kept = []
+
+    def everything():
+        kept.extend([cb.run_seed_layer(layer, x), cb.bn_cancellation(layer, bn, x),
+                     cb.fold_check(layer, bn, x), cb.gradient_check(layer, torch.cat([x, x.flip(3)])),
+                     cb.homogeneity(layer, x), cb.padding_demo(layer, x, cb.demo_padding_max(spec))])
+
+    assert cpu_allocator_peak(everything) <= cb.page_bytes(spec, size)
+    assert cb.fitting_size(spec, 448, cb.page_bytes(spec, size)) >= size

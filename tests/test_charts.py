@@ -258,3 +258,9 @@ def test_roofline_guides_stay_inside_the_view(measured):
         assert y_domain[0] <= r["latency_ms"] * (1 + 1e-9) and r["latency_ms"] <= y_domain[1] * (1 + 1e-9)
     points = pd.DataFrame(dataset(spec, layers(spec)[2]) if "data" in layers(spec)[2] else dataset(spec))
     assert points["floor_ms"].between(*x_domain).all() and points["latency_ms"].between(*y_domain).all()
+
+
+def test_roofline_floor_is_called_an_estimate(measured):
+    """The floor rests on measured peaks and a counting convention: the chart says so."""
+    subtitle = " ".join(charts.roofline_chart(measured).to_dict()["title"]["subtitle"])
+    assert "an estimate, not a bound" in subtitle and "convention" in subtitle

@@ -8,12 +8,22 @@ message suggests must run (in convmix, and in the authors' code where the sugges
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from torch import nn
 
 from convmix import ACmix, ConfigError
-from convmix.constraints import LINE_FINAL_SUM, LINE_HEAD_VIEW, LINE_PAD, LINE_VIEW_UNFOLD
+from convmix.config import LIMITS, ACmixConfig
+from convmix.constraints import (
+    LINE_DEP_CONV,
+    LINE_FINAL_SUM,
+    LINE_HEAD_VIEW,
+    LINE_PAD,
+    LINE_VIEW_UNFOLD,
+    round_size,
+)
 
 
 def authors_forward(cin, c, ka, head, kc, stride, dilation, height, width, state=None, x=None):
@@ -95,29 +105,50 @@ def test_official_equals_authors_forward(cin, c, ka, head, kc, stride, height, w
         torch.testing.assert_close(module(x), want, rtol=1e-5, atol=1e-5)
 
 
-def test_head_must_divide_out_planes():
+def authors_failing_line(*args) -> str:
+    """The statement of `authors_forward` (constructor or forward) that raises for these arguments."""
+    import linecache
+    import traceback
+
+    try:
+        authors_forward(*args)
+    except AUTHORS_CRASH as err:
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.name == "authors_forward"]
+        return linecache.getline(frames[-1].filename, frames[-1].lineno).strip()
+    raise AssertionError(f"the authors' code ran {args}")
+
+
+@pytest.mark.parametrize("c,head,line,statement", [
+    (64, 5, LINE_DEP_CONV, "dep_conv = nn.Conv2d"),  # head_dim 12 does not divide 64
+    (18, 4, LINE_DEP_CONV, "dep_conv = nn.Conv2d"),  # head_dim 4 does not divide 18
+    (8, 16, LINE_DEP_CONV, "dep_conv = nn.Conv2d"),  # head_dim 0: groups = 0
+    (10, 4, LINE_HEAD_VIEW, "q_att = q.view("),  # head_dim 2 divides 10: builds, the view fails
+])
+def test_head_must_divide_out_planes_and_names_the_line_that_breaks(c, head, line, statement):
     with pytest.raises(ConfigError) as err:
-        ACmix(64, 64, head=5)
+        ACmix(8, c, head=head)
     assert err.value.constraints == ["head_divides_out_planes"]
     text = str(err.value)
-    assert "head (5) must divide out_planes (64)" in text
-    assert "Heads that divide 64: 2, 4, 8." in text
-    assert LINE_HEAD_VIEW in text
-    # real: the authors' head view (and their grouped dep_conv) cannot be built
-    with pytest.raises(AUTHORS_CRASH):
-        authors_forward(64, 64, 7, 5, 3, 1, 1, 8, 8)
-    with pytest.raises(RuntimeError):
-        torch.zeros(1, 64, 8, 8).view(5, 64 // 5, 8, 8)
-    for head in (2, 4, 8):  # the suggestions run
-        assert runs(64, 64, 7, head, 3, 1, 1, 8, 8, "official") == (1, 64, 8, 8)
-        assert authors_forward(64, 64, 7, head, 3, 1, 1, 8, 8).shape == (1, 64, 8, 8)
+    assert f"head ({head}) must divide out_planes ({c})" in text
+    assert line in text
+    # real: the authors' code, run statement by statement, breaks exactly there
+    assert authors_failing_line(8, c, 7, head, 3, 1, 1, 8, 8).startswith(statement)
+    problem = err.value.problems[0]
+    assert problem.changes
+    for change in problem.changes:  # every suggestion runs, here and in the authors' code
+        assert runs(8, c, 7, change["head"], 3, 1, 1, 8, 8, "official") == (1, c, 8, 8)
+        assert authors_forward(8, c, 7, change["head"], 3, 1, 1, 8, 8).shape == (1, c, 8, 8)
 
 
-def test_more_heads_than_channels():
+@pytest.mark.parametrize("c,listed", [
+    (64, "Heads that divide 64: 1, 2, 4, 8, 16, 32 and 64."),  # every divisor
+    (4, "Heads that divide 4: 1, 2 and 4."),
+    (720, "Heads that divide 720 include 5, 6, 8 and 9."),  # 30 divisors: the nearest, "include"
+])
+def test_head_suggestions_list_every_divisor_or_say_include(c, listed):
     with pytest.raises(ConfigError) as err:
-        ACmix(4, 4, head=8)
-    assert err.value.constraints == ["head_divides_out_planes"]
-    assert "Heads that divide 4: 1, 2, 4." in str(err.value)
+        ACmix(4, c, head=7 if c == 720 else (5 if c == 64 else 8))
+    assert listed in str(err.value)
 
 
 @pytest.mark.parametrize("variant", ["official", "fixed"])
@@ -144,7 +175,11 @@ def test_kernel_conv_must_be_odd(variant):
         ACmix(8, 8, kernel_conv=4, head=2, variant=variant)
     assert err.value.constraints == ["kernel_conv_odd"]
     text = str(err.value)
-    assert "kernel_conv (4) must be odd" in text and "Try kernel_conv = 3 or 5." in text
+    assert "kernel_conv (4) must be odd" in text
+    if variant == "official":
+        assert "Use kernel_conv = 3, or the fixed variant with kernel_conv = 3 or 5." in text
+    else:
+        assert "Try kernel_conv = 3 or 5." in text
     assert LINE_FINAL_SUM in text
     # real with either padding: authors' 1 gives 6 + 2 - 4 + 1 = 5; kc // 2 = 2 gives 7, never 6
     for padding, size in ((1, 5), (2, 7)):
@@ -162,7 +197,7 @@ def test_official_kernel_conv_must_be_3(kc, conv_size):
         ACmix(8, 8, kernel_conv=kc, head=2)
     assert err.value.constraints == ["official_kernel_conv_3"]
     text = str(err.value)
-    assert f"kernel_conv = {kc}" in text and "(Q2)" in text
+    assert f"kernel_conv = {kc}" in text and "pads by 1 whatever kernel_conv is" in text
     assert "Use kernel_conv = 3, or the fixed variant" in text
     # real (ACMIX.md Q2, 16x16 input): the conv path's size with padding 1
     assert nn.Conv2d(1, 1, kc, padding=1)(torch.zeros(1, 1, 16, 16)).shape[-1] == conv_size
@@ -177,7 +212,7 @@ def test_official_dilation_must_be_1():
         ACmix(8, 8, kernel_att=3, head=2, dilation=2)
     assert err.value.constraints == ["official_dilation_1"]
     text = str(err.value)
-    assert "dilation 2" in text and "(Q4)" in text and "Use dilation = 1, or the fixed variant" in text
+    assert "dilation 2" in text and "no dilation" in text and "Use dilation = 1, or the fixed variant" in text
     # real: padding (2*2+1)//2 = 2 but an undilated 3-window: 6 + 4 - 3 + 1 = 8 positions, not 6
     padded = nn.ReflectionPad2d(2)(torch.zeros(1, 1, 6, 6))
     assert nn.Unfold(3)(padded).shape[-1] == 8 * 8
@@ -198,7 +233,8 @@ def test_input_too_small_for_reflection_padding(variant, ka, dilation, small, en
         module(torch.randn(1, 4, small, small + 3))
     assert err.value.constraints == ["input_too_small"]
     text = str(err.value)
-    assert f"at least {enough}" in text and f"Use an input of at least {enough}x{enough}" in text
+    # the suggestion keeps the width, which is large enough already
+    assert f"at least {enough}." in text and f"Use an input of {enough}×{small + 3}, or kernel_att" in text
     assert LINE_PAD in text
     # real: reflection padding by `enough - 1` refuses a map of `small` rows
     with pytest.raises(RuntimeError):
@@ -212,7 +248,7 @@ def test_input_too_small_for_reflection_padding(variant, ka, dilation, small, en
 
 
 @pytest.mark.parametrize("height,width,stride,suggested", [
-    (7, 7, 2, (8, 8)), (13, 13, 2, (14, 14)), (15, 16, 2, (16, 16)), (7, 9, 3, (9, 9)),
+    (7, 7, 2, (8, 8)), (13, 13, 2, (12, 12)), (15, 16, 2, (16, 16)), (7, 9, 3, (6, 9)),
 ])
 def test_official_odd_size_with_stride(height, width, stride, suggested):
     module = ACmix(4, 4, kernel_att=3, head=2, stride=stride)
@@ -220,7 +256,7 @@ def test_official_odd_size_with_stride(height, width, stride, suggested):
         module(torch.randn(1, 4, height, width))
     assert err.value.constraints == ["official_size_divisible_by_stride"]
     text = str(err.value)
-    assert "(Q3)" in text and f"Use {suggested[0]}x{suggested[1]}, or the fixed variant" in text
+    assert f"Use {suggested[0]}×{suggested[1]}, or the fixed variant" in text
     assert LINE_VIEW_UNFOLD in text
     # real: unfold gives ceil(H / s) positions, the authors' view wants H // s
     padded = nn.ReflectionPad2d(1)(torch.zeros(1, 1, height, width))
@@ -268,3 +304,84 @@ def test_wrong_input_shape_is_a_config_error():
             module(x)
         assert err.value.constraints == ["input_shape"]
         assert "(batch, 4, height, width)" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every suggested fix passes every constraint it touches, and reads naturally
+# ---------------------------------------------------------------------------------------------
+
+
+def random_config(rng: random.Random) -> ACmixConfig:
+    """Any configuration within the URL limits, often invalid, often small (where sizes clash)."""
+    small = rng.random() < 0.5
+    values = {
+        "in_planes": rng.randint(1, 64),
+        "out_planes": rng.choice([rng.randint(1, 64), rng.randint(1, LIMITS["out_planes"][1])]),
+        "kernel_att": rng.randint(1, LIMITS["kernel_att"][1]),
+        "head": rng.choice([rng.randint(1, 16), rng.randint(1, 200)]),
+        "kernel_conv": rng.randint(1, LIMITS["kernel_conv"][1]),
+        "stride": rng.randint(1, LIMITS["stride"][1]),
+        "dilation": rng.choice([1, 1, rng.randint(1, LIMITS["dilation"][1])]),
+        "height": rng.randint(1, 12) if small else rng.randint(1, LIMITS["height"][1]),
+        "width": rng.randint(1, 12) if small else rng.randint(1, LIMITS["width"][1]),
+    }
+    return ACmixConfig(**values, variant=rng.choice(["official", "fixed"]))
+
+
+def test_every_suggested_fix_passes_every_constraint_it_touches():
+    """2,000 seeded random configurations: each alternative of each problem's fix, applied,
+    leaves no problem on any value it changed (so "Use 6x4" for a 5x4 input that is also too
+    small cannot happen), and each is named in the fix's sentence."""
+    rng = random.Random(2026)
+    seen: set[str] = set()
+    for _ in range(2000):
+        config = random_config(rng)
+        for problem in config.problems():
+            seen.add(problem.constraint)
+            assert problem.changes, problem.constraint
+            for change in problem.changes:
+                fixed = config.with_(**change)
+                for value in change.values():
+                    shown = str(value) if not isinstance(value, int) else f"{value:,}"
+                    assert shown in problem.fix or f"{value}" in problem.fix, (problem.fix, change)
+                left = fixed.problems()
+                assert problem.constraint not in [p.constraint for p in left], (config, change)
+                for other in left:
+                    assert not set(other.fields) & set(change), (config.describe(), change, other)
+    assert seen >= {"head_divides_out_planes", "kernel_att_odd", "kernel_conv_odd",
+                    "official_kernel_conv_3", "official_dilation_1", "input_too_small",
+                    "official_size_divisible_by_stride"}
+
+
+def test_the_reported_case_suggests_a_size_that_runs():
+    """A 5x4 input with kernel_att 9 and stride 2 is both too small and not divisible: both
+    problems suggest one size that fixes both (not 6x4, still too small)."""
+    config = ACmixConfig(kernel_att=9, stride=2, height=5, width=4)
+    problems = config.problems()
+    assert {p.constraint for p in problems} == {"input_too_small", "official_size_divisible_by_stride"}
+    for p in problems:
+        assert "6×6" in p.fix and "6×4" not in p.fix
+    assert not config.with_(height=6, width=6).problems()
+    assert runs(64, 64, 9, 4, 3, 2, 1, 6, 6, "official") == (1, 64, 3, 3)
+
+
+@pytest.mark.parametrize("size,multiple,minimum,expected", [
+    (101, 3, 1, 96),  # not 102: a multiple of 96 is as near as one-twelfth allows
+    (56, 3, 1, 60),
+    (1023, 7, 1, 1008),
+    (5, 2, 5, 6),
+    (4, 2, 5, 6),
+    (21, 3, 1, 21),  # already fine: kept
+    (1021, 8, 1, 1024),
+    (3, 1, 5, 5),
+])
+def test_round_size_prefers_round_numbers_nearby(size, multiple, minimum, expected):
+    got = round_size(size, multiple, minimum)
+    assert got == expected
+    assert got % multiple == 0 and minimum <= got <= LIMITS["height"][1]
+
+
+def test_a_shrunk_size_is_rounded_even_when_it_already_fits():
+    """The budget's nearby configurations shrink by about 3/4: 136x28 with stride 3 becomes
+    96x24, not 102x21."""
+    assert (round_size(102, 3, maximum=135, keep=False), round_size(21, 3, maximum=27, keep=False)) == (96, 24)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 from PIL import Image
 
 from convmix import bias as cb
@@ -90,8 +92,8 @@ def test_channel_change_resets_the_bias_slider_to_that_channel(page):
     page.slider(key="bias_value").set_value(page.slider(key="bias_value").max).run()
     page.number_input(key="bias_channel").set_value(63).run()
     assert_clean(page)
-    expected = round(float(cb.seed_layer().bias.detach()[63]), 2)
-    assert page.slider(key="bias_value").value == pytest.approx(expected)
+    expected = float(cb.seed_layer().bias.detach()[63])  # exactly the layer's bias, not rounded
+    assert page.slider(key="bias_value").value == pytest.approx(expected, abs=1e-12)
     assert page.slider(key="bias_value").label == "Bias b[63]"
     assert metrics(page)["b[63]"] == f"{float(cb.seed_layer().bias.detach()[63]):+.7f}"
 
@@ -189,3 +191,112 @@ def test_url_opens_the_same_output_value(app):
     assert at.number_input(key="bias_channel").value == 5
     assert (at.slider(key="bias_row").value, at.slider(key="bias_col").value) == (3, 40)
     assert any("y[5, 3, 40]" in m.value for m in at.markdown)
+
+
+def test_the_bias_slider_starts_at_the_layers_bias_so_both_percentages_agree(page):
+    bias0 = float(cb.seed_layer().bias.detach()[0])
+    assert page.slider(key="bias_value").value == pytest.approx(bias0, abs=1e-12)
+    text = next(m.value for m in page.markdown if "keeps only positive values" in m.value)
+    shares = re.findall(r"\*\*([\d.]+%)\*\*", text)
+    assert len(shares) == 2 and shares[0] == shares[1]
+
+
+def test_the_article_is_named_and_the_sidebar_says_what_applies(page):
+    body = text(page)
+    assert cb.ARTICLE_TITLE in body and "CSDN" in body
+    assert "seed article" not in body
+    assert any("applies only to the section *Bias inside ACmix*" in c.value for c in page.sidebar.caption)
+
+
+def test_claims_are_precise_about_linearity(page):
+    body = text(page)
+    assert "**Imprecise.** 用于增加模型的非线性能力" in body
+    assert "positively homogeneous" in body and "affine rather than linear" in body
+    assert "does not make the layer less linear" not in body
+
+
+@pytest.mark.parametrize("params,note,widget,value", [
+    ({"bias_channel": "1e400"}, "bias_channel='1e400' is not a whole number; using 0.", "bias_channel", 0),
+    ({"bias_channel": "8.5"}, "bias_channel='8.5' is not a whole number; using 0.", "bias_channel", 0),
+    ({"bias_channel": "70"}, "bias_channel=70 is outside 0 to 63; using 0.", "bias_channel", 0),
+    ({"bias_row": "3.5"}, "bias_row='3.5' is not a whole number; using 56.", "bias_row", 56),
+    ({"bias_size": "999"}, "bias_size='999' is not one of 8, 16, 32, 64, 112, 160, 224, 320, 448; "
+     "using 224.", "bias_size", 224),
+    ({"bias_kernel": "inf"}, "bias_kernel='inf' is not a whole number; using 7.", "bias_kernel", 7),
+])
+def test_bias_url_values_out_of_range_are_told(app, params, note, widget, value):
+    at = app(PAGE, query_params=params)
+    assert not at.exception
+    warnings = [w.value for w in at.main.warning]
+    assert warnings == [f"URL parameter {note}"]
+    kind = {"bias_row": "slider", "bias_size": "select_slider"}.get(widget, "number_input")
+    assert getattr(at, kind)(key=widget).value == value
+
+
+LAYERS = [
+    {"bias_in": "1", "bias_out": "8", "bias_kernel": "3", "bias_stride": "1", "bias_pad": "1",
+     "bias_size": "32"},
+    {"bias_out": "5", "bias_kernel": "1", "bias_stride": "3", "bias_pad": "0", "bias_bias": "false",
+     "bias_size": "64"},
+    {"bias_in": "1", "bias_out": "256", "bias_kernel": "15", "bias_stride": "8", "bias_pad": "15",
+     "bias_size": "64"},
+    {"bias_out": "16", "bias_kernel": "5", "bias_stride": "2", "bias_pad": "0", "bias_size": "16"},
+]
+
+
+@pytest.mark.parametrize("params", LAYERS, ids=lambda p: "-".join(p.values()))
+def test_the_whole_page_holds_for_other_layers(app, params):
+    at = app(PAGE, query_params=params)
+    assert_clean(at)
+    view, notes = cb.view_from_query_params(params)
+    spec = view.layer
+    assert notes == []
+    reference = torch.nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride,
+                                spec.padding, bias=spec.bias)
+    m = metrics(at)
+    assert m["weight shape"] == " × ".join(map(str, reference.weight.shape))
+    with_bias = sum(p.numel() for p in torch.nn.Conv2d(
+        spec.in_channels, spec.out_channels, spec.kernel, bias=True).parameters())
+    assert m["parameters, bias=True"] == f"{with_bias:,}"
+    assert m["parameters, bias=False"] == f"{reference.weight.numel():,}"
+    out = reference(torch.zeros(1, spec.in_channels, view.size, view.size)).shape[-1]
+    assert f"{spec.out_channels} × {out} × {out} for a {view.size}×{view.size} input" in text(at)
+    assert m["= sum"] == m["value in layer(x)"]
+    assert any(c.value == f"self.conv1 = {spec.line}" for c in at.code)
+    if spec.bias:
+        assert float(m["max |y − y_no_bias − b|"]) < 1e-5
+        assert float(m["max |b.grad − Σ y.grad|"]) < 1e-5
+        assert m["largest |y − b[c]| there, all channels"] == "0 (exact)"
+        assert "**Imprecise.**" in text(at)
+    else:
+        assert m["+ bias b[c]"] == "none"
+        assert any("no bias to learn" in i.value for i in at.info)
+    assert float(m["largest |BN(conv(x)) − conv′(x)|, all channels"].split()[0]) < 1e-3
+    # every widget at its limits: the last channel, the corner, the largest demo padding
+    at.number_input(key="bias_channel").set_value(spec.out_channels - 1).run()
+    at.slider(key="bias_row").set_value(at.slider(key="bias_row").max).run()
+    at.slider(key="bias_padding").set_value(at.slider(key="bias_padding").max).run()
+    assert_clean(at)
+    assert metrics(at)["= sum"] == metrics(at)["value in layer(x)"]
+
+
+def test_a_kernel_that_does_not_fit_the_input_is_a_message(app):
+    at = app(PAGE, query_params={"bias_kernel": "15", "bias_pad": "0", "bias_size": "8"})
+    assert not at.exception
+    errors = [e.value for e in at.main.error]
+    assert len(errors) == 1 and "does not fit a 8×8 input with padding 0" in errors[0]
+    assert "**17,822**" in text(at)  # the ACmix section still stands
+
+
+def test_a_layer_over_the_memory_budget_is_refused(app, monkeypatch):
+    from convmix import budget
+
+    monkeypatch.setenv(budget.BUDGET_ENV, str(64 << 20))
+    params = {"bias_out": "256", "bias_kernel": "3", "bias_stride": "1", "bias_pad": "1",
+              "bias_size": "448"}
+    at = app(PAGE, query_params=params)
+    assert not at.exception
+    error = at.main.error[0].value
+    need = cb.page_bytes(cb.view_from_query_params(params)[0].layer, 448)
+    assert "over this server's memory budget" in error and "A smaller input that fits" in error
+    assert str(round(need / 2**30, 1)) in error or "GiB" in error

@@ -34,32 +34,92 @@ def test_defaults(app):
     assert at.title[0].value == "convmix"
 
 
-def test_head_that_does_not_divide_the_channels(app):
+def every_text(at) -> list[str]:
+    """Every piece of text the visitor reads, main area and sidebar."""
+    return [e.value for kind in ("markdown", "caption", "error", "warning", "info", "success")
+            for e in getattr(at, kind)]
+
+
+def test_head_that_does_not_divide_the_channels_is_said_once(app):
     at = app()
     at.sidebar.number_input(key="head").set_value(5).run()
     assert not at.exception
-    text = main_errors(at)
-    assert "head (5) must divide out_planes (64)" in text
-    assert "Heads that divide 64: 2, 4, 8." in text
+    sidebar = at.sidebar.error[0].value
+    assert "head (5) must divide out_planes (64)" in sidebar
+    assert "Heads that divide 64: 1, 2, 4, 8, 16, 32 and 64." in sidebar
+    # said once, in the sidebar where the visitor changes it; the page points there
+    said = [t for t in every_text(at) if "must divide out_planes" in t]
+    assert len(said) == 1
+    assert not at.main.error
+    assert any("the sidebar says why" in i.value for i in at.main.info)
     assert not at.metric  # nothing live to show
-    assert "Heads that divide 64" in at.sidebar.error[0].value
 
 
 def test_kernel_conv_5_fixed_runs_official_explains(app):
     at = app()
     at.sidebar.number_input(key="kernel_conv").set_value(5).run()
     assert not at.exception
-    text = main_errors(at)
-    assert "kernel_conv = 5" in text and "fixed variant" in text
-    assert any("fixed" in info.value and "runs this configuration" in info.value for info in at.info)
+    sidebar = at.sidebar.error[0].value
+    assert "kernel_conv = 5" in sidebar and "The **fixed** variant runs it" in sidebar
+    assert [t for t in every_text(at) if "kernel_conv = 5" in t] == [sidebar]
     assert not at.metric
 
     at.sidebar.radio(key="variant").set_value("fixed").run()
-    assert not at.exception and not at.main.error
+    assert not at.exception and not at.main.error and not at.sidebar.error
     shown = metrics(at)
     module = ACmix(64, 64, kernel_conv=5, variant="fixed")
     assert shown["Parameters"] == f"{sum(p.numel() for p in module.parameters()):,}" == "52,830"
     assert shown["Output shape"] == "1 × 64 × 56 × 56"
+
+
+def test_links_to_the_other_pages_carry_no_query_string(app):
+    """Streamlit carries the URL-bound configuration across a page switch by itself; a query
+    string on the link as well wrote every parameter twice (browser test: test_links_...)."""
+    at = app(query_params={"kernel_att": 5, "stride": 2})
+    links = at.get("page_link")
+    assert len(links) == 3
+    assert all(not link.proto.query_string for link in links)
+
+
+def test_claims_on_the_home_page_name_their_conventions(app):
+    at = app()
+    text = "\n".join(every_text(at))
+    assert "Every floating-point operation" not in text and "stores only the logits" not in text
+    assert "norm" not in text or "‖fast − reference‖ / ‖reference‖" in text
+    assert "conv_p.bias" in text and "exactly zero" in text
+    assert "quirk Q9 (unfold copies k and v kernel_att² times)" in text
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert "convention" in helps["FLOPs per forward"]
+    assert "upper bound" in helps["Estimated peak memory"]
+
+
+def test_what_the_fast_path_holds_is_what_it_allocates(app):
+    """The home page's sizes for the fast path: its peak is what LiveBytes counts while the fast
+    attention runs alone, and the buffers it names have the sizes counted here by hand."""
+    import torch
+
+    from convmix.config import ACmixConfig
+    from convmix.fast import fast_attention
+    from convmix.format import human_bytes
+    from convmix.memory import LiveBytes
+
+    at = app()
+    text = next(m.value for m in at.markdown if "The fast path does" in m.value)
+    config = ACmixConfig()
+    module, x = config.build(), config.make_input()
+    with torch.no_grad():
+        q, k, v = module.conv1(x), module.conv2(x), module.conv3(x)
+        inputs = module.attention_inputs(x, q, k, v)
+        g = module.geometry(x.shape[0], *x.shape[2:])
+        counter = LiveBytes()
+        with counter:
+            fast_attention(module, *inputs, g)
+    assert f"holds, at most, {human_bytes(counter.peak)} in float32" in text
+    padded = 64 * (56 + 6) * (56 + 6)  # B·C·(H + 2p)(W + 2p), kernel_att 7 pads by 3
+    logits = 4 * 49 * 56 * 56  # B·h·K·Ho·Wo
+    product = 64 * 56 * 56  # B·C·Ho·Wo
+    assert f"k − pe map ({padded:,} values)" in text
+    assert f"the {logits:,} logits and a product buffer ({product:,})" in text
 
 
 def test_url_reproduces_a_configuration(app):

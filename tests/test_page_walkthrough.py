@@ -12,7 +12,7 @@ from convmix.format import human_bytes
 
 PAGE = "pages/walkthrough.py"
 SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
-            "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping"]
+            "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping", "Authors' quirks"]
 
 
 @pytest.fixture
@@ -56,7 +56,8 @@ def test_defaults_every_section(app, forwards):
         show(at, section)
         assert not at.exception, section
         assert not at.main.error, section
-    assert forwards["n"] == 1  # one forward for the whole tour
+    # one traced forward for the whole tour, plus conv_p's gradient check (float64 and float32)
+    assert forwards["n"] == 3
 
 
 def test_steps_show_source_formula_and_costs(app):
@@ -82,7 +83,7 @@ def test_inspector_and_rates_do_not_rerun_the_forward(app, forwards):
     assert forwards["n"] == 1
     at.number_input(key="wt_qrow").set_value(5).run()
     at.number_input(key="wt_qcol").set_value(50).run()
-    at.number_input(key="wt_qhead").set_value(3).run()
+    at.number_input(key="wt_head").set_value(3).run()
     assert not at.exception
     assert any("Query (5, 50)" in c.value for c in at.caption)
     output = at.dataframe[-1].value
@@ -105,7 +106,7 @@ def test_inspector_numbers_against_the_trace(app):
     at = show(app(PAGE, query_params={"height": 16, "width": 16}), "Attention inspector")
     at.number_input(key="wt_qrow").set_value(0).run()
     at.number_input(key="wt_qcol").set_value(15).run()
-    at.number_input(key="wt_qhead").set_value(2).run()
+    at.number_input(key="wt_head").set_value(2).run()
     assert not at.exception
     trace = get_trace(ACmixConfig(height=16, width=16))
     out_att = trace["out_att"].tensor[0, 32:48, 0, 15]
@@ -139,13 +140,17 @@ def test_configurations(app, params):
     assert float(metrics(at)["Largest |out_conv − shift sum|"]) < 1e-5
 
 
+def said_in(at, words: str) -> list[str]:
+    """Every element, main area and sidebar, whose text contains `words`."""
+    return [e.value for kind in ("markdown", "caption", "error", "warning", "info")
+            for e in getattr(at, kind) if words in e.value]
+
+
 def test_official_invalid_falls_back_to_fixed(app):
     at = app(PAGE, query_params={"kernel_conv": 5})
-    assert not at.exception
-    error = at.main.error[0].value
-    assert "official variant cannot run" in error and "kernel_conv = 5" in error
-    assert "return self.rate1 * out_att + self.rate2 * out_conv" in error  # the line that breaks
-    assert any("fixed" in i.value and "instead" in i.value for i in at.info)
+    assert not at.exception and not at.main.error
+    assert len(said_in(at, "kernel_conv = 5 changes the conv path")) == 1  # in the sidebar only
+    assert any("official variant cannot run" in i.value and "instead" in i.value for i in at.info)
     assert any("variant='fixed'" in c.value for c in at.code)
     fixed = ACmixConfig(kernel_conv=5, variant="fixed").build()
     assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in fixed.parameters()):,}"
@@ -156,16 +161,18 @@ def test_official_invalid_falls_back_to_fixed(app):
 def test_odd_size_with_stride_falls_back(app):
     at = app(PAGE, query_params={"stride": 2, "height": 15, "width": 15})
     assert not at.exception
-    assert "15x15 is not divisible by 2" in at.main.error[0].value
+    assert len(said_in(at, "15×15 is not divisible by 2")) == 1
+    assert "15×15 is not divisible by 2" in at.sidebar.error[0].value
     assert "(1, 64, 8, 8)" in at.code[0].value
 
 
-def test_nothing_runs_is_a_message(app, forwards):
-    at = app(PAGE, query_params={"head": 5})
-    assert not at.exception
-    assert "head (5) must divide out_planes (64)" in at.main.error[0].value
-    assert "Nor can the fixed variant" in at.main.error[1].value
-    assert at.warning and not at.metric
+def test_nothing_runs_is_said_once(app, forwards):
+    """head = 3 fails in both variants: the sidebar says why, once; the page points there."""
+    at = app(PAGE, query_params={"head": 3})
+    assert not at.exception and not at.main.error and not at.main.warning
+    assert len(said_in(at, "head (3) must divide out_planes (64)")) == 1
+    assert any("Neither variant" in i.value and "sidebar" in i.value for i in at.main.info)
+    assert not at.metric
     assert forwards["n"] == 0
 
 
@@ -190,3 +197,63 @@ def test_slice_selector_follows_the_configuration(app):
     assert not at.exception
     assert at.number_input(key="wt_head").value == 0
     assert at.number_input(key="wt_channel").value == 0
+
+
+def test_the_inspector_reads_the_one_slice_selector(app):
+    """No second batch/head/channel selector: the inspector follows the slice box above it."""
+    at = show(app(PAGE, query_params={"height": 16, "width": 16}), "Attention inspector")
+    keys = {w.key for w in at.number_input}
+    assert {"wt_batch", "wt_head", "wt_channel", "wt_qrow", "wt_qcol"} <= keys
+    assert not keys & {"wt_qbatch", "wt_qhead", "wt_qchannel"}
+    at.number_input(key="wt_head").set_value(3).run()
+    at.number_input(key="wt_channel").set_value(5).run()
+    assert not at.exception
+    output = at.dataframe[-1].value
+    assert output["output channel"].tolist() == list(range(48, 64))  # head 3 of 4, d = 16
+    assert any("k_pad, head 3, channel 5" in json_spec for json_spec in
+               (c.proto.spec for c in at.get("vega_lite_chart")))
+
+
+def test_conv_offsets_say_what_a_and_e_are(app):
+    at = show(app(PAGE), "Convolution path")
+    offset = at.selectbox(key="wt_offset")
+    assert offset.format_func(4) == "i=4: kernel row 1, column 1 (shift +0, +0)"
+    assert offset.format_func(0) == "i=0: kernel row 0, column 0 (shift -1, -1)"
+
+
+def test_every_quirk_code_is_explained_where_it_appears(app):
+    """Wherever a code Q1..Q11 is shown, its short name stands beside it, and the quirks tab
+    lists all eleven with their evidence."""
+    import re
+
+    from convmix.quirks import QUIRKS
+
+    at = app(PAGE)
+    for section in SECTIONS:
+        show(at, section)
+        for kind in ("markdown", "caption", "info", "error"):
+            for element in getattr(at, kind):
+                for code in re.findall(r"\bQ\d+\b", element.value):
+                    if "Q1–Q11" in element.value and code in ("Q1", "Q11"):
+                        continue
+                    assert QUIRKS[code].name in element.value, (section, code, element.value)
+    show(at, "Authors' quirks")
+    listed = [m.value for m in at.markdown if m.value.startswith("**Q")]
+    assert len(listed) == 11 and all("*Evidence:*" in m for m in listed)
+
+
+def test_fc_quotes_the_papers_figure_correctly(app):
+    at = show(app(PAGE), "fc")
+    text = all_text(at)
+    assert "3N_head × k²N_conv" in text and "issue 5" in text
+    assert "3N × k²N (N = heads)" not in text
+
+
+def test_conv_p_bias_gradient_is_shown_as_rounding(app):
+    """The page's ratio ‖∂L/∂bias‖/‖∂L/∂weight‖: float64 rounding, float32 rounding."""
+    at = show(app(PAGE), "conv_p")
+    assert not at.exception
+    shown = metrics(at)
+    assert float(shown["‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖, float64"]) < 1e-12
+    assert float(shown["the same, float32"]) < 1e-4
+    assert "dead parameter" in all_text(at)

@@ -23,6 +23,7 @@ import itertools
 
 import pytest
 import torch
+from opcount import count_steps
 
 from convmix import ACmix
 from convmix.config import ACmixConfig
@@ -244,3 +245,31 @@ def test_default_module_trace_runs():
     x = torch.randn(1, 64, 14, 14)
     trace = trace_forward(module, x)
     assert trace["unfold_k"].shape == (4, 16, 49, 14, 14)
+
+
+@pytest.mark.parametrize("config", CONFIGS + [ACmixConfig()], ids=lambda c: c.describe())
+def test_traces_of_both_impls_count_the_same_work(config):
+    """The fast impl records no logits or att step; their counts ride on out_att, so both traces
+    total the official formulation's count, which the reference trace's steps sum to by an
+    independent route: the per-step counts measured while the module runs (tests/opcount.py)."""
+    module, x = config.build(), config.make_input()
+    reference = trace_forward(module, x)
+    module.impl = "fast"
+    fast = trace_forward(module, x)
+    assert "logits" not in fast and "att" not in fast
+    assert fast.total_cost() == reference.total_cost()
+    counted, _ = count_steps(config.build(), x)
+    assert reference.total_cost().macs == sum(m for m, _ in counted.values())
+    carried = reference["logits"].cost + reference["att"].cost + reference["out_att"].cost
+    assert fast["out_att"].cost == carried
+    for name in set(fast.names) - {"out_att"}:
+        assert fast[name].cost == reference[name].cost, name
+
+
+def test_default_trace_total_is_the_documented_count():
+    """ACMIX.md's cost formulas at the default, by hand: 3·3136·64·64 (Stage I) + 2·16·3136
+    (conv_p) + 2·64·49·3136 (logits, weighted sum) + 3136·64·27 (fc) + 3136·64·81 (dep_conv)
+    = 79,980,544 multiply-adds; a trace of the fast impl reports the same."""
+    config = ACmixConfig()
+    module, x = config.build(impl="fast"), config.make_input()
+    assert trace_forward(module, x).total_cost().macs == 79_980_544

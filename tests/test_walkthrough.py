@@ -478,3 +478,35 @@ def test_charts_build_with_tooltips_and_selection():
                                                      trace["out_conv"].tensor, 0.5, 0.5)),
     ):
         assert chart.to_dict()
+
+
+def test_conv_p_bias_is_dead_and_its_gradient_is_rounding():
+    """Independent route: moving conv_p's bias leaves the float64 output unchanged (to rounding),
+    so its true gradient is zero; autograd's value is within a few epsilon of the weight's."""
+    config = ACmixConfig(in_planes=8, out_planes=16, head=2, kernel_att=5, stride=2, height=12,
+                         width=10, batch=2)
+    module, x = config.build().double(), config.make_input(dtype=torch.float64)
+    with torch.no_grad():
+        before = module(x)
+        module.conv_p.bias.add_(torch.linspace(-3.0, 5.0, config.head_dim, dtype=torch.float64))
+        after = module(x)
+    assert float((after - before).abs().max()) <= 1e-12 * float(before.abs().max())
+    g = wt.conv_p_gradients(config.build(), config.make_input())
+    assert g.weight64 > 1e-3 and g.bias64 <= 1e-12 * g.weight64
+    assert g.bias32 <= 1e-4 * g.weight32
+    assert abs(g.weight32 - g.weight64) <= 1e-4 * g.weight64  # the same loss in both dtypes
+
+
+def test_conv_p_gradients_leave_the_shared_module_alone():
+    config = ACmixConfig(in_planes=4, out_planes=8, head=2, kernel_att=3, height=6, width=6)
+    module = config.build()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    wt.conv_p_gradients(module, config.make_input())
+    assert all(p.grad is None for p in module.parameters())
+    assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
+    assert next(module.parameters()).dtype == torch.float32
+
+
+def test_offset_label_names_the_kernel_row_and_column():
+    assert wt.offset_label(5, 3, 1) == "i=5: kernel row 1, column 2 (shift +0, +1)"
+    assert wt.offset_label(0, 5, 2) == "i=0: kernel row 0, column 0 (shift -2, -2)"

@@ -14,12 +14,16 @@ class PageSpec:
     title: str
     icon: str
     blurb: str
+    sidebar_note: str = ""  # how the page uses the sidebar's configuration, when not wholly
 
 
 PAGE_SPECS: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "What convmix is for."),
     PageSpec("pages/bias.py", "Bias in nn.Conv2d", ":material/exposure_plus_1:",
-             "What bias=True does, shown on live tensors, and what the seed article gets wrong."),
+             "What bias=True does, shown on live tensors, and what a blog answer about it gets wrong.",
+             "On this page the configuration below applies only to the section *Bias inside "
+             "ACmix*. The page's own convolution (channels, kernel, stride, padding, bias) is set "
+             "on the page, under *The layer*."),
     PageSpec("pages/walkthrough.py", "ACmix walkthrough", ":material/account_tree:",
              "Every submodule and step of ACmix's forward, with live tensors and an attention "
              "inspector."),
@@ -67,8 +71,14 @@ def build_pages() -> list:
     ]
 
 
-def page_links(config_params: dict[str, str]) -> None:
-    """A link to every page but home, carrying the configuration in the URL."""
+def sidebar_note(title: str) -> str:
+    """The sidebar note of the page with this title ("" when the configuration applies wholly)."""
+    return next((spec.sidebar_note for spec in PAGE_SPECS if spec.title == title), "")
+
+
+def page_links() -> None:
+    """A link to every page but home. The configuration goes along by itself: Streamlit carries
+    the URL-bound sidebar values across a page switch (passing them as query_params as well
+    would write each one twice into the URL)."""
     for spec in PAGE_SPECS[1:]:
-        st.page_link(spec.path, label=f"**{spec.title}**: {spec.blurb}", icon=spec.icon,
-                     query_params=config_params)
+        st.page_link(spec.path, label=f"**{spec.title}**: {spec.blurb}", icon=spec.icon)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterable
 
 import streamlit as st
 
-from convmix.config import LIMITS, ACmixConfig
+from convmix.config import LIMITS, ACmixConfig, misread_by_streamlit
 from convmix.constraints import VARIANTS
 
 _DEFAULT = ACmixConfig()
@@ -31,34 +31,43 @@ URL_NOTES_KEY = "_convmix_url_notes"
 CONFIG_KEY = "_convmix_config"
 
 
-def _misread_by_streamlit(raw: object) -> bool:
-    """True for URL text that Streamlit's int widgets crash on (infinite) or truncate (8.5)."""
-    try:
-        number = float(str(raw))
-    except ValueError:
-        return False
-    return math.isinf(number) or (math.isfinite(number) and number != int(number))
+def url_notes_once(key: str, read: Callable[[dict], list[str]], names: Iterable[str]) -> list[str]:
+    """Sentences for the URL values that were not taken as given, worked out once per session.
 
-
-def config_sidebar() -> ACmixConfig:
-    """Draw the configuration widgets; return the configuration and remember it for the pages."""
-    if URL_NOTES_KEY not in st.session_state:
-        # First run of this session: the URL still holds what the visitor pasted. Streamlit drops
-        # values it cannot parse silently, so say here what was not taken as given.
+    On the first run the URL still holds what the visitor pasted; Streamlit drops values it cannot
+    use silently, so `read` says which. Streamlit 1.67 also seeds an integer widget with
+    int(float(text)): "1e400" raises OverflowError and "8.5" becomes 8 where the note says the
+    default is used. Widgets seed from the URL the run started with, so such values of `names`
+    are dropped from the URL and the run starts again.
+    """
+    if key not in st.session_state:
         params = st.query_params.to_dict()
-        _, notes = ACmixConfig.from_query_params(params)
-        st.session_state[URL_NOTES_KEY] = notes
-        # Streamlit 1.67 seeds an int widget with int(float(text)): "1e400" raises OverflowError
-        # and "8.5" becomes 8 where the note says the default is used. Widgets seed from the URL
-        # the run started with, so drop such values and start the run again.
-        misread = [name for name in _HELP if name in params and _misread_by_streamlit(params[name])]
+        st.session_state[key] = read(params)
+        misread = [name for name in names if name in params and misread_by_streamlit(params[name])]
         if misread:
             for name in misread:
                 del st.query_params[name]
             st.rerun()
+    return st.session_state[key]
+
+
+def show_url_notes(notes: list[str]) -> None:
+    for note in notes:
+        st.warning(note, icon=":material/link_off:")
+
+
+def config_sidebar(note: str = "") -> ACmixConfig:
+    """Draw the configuration widgets; return the configuration and remember it for the pages.
+
+    `note` (markdown) says how the current page uses the configuration, under the heading.
+    """
+    notes = url_notes_once(URL_NOTES_KEY, lambda params: ACmixConfig.from_query_params(params)[1],
+                           _HELP)
     values: dict[str, object] = {}
     with st.sidebar:
         st.markdown("### ACmix configuration")
+        if note:
+            st.caption(note)
         values["variant"] = st.radio(
             "variant",
             VARIANTS,
@@ -87,18 +96,18 @@ def config_sidebar() -> ACmixConfig:
                             help=_HELP[name],
                         )
                     )
-        for note in st.session_state[URL_NOTES_KEY]:
-            st.warning(note, icon=":material/link_off:")
+        show_url_notes(notes)
     config = ACmixConfig(**values)
     st.session_state[CONFIG_KEY] = config
     with st.sidebar:
         problems = config.problems()
         if problems:
-            st.error(
-                "**This configuration cannot run:**\n\n"
-                + "\n".join(f"- {p.sentence()}" for p in problems),
-                icon=":material/error:",
-            )
+            # Said here, once, beside the widgets that fix it; pages only point here.
+            text = "**This configuration cannot run:**\n\n" + "\n".join(
+                f"- {p.sentence()}" for p in problems)
+            if config.variant == "official" and not config.with_(variant="fixed").problems():
+                text += "\n\nThe **fixed** variant runs it: switch *variant* above."
+            st.error(text, icon=":material/error:")
     return config
 
 

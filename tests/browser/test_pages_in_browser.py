@@ -85,3 +85,17 @@ def test_a_copied_url_reproduces_the_view(browser, page, app_url, spec):
     assert other.locator("[data-testid='stMain']").inner_text() == main_before
     assert other.locator("[data-testid='stException']").count() == 0
     fresh.close()
+
+
+def test_links_from_home_carry_the_configuration_once(page, app_url):
+    """Clicking a page link keeps the URL-bound configuration, each parameter once."""
+    from urllib.parse import parse_qs, urlparse
+
+    page.goto(f"{app_url}/?kernel_att=5&stride=2")
+    wait_idle(page)
+    page.locator("[data-testid='stPageLink-NavLink']", has_text="Hyperparameter explorer").click()
+    page.wait_for_url("**/explorer**")
+    wait_idle(page)
+    query = parse_qs(urlparse(page.url).query)
+    assert query.get("kernel_att") == ["5"] and query.get("stride") == ["2"]
+    assert page.locator("[data-testid='stSidebar'] input[aria-label='kernel_att']").input_value() == "5"
