@@ -56,7 +56,7 @@ def stem_conv(out_channels: int = STEM_CHANNELS, seed: int = SEED) -> nn.Conv2d:
     """Conv2d(3, out_channels, 7, 2, 3, bias=True) whose first 64 filters are the seed's layer."""
     if out_channels < 1:
         raise ValueError(f"The stem needs at least one output channel, not {out_channels}.")
-    seed_conv = seed_layer(seed)
+    seed_conv = seed_layer(seed=seed)
     if out_channels == STEM_CHANNELS:
         return seed_conv
     conv = nn.Conv2d(3, out_channels, 7, 2, 3, bias=True, device="meta").to_empty(device="cpu")

@@ -80,7 +80,7 @@ def test_other_widths_keep_the_seeds_filters_in_order():
     assert torch.equal(many.features[:, :64], full.features)
     assert many.features.shape[1] == 96 and not torch.equal(many.features[:, 64:80], few.features)
     assert "channels 0–15" in few.description and "widened to 96" in many.description
-    assert torch.equal(stem_conv(8, seed=3).weight, seed_layer(3).weight[:8])
+    assert torch.equal(stem_conv(8, seed=3).weight, seed_layer(seed=3).weight[:8])
 
 
 def test_seeded_and_leaves_the_global_rng_alone():
