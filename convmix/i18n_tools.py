@@ -236,8 +236,11 @@ def _mo_problems(lang: str, catalog: Catalog) -> list[str]:
         return [f"{lang}: {path.name} is missing: run `python -m convmix.i18n_tools compile`."]
     with path.open("rb") as fh:
         compiled = read_mo(fh)
-    want = {(m.id, m.context): m.string for m in catalog if m.id and not m.fuzzy}
-    have = {(m.id, m.context): m.string for m in compiled if m.id}
+    def plain(value):  # plural messages: a tuple from the .po, a list from the .mo
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    want = {(plain(m.id), m.context): plain(m.string) for m in catalog if m.id and not m.fuzzy}
+    have = {(plain(m.id), m.context): plain(m.string) for m in compiled if m.id}
     if want != have:
         return [f"{lang}: {path.name} is out of date with {po_path(lang).name}: run "
                 "`python -m convmix.i18n_tools compile`."]

@@ -25,6 +25,9 @@ PAGE_SPECS: list[PageSpec] = [
              "inspector."),
     PageSpec("pages/explorer.py", "Hyperparameter explorer", ":material/tune:",
              "Parameters, FLOPs, latency and memory as kernel, heads, stride, width and resolution vary."),
+    PageSpec("pages/train.py", "Train it live", ":material/model_training:",
+             "A small ACmix network learns 8×8 digits in your session: live curves, rate1 and rate2, the "
+             "stem's biases, attention, and the ablation."),
 ]
 
 
