@@ -18,7 +18,7 @@ from convmix import charts_train, train_frames
 from convmix.budget import memory_budget
 from convmix.digits import default_split
 from convmix.format import human_bytes
-from convmix.i18n import _, ngettext
+from convmix.i18n import _, get_language, ngettext
 from convmix.train import ABLATIONS, parameter_count
 from convmix.train_checkpoint import checkpoint_bytes
 from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, estimate_run_bytes
@@ -205,7 +205,7 @@ def draw_attention(run) -> None:
     query = pick[0].selectbox(_("Query position (output row, column)"), positions,
                               index=positions.index((out_h // 2, out_w // 2)), format_func=lambda p: f"({p[0]}, {p[1]})",
                               key="attention_query")
-    head = pick[1].selectbox(_("Head"), [MEAN_OVER_HEADS, *range(heads)], key="attention_head",
+    head = pick[1].selectbox(_("Head"), [MEAN_OVER_HEADS, *range(heads)], key=f"attention_head_{get_language()}",
                              format_func=lambda h: _("mean over heads") if h == MEAN_OVER_HEADS else _("head {n}", n=h))
     window = charts_train.window_bounds(*query, run.config.stride, run.config.kernel_att, run.probe_pixels.shape[-1])
     cols = st.container(key="train_attention").columns(5)

@@ -11,8 +11,9 @@ Session state (other pages may read the first key; the rest is this page's own):
 
 The settings are TrainConfig's fields, each bound to the URL parameter `train_<field>` (the shared
 sidebar already uses `width` for the input's width). The URL is read once per session, safely, by
-TrainConfig.from_query_params (a value it does not take falls back with a note); after that the
-widgets are the truth and the URL follows them, so a copied URL reproduces the settings.
+TrainConfig.from_query_params (a value it does not take falls back with a note) into
+``SETTINGS_KEY``; after that the widgets are the truth, ``SETTINGS_KEY`` keeps them while the page
+is away, and the URL follows them, so a copied URL reproduces the settings.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import streamlit as st
 
 from convmix.budget import memory_budget
 from convmix.digits import SIZE, default_split
-from convmix.i18n import _
+from convmix.i18n import _, get_language
 from convmix.train import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig, Trainer
 from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, measure_timing, plan_run
 from convmix.train_live import AblationCache, AblationRun, live_log_every, live_trainer
@@ -41,6 +42,8 @@ JOB_KEY = "_convmix_train_job"
 ABLATION_KEY = "_convmix_train_ablation"
 MESSAGE_KEY = "_convmix_train_message"  # a refusal to show once, after the click that caused it
 URL_PARAMS_KEY = "_convmix_train_url_params"  # the train_ parameters the session's first URL held
+SETTINGS_KEY = "_convmix_train_settings"  # the settings as last set (a TrainConfig): they outlive the widgets
+TRANSLATED_MENUS = ("ablation",)
 
 VARIANT_OPTIONS = ("official", "fixed")
 # Below 640 px Streamlit stacks columns one per row; these blocks of small items take two per row.
@@ -50,22 +53,36 @@ PHONE_CSS = ("<style>@media (max-width: 640px) {" + _TWO_PER_ROW_SELECTOR
              + " {min-width: calc(50% - 1rem) !important;}}</style>")
 
 
-def widget_key(name: str) -> str:
+def param_key(name: str) -> str:
+    """The URL parameter of a setting."""
     return URL_PREFIX + name
+
+
+def widget_key(name: str) -> str:
+    """The widget of a setting. A keyed widget keeps its value as the label it showed, so a menu of
+    translated labels gets one widget per language; its value is carried over through SETTINGS_KEY."""
+    return param_key(name) + ("_" + get_language() if name in TRANSLATED_MENUS else "")
 
 
 # -- settings ---------------------------------------------------------------------------------------
 
 
 def _read_url_once() -> None:
-    """First run of the session: seed the settings from the URL (bad values fall back to defaults)."""
+    """First run of the session: the settings come from the URL (bad values fall back to defaults)."""
     if URL_PARAMS_KEY in st.session_state:
         return
     params = {k: v for k, v in st.query_params.to_dict().items() if k.startswith(URL_PREFIX)}
     st.session_state[URL_PARAMS_KEY] = params
-    config, _notes = TrainConfig.from_query_params(params, prefix=URL_PREFIX)
+    st.session_state[SETTINGS_KEY] = TrainConfig.from_query_params(params, prefix=URL_PREFIX)[0]
+
+
+def _seed_widgets() -> None:
+    """A widget drawn for the first time (this session, since the page was left, or in this language)
+    starts from the settings as last set; one that exists keeps the visitor's latest value."""
+    settings = st.session_state[SETTINGS_KEY]
     for f in fields(TrainConfig):
-        st.session_state[widget_key(f.name)] = getattr(config, f.name)
+        if widget_key(f.name) not in st.session_state:
+            st.session_state[widget_key(f.name)] = getattr(settings, f.name)
 
 
 def _help() -> dict[str, str]:
@@ -92,6 +109,7 @@ def _help() -> dict[str, str]:
 def settings_block() -> TrainConfig:
     """Draw the settings (in a bordered block) and return them; keep the URL in step with them."""
     _read_url_once()
+    _seed_widgets()
     helps = _help()
     st.caption(_("Names as in `TrainConfig`, `python -m convmix train` and this page's URL (`train_width`, "
                  "`train_lr`, …)."))
@@ -105,24 +123,25 @@ def settings_block() -> TrainConfig:
                     low, high = LR_LIMITS
                     values[name] = float(st.number_input(
                         "lr", min_value=low, max_value=high, step=0.005, format="%.4f", key=widget_key(name),
-                        help=helps[name], persist_state="session"))
+                        help=helps[name]))
                 else:
                     low, high = LIMITS[name]
                     values[name] = int(st.number_input(
-                        name, min_value=low, max_value=high, step=1, key=widget_key(name), help=helps[name],
-                        persist_state="session"))
+                        name, min_value=low, max_value=high, step=1, key=widget_key(name),
+                        help=helps[name]))
     cols = st.columns([2, 1, 1], vertical_alignment="center")
     with cols[0]:
         values["ablation"] = st.selectbox(
             _("Network"), list(ABLATIONS), format_func=ablation_label, key=widget_key("ablation"),
-            help=helps["ablation"], persist_state="session")
+            help=helps["ablation"])
     with cols[1]:
         values["variant"] = st.radio("variant", VARIANT_OPTIONS, key=widget_key("variant"), horizontal=True,
-                                     help=helps["variant"], persist_state="session")
+                                     help=helps["variant"])
     with cols[2]:
         values["stem_bn"] = bool(st.toggle(_("BatchNorm after the stem"), key=widget_key("stem_bn"),
-                                           help=helps["stem_bn"], persist_state="session"))
+                                           help=helps["stem_bn"]))
     config = TrainConfig(**values)
+    st.session_state[SETTINGS_KEY] = config
     _write_url(config)
     return config
 
@@ -131,7 +150,7 @@ def _write_url(config: TrainConfig) -> None:
     """Put every setting that differs from the default into the URL, and nothing else of this page."""
     wanted = config.to_query_params(only_changed=True, prefix=URL_PREFIX)
     for f in fields(TrainConfig):
-        key = widget_key(f.name)
+        key = param_key(f.name)
         if key in wanted:
             if st.query_params.get(key) != wanted[key]:
                 st.query_params[key] = wanted[key]
@@ -173,26 +192,27 @@ def pop_message() -> tuple[str, str] | None:
     return st.session_state.pop(MESSAGE_KEY, None)
 
 
-def _refusal(config: TrainConfig, log_every: int | None) -> str | None:
-    """Why `config` may not start now (memory, time or no free slot), or None. Timing needs a slot."""
+def _refusal(config: TrainConfig, log_every: int | None) -> tuple[str, str] | None:
+    """Why `config` may not start now, as (kind, text): over the memory budget or the time cap
+    ("error"), or no free run slot to time it in ("warning"); None when it may start."""
     refusal = memory_refusal(config, memory_budget())
     if refusal:
-        return refusal
+        return "error", refusal
     with RUN_SLOTS.slot() as ok:
         if not ok:
-            return busy_message(RUN_SLOTS.capacity) + " " + _("Try again in a moment.")
+            return "warning", busy_message(RUN_SLOTS.capacity) + " " + _("Try again in a moment.")
         timing = measure_timing(config)
     plan = plan_run(config, time_limit_s=TIME_LIMIT_S, timing=timing, log_every=log_every)
     if plan.ok:
         return None
-    return time_refusal(plan, timing, log_every) or memory_refusal(config, plan.budget_bytes) or plan.refusal
+    return "error", time_refusal(plan, timing, log_every) or memory_refusal(config, plan.budget_bytes) or plan.refusal
 
 
 def start_run(config: TrainConfig) -> None:
     """Start: check the run, then build it (the ablation, if running, pauses)."""
     refusal = _refusal(config, live_log_every(config, len(default_split().train)))
     if refusal:
-        _say("error", refusal)
+        _say(*refusal)
         return
     with RUN_SLOTS.slot() as ok:  # building the trainer evaluates the held-out digits once
         if not ok:
@@ -226,7 +246,8 @@ def start_ablation(config: TrainConfig) -> None:
             continue
         refusal = _refusal(variant, None)
         if refusal:
-            _say("error", _("{network}: {reason}", network=ablation_label(name), reason=refusal))
+            kind, text = refusal
+            _say(kind, _("{network}: {reason}", network=ablation_label(name), reason=text))
             return
     st.session_state[ABLATION_KEY] = run
     st.session_state[JOB_KEY] = None if run.finished else "ablation"
