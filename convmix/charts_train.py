@@ -39,7 +39,7 @@ def _epoch_x() -> alt.X:
 
 def curve_chart(frame: pd.DataFrame, metric: str) -> alt.Chart:
     """Training and held-out `metric` ("loss" or "accuracy") against the epoch."""
-    data = frame[frame["metric"] == metric].assign(
+    data = frame.loc[frame["metric"] == metric, ["step", "epoch", "split", "value"]].assign(
         split=lambda d: d["split"].map(lambda s: _(SPLIT_LABELS[s])))
     title = _("Loss (cross-entropy)") if metric == "loss" else _("Accuracy")
     y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
@@ -72,7 +72,7 @@ def rates_chart(frame: pd.DataFrame) -> alt.Chart:
 
 def bias_chart(frame: pd.DataFrame, parameter: str) -> alt.Chart:
     """One line per channel of `parameter` ("stem bias" or "BatchNorm bias") against the epoch."""
-    data = frame[frame["parameter"] == parameter]
+    data = frame.loc[frame["parameter"] == parameter, ["step", "epoch", "channel", "value"]]
     return alt.Chart(data, title=_(PARAMETER_TITLES[parameter]), height=HEIGHT).mark_line(
         opacity=0.7, strokeWidth=1.5).encode(
         x=_epoch_x(),

@@ -344,7 +344,7 @@ def test_rates_and_bias_charts(finished):
     assert "strokeDash" in charts_train.rates_chart(two).to_dict()["encoding"]
     bias = charts_train.bias_chart(train_frames.bias_frame(finished.history), "BatchNorm bias").to_dict()
     rows = _values(bias)
-    assert {r["parameter"] for r in rows} == {"BatchNorm bias"} and bias["encoding"]["detail"]["field"] == "channel"
+    assert len(rows) == len(finished.history) * 4 and bias["encoding"]["detail"]["field"] == "channel"
     assert [r["value"] for r in rows if r["channel"] == 2] == [h["bn_bias"][2] for h in finished.history]
 
 
