@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextvars
 import io
 import json
+import random
+from dataclasses import fields
 
 import pyarrow as pa
 import pytest
@@ -19,7 +21,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from convmix.budget import BUDGET_ENV
 from convmix.digits import default_split, load_digits
-from convmix.train import TrainConfig
+from convmix.train import LIMITS, TrainConfig
 from convmix.train_checkpoint import FORMAT, load_checkpoint
 from convmix.train_limits import RUN_SLOTS, StepTiming
 from convmix.ui.training import ABLATION_KEY, JOB_KEY, TRAINER_KEY
@@ -250,6 +252,29 @@ def test_hostile_url_values_fall_back_with_notes(page, lang):
         assert english_left(at, "main") == []
     else:
         assert any("`train_kernel_att=1e400` is not a whole number from 1 to 15; this page uses 7." in n for n in notes)
+
+
+def test_random_hostile_urls_never_raise_and_the_widgets_show_what_the_parser_took(page):
+    from tests.test_hostile_urls import HOSTILE as VALUES
+
+    rng = random.Random(14)
+    names = [f.name for f in fields(TrainConfig)]
+    for _ in range(30):
+        params = {}
+        for name in rng.sample(names, rng.randint(1, len(names))):
+            if rng.random() < 0.6:
+                params["train_" + name] = rng.choice(VALUES + ["learned", "fixed", "true", "0.5", "1e-5"])
+            elif name in LIMITS:
+                low, high = LIMITS[name]
+                params["train_" + name] = str(rng.choice([low, high, rng.randint(low, high)]))
+        at = page(tiny=False, **params)
+        expected, rejected = TrainConfig.from_query_params(params, prefix="train_")
+        assert len(at.main.warning) == len(rejected), params
+        assert at.number_input(key="train_width").value == expected.width
+        assert at.number_input(key="train_lr").value == expected.lr
+        assert at.number_input(key="train_seed").value == expected.seed
+        assert at.selectbox(key="train_ablation_en").value == expected.ablation
+        assert bool(at.main.error) == bool(expected.problems()), params
 
 
 def test_settings_that_cannot_run_say_why_and_start_stays_off(page):
