@@ -33,18 +33,21 @@ def _legend() -> alt.Legend:
     return alt.Legend(orient="top", title=None, labelLimit=260)
 
 
-def _epoch_x() -> alt.X:
-    return alt.X("epoch:Q", title=_("epoch"), axis=alt.Axis(tickMinStep=1))
+def _epoch_x(epochs: int | None) -> alt.X:
+    """The epoch axis; spanning the whole run (`epochs`) while it trains, so the curves grow into a
+    fixed frame instead of the frame rescaling under them."""
+    scale = alt.Scale(domain=[0, epochs], nice=False) if epochs else alt.Undefined
+    return alt.X("epoch:Q", title=_("epoch"), axis=alt.Axis(tickMinStep=1), scale=scale)
 
 
-def curve_chart(frame: pd.DataFrame, metric: str) -> alt.Chart:
-    """Training and held-out `metric` ("loss" or "accuracy") against the epoch."""
+def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None) -> alt.Chart:
+    """Training and held-out `metric` ("loss" or "accuracy") against the epoch (0 to `epochs`)."""
     data = frame.loc[frame["metric"] == metric, ["step", "epoch", "split", "value"]].assign(
         split=lambda d: d["split"].map(lambda s: _(SPLIT_LABELS[s])))
     title = _("Loss (cross-entropy)") if metric == "loss" else _("Accuracy")
     y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
     return alt.Chart(data, title=title, height=HEIGHT).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=_epoch_x(),
+        x=_epoch_x(epochs),
         y=alt.Y("value:Q", title=_("loss") if metric == "loss" else _("accuracy"), scale=y_scale),
         color=alt.Color("split:N", legend=_legend(), sort=[_(v) for v in SPLIT_LABELS.values()]),
         tooltip=[alt.Tooltip("split:N", title=_("data")), alt.Tooltip("step:Q", title=_("step")),
@@ -53,16 +56,17 @@ def curve_chart(frame: pd.DataFrame, metric: str) -> alt.Chart:
     ).properties(autosize=_FIT_X)
 
 
-def rates_chart(frame: pd.DataFrame) -> alt.Chart:
+def rates_chart(frame: pd.DataFrame, epochs: int | None = None) -> alt.Chart:
     """rate1 and rate2 of every ACmix layer against the epoch (one dash style per layer)."""
     data = frame.assign(rate=lambda d: d["rate"].map(lambda r: _(RATE_LABELS[r])))
     layers = frame["layer"].nunique()
     encoding = {
-        "x": _epoch_x(),
+        "x": _epoch_x(epochs),
         "y": alt.Y("value:Q", title=_("value")),
         "color": alt.Color("rate:N", legend=_legend(), sort=[_(v) for v in RATE_LABELS.values()]),
         "tooltip": [alt.Tooltip("layer:N", title=_("layer")), alt.Tooltip("rate:N", title=_("rate")),
-                    alt.Tooltip("step:Q", title=_("step")), alt.Tooltip("value:Q", title=_("value"), format=".4f")],
+                    alt.Tooltip("step:Q", title=_("step")),
+                    alt.Tooltip("value:Q", title=_("value"), format=".4f")],
     }
     if layers > 1:
         encoding["strokeDash"] = alt.StrokeDash("layer:N", legend=_legend())
@@ -70,12 +74,12 @@ def rates_chart(frame: pd.DataFrame) -> alt.Chart:
         point=alt.OverlayMarkDef(size=18)).encode(**encoding).properties(autosize=_FIT_X)
 
 
-def bias_chart(frame: pd.DataFrame, parameter: str) -> alt.Chart:
+def bias_chart(frame: pd.DataFrame, parameter: str, epochs: int | None = None) -> alt.Chart:
     """One line per channel of `parameter` ("stem bias" or "BatchNorm bias") against the epoch."""
     data = frame.loc[frame["parameter"] == parameter, ["step", "epoch", "channel", "value"]]
     return alt.Chart(data, title=_(PARAMETER_TITLES[parameter]), height=HEIGHT).mark_line(
         opacity=0.7, strokeWidth=1.5).encode(
-        x=_epoch_x(),
+        x=_epoch_x(epochs),
         y=alt.Y("value:Q", title=_("value")),
         detail="channel:N",
         color=alt.Color("channel:Q", legend=None, scale=alt.Scale(scheme="viridis")),
@@ -119,7 +123,8 @@ def digit_chart(pixels: torch.Tensor, title: str, query: tuple[int, int] | None 
         layers.append(alt.Chart(box).mark_rect(fill=None, stroke="#e4572e", strokeWidth=2).encode(
             x=x, x2="col2:Q", y=y, y2="row2:Q"))
     if query is not None:
-        spot = pd.DataFrame({"row": [query[0]], "row2": [query[0] + 1], "col": [query[1]], "col2": [query[1] + 1]})
+        row, col = query
+        spot = pd.DataFrame({"row": [row], "row2": [row + 1], "col": [col], "col2": [col + 1]})
         layers.append(alt.Chart(spot).mark_rect(fill="#e4572e", opacity=0.55).encode(
             x=x, x2="col2:Q", y=y, y2="row2:Q"))
     if len(layers) == 1:
@@ -156,15 +161,16 @@ def attention_chart(window: pd.DataFrame, title: str, subtitle: str | None = Non
     ).properties(autosize=_PAD)
 
 
-def ablation_chart(frame: pd.DataFrame, order: list[str]) -> alt.Chart:
+def ablation_chart(frame: pd.DataFrame, order: list[str], epochs: int | None = None) -> alt.Chart:
     """Held-out accuracy against the epoch, one line per network: columns network (its label),
     epoch, accuracy; `order` lists the labels in the legend's order."""
     return alt.Chart(frame, title=_("Held-out accuracy during training"), height=HEIGHT).mark_line(
         point=alt.OverlayMarkDef(size=18)).encode(
-        x=_epoch_x(),
+        x=_epoch_x(epochs),
         y=alt.Y("accuracy:Q", title=_("held-out accuracy"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("network:N", sort=order, scale=alt.Scale(domain=order, scheme="category10"),
                         legend=alt.Legend(orient="top", title=None, columns=2, labelLimit=320)),
-        tooltip=[alt.Tooltip("network:N", title=_("network")), alt.Tooltip("epoch:Q", title=_("epoch"), format=".1f"),
+        tooltip=[alt.Tooltip("network:N", title=_("network")),
+                 alt.Tooltip("epoch:Q", title=_("epoch"), format=".1f"),
                  alt.Tooltip("accuracy:Q", title=_("held-out accuracy"), format=".4f")],
     ).properties(autosize=_FIT_X)

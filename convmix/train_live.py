@@ -88,7 +88,8 @@ class AblationResult:
 
 
 def ablation_result(trainer: Trainer) -> AblationResult:
-    return AblationResult(summary(trainer), tuple((r["epoch"], r["held_out_accuracy"]) for r in trainer.history))
+    curve = tuple((r["epoch"], r["held_out_accuracy"]) for r in trainer.history)
+    return AblationResult(summary(trainer), curve)
 
 
 class AblationCache:

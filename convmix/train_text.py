@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields
 
+from .constraints import VARIANTS
 from .digits import SIZE
 from .format import human_bytes
 from .i18n import N_, _, ngettext, pgettext
@@ -66,15 +67,15 @@ def url_notes(params: Mapping[str, object], prefix: str = URL_PREFIX) -> list[st
         value = "`" + key + "=" + _shown(params[key]) + "`"
         fallback = getattr(default, f.name)
         if f.name in ("ablation", "variant", "stem_bn"):
-            options = {"ablation": list(ABLATIONS), "variant": ["official", "fixed"], "stem_bn": ["true", "false"]}
+            options = {"ablation": list(ABLATIONS), "variant": list(VARIANTS), "stem_bn": ["true", "false"]}
             choices = join(["`" + c + "`" for c in options[f.name]])
             used = "`" + str(fallback).lower() + "`"
             notes.append(_("The URL's {value} is not one of {choices}; this page uses {fallback}.",
                            value=value, choices=choices, fallback=used))
         elif f.name == "lr":
             low, high = LR_LIMITS
-            notes.append(_("The URL's {value} is not a number from {low:g} to {high:g}; this page uses {fallback:g}.",
-                           value=value, low=low, high=high, fallback=fallback))
+            notes.append(_("The URL's {value} is not a number from {low:g} to {high:g}; this page uses "
+                           "{fallback:g}.", value=value, low=low, high=high, fallback=fallback))
         else:
             low, high = LIMITS[f.name]
             notes.append(_("The URL's {value} is not a whole number from {low:,} to {high:,}; this page uses "
@@ -98,8 +99,8 @@ def problem_sentences(config: TrainConfig) -> list[str]:
     out = []
     for problem in config.problems():
         if problem.constraint == "head_divides_out_planes":
-            out.append(_("head ({head}) must divide width ({width}): each head gets `width / head` channels. Heads "
-                         "that divide {width}: {near}.", head=config.head, width=config.width,
+            out.append(_("head ({head}) must divide width ({width}): each head gets `width / head` channels. "
+                         "Heads that divide {width}: {near}.", head=config.head, width=config.width,
                          near=join([str(d) for d in _nearest_divisors(config.width, config.head)])))
         elif problem.constraint == "kernel_att_odd":
             out.append(_("kernel_att ({k}) must be odd: an attention window needs a centre. Try {lower} or "
@@ -149,10 +150,10 @@ def time_refusal(plan: RunPlan, timing: StepTiming, log_every: int | None = None
         return None
     per_epoch = estimate_run_seconds(config, timing, log_every, epochs=1)
     text = ngettext(
-        "Training {epochs} epoch would take about {seconds:,.0f} s of computing ({per_epoch:,.1f} s per epoch, "
-        "timed on this server just now), more than the cap of {cap:g} s per run, so it was not started.",
-        "Training {epochs} epochs would take about {seconds:,.0f} s of computing ({per_epoch:,.1f} s per epoch, "
-        "timed on this server just now), more than the cap of {cap:g} s per run, so it was not started.",
+        "Training {epochs} epoch would take about {seconds:,.0f} s of computing ({per_epoch:,.1f} s per "
+        "epoch, timed on this server just now), more than the cap of {cap:g} s per run, so it was not started.",
+        "Training {epochs} epochs would take about {seconds:,.0f} s of computing ({per_epoch:,.1f} s per "
+        "epoch, timed on this server just now), more than the cap of {cap:g} s per run, so it was not started.",
         config.epochs, epochs=config.epochs, seconds=plan.seconds, per_epoch=per_epoch, cap=plan.time_limit_s)
     fit = max((e for e in range(1, config.epochs)
                if estimate_run_seconds(config, timing, log_every, e) <= plan.time_limit_s), default=0)
@@ -177,8 +178,9 @@ def stop_message(trainer: Trainer) -> str | None:
         return None
     if stopped_by_time_cap(trainer.stop_reason):
         return _("The run reached the cap of {cap:g} s of computing after {done:,} of {total:,} steps and "
-                 "stopped there. Fewer epochs, a smaller width or kernel_att, or a larger stride fit in the cap.",
+                 "stopped there. Fewer epochs, a smaller width or kernel_att, or a larger stride fit in the "
+                 "cap.",
                  cap=trainer.time_limit_s, done=trainer.step_count, total=trainer.total_steps)
-    return _("The training loss stopped being a finite number at step {step:,}: the learning rate {lr:g} is too "
-             "high for this network. Try {lower:.3g}.", step=trainer.step_count + 1, lr=trainer.config.lr,
+    return _("The training loss stopped being a finite number at step {step:,}: the learning rate {lr:g} is "
+             "too high for this network. Try {lower:.3g}.", step=trainer.step_count + 1, lr=trainer.config.lr,
              lower=trainer.config.lr / 3)

@@ -38,12 +38,12 @@ n_train, n_held = len(split.train), len(split.held_out)
 st.html(training.PHONE_CSS)
 st.title(_("Train it live"))
 st.markdown(_(
-    "A small network learns to read handwritten digits while you watch: a stem convolution **with a bias**, "
-    "one **ACmix** layer, average pooling and a linear classifier, trained with SGD on this server's CPU, in "
-    "your session. The data are scikit-learn's 8×8 digits, which ship inside the package (nothing is "
-    "downloaded): {train:,} training digits and {held:,} held-out digits the network never trains on. "
-    "Watch the loss fall, ACmix's rate1 (attention) and rate2 (convolution) settle on a mix, the stem's "
-    "biases learn, and the attention of one held-out digit take shape.", train=n_train, held=n_held))
+    "A small network learns to read handwritten digits while you watch: a stem convolution **with a "
+    "bias**, one **ACmix** layer, average pooling and a linear classifier, trained with SGD on this "
+    "server's CPU, in your session. The data are scikit-learn's 8×8 digits, which ship inside the package "
+    "(nothing is downloaded): {train:,} training digits and {held:,} held-out digits the network never "
+    "trains on. Watch the loss fall, ACmix's rate1 (attention) and rate2 (convolution) settle on a mix, the "
+    "stem's biases learn, and the attention of one held-out digit take shape.", train=n_train, held=n_held))
 st.info(_("The ACmix configuration in the sidebar does not apply on this page: this network has its own "
           "settings, below."), icon=":material/info:")
 
@@ -57,16 +57,16 @@ with st.container(border=True, key="train_settings"):
                  icon=":material/error:")
     else:
         steps = config.epochs * config.steps_per_epoch(n_train)
-        st.caption(
-            _("This network has {params:,} parameters; a run is {steps:,} training steps of {batch:,} digits "
-              "and needs about {memory} of memory at its peak (this server's budget: {budget}).",
-              params=parameter_count(config), steps=steps, batch=config.batch,
-              memory=human_bytes(estimate_run_bytes(config)), budget=human_bytes(memory_budget()))
-            + " " + ngettext(
-                "Each run is timed before it starts and stops after {cap:g} s of computing; {slots} run trains "
-                "at a time on this server.",
-                "Each run is timed before it starts and stops after {cap:g} s of computing; at most {slots} runs "
-                "train at once on this server.", RUN_SLOTS.capacity, cap=TIME_LIMIT_S, slots=RUN_SLOTS.capacity))
+        size = _("This network has {params:,} parameters; a run is {steps:,} training steps of {batch:,} "
+                 "digits and needs about {memory} of memory at its peak (this server's budget: {budget}).",
+                 params=parameter_count(config), steps=steps, batch=config.batch,
+                 memory=human_bytes(estimate_run_bytes(config)), budget=human_bytes(memory_budget()))
+        bounds = ngettext(
+            "Each run is timed before it starts and stops after {cap:g} s of computing; {slots} run trains at "
+            "a time on this server.",
+            "Each run is timed before it starts and stops after {cap:g} s of computing; at most {slots} runs "
+            "train at once on this server.", RUN_SLOTS.capacity, cap=TIME_LIMIT_S, slots=RUN_SLOTS.capacity)
+        st.caption(size + " " + bounds)
 
 message = training.pop_message()
 if message:
@@ -79,7 +79,8 @@ job = training.job()
 with st.container(horizontal=True, key="train_controls", vertical_alignment="center"):
     if trainer is None or trainer.stopped:
         st.button(_("Start") if trainer is None else _("Start again"), key="run_start", type="primary",
-                  icon=":material/play_arrow:", on_click=training.start_run, args=(config,), disabled=bool(problems))
+                  icon=":material/play_arrow:", on_click=training.start_run, args=(config,),
+                  disabled=bool(problems))
     elif job == "run":
         st.button(_("Pause"), key="run_pause", icon=":material/pause:", on_click=training.pause)
     else:
@@ -91,10 +92,12 @@ with st.container(horizontal=True, key="train_controls", vertical_alignment="cen
         st.download_button(
             _("Download the network (checkpoint)"), data=checkpoint_bytes(trainer),
             file_name=f"convmix-digits-seed{trainer.config.seed}-step{trainer.step_count}.pt",
-            mime="application/octet-stream", key="run_download", icon=":material/download:", on_click="ignore")
+            mime="application/octet-stream", key="run_download", icon=":material/download:",
+            on_click="ignore")
 if trainer is not None and job != "run":
-    st.caption(_("The checkpoint is a dict of tensors and plain values: `torch.load(path, weights_only=True)` "
-                 "reads it, and `convmix.train_checkpoint.load_checkpoint(path)` rebuilds the network."))
+    st.caption(_("The checkpoint is a dict of tensors and plain values: `torch.load(path, "
+                 "weights_only=True)` reads it, and `convmix.train_checkpoint.load_checkpoint(path)` rebuilds "
+                 "the network."))
 if trainer is not None and not trainer.stopped and trainer.config != config:
     st.caption(_("The settings above differ from this run's: Resume continues the run with the settings it "
                  "started with; Reset, then Start, trains with the new ones."))
@@ -113,9 +116,8 @@ def run_view() -> None:
     if training.job() == "run":
         chunk = advance(run, RUN_SLOTS, max_steps=run.log_every)
         if chunk.busy:
-            status.warning(busy_message(RUN_SLOTS.capacity) + " " + _("Your run waits where it is and continues "
-                                                                      "as soon as one of them pauses or ends."),
-                           icon=":material/hourglass_top:")
+            waits = _("Your run waits where it is and continues as soon as one of them pauses or ends.")
+            status.warning(busy_message(RUN_SLOTS.capacity) + " " + waits, icon=":material/hourglass_top:")
         if run.stopped:
             training.pause()
             st.rerun()
@@ -123,43 +125,48 @@ def run_view() -> None:
 
 def draw_run(run) -> None:
     last = run.history[-1]
+    epochs = run.config.epochs
     st.progress(run.progress, text=_(
         "Epoch {epoch:.1f} of {epochs} · step {step:,} of {total:,} · {seconds:.1f} s of computing",
-        epoch=run.epoch, epochs=run.config.epochs, step=run.step_count, total=run.total_steps, seconds=run.seconds))
+        epoch=run.epoch, epochs=epochs, step=run.step_count, total=run.total_steps, seconds=run.seconds))
     stopped = stop_message(run)
     if stopped:
-        st.warning(stopped, icon=":material/timer_off:" if stopped_by_time_cap(run.stop_reason) else ":material/error:")
+        capped = stopped_by_time_cap(run.stop_reason)
+        st.warning(stopped, icon=":material/timer_off:" if capped else ":material/error:")
     elif run.finished:
         st.success(_("Finished: held-out accuracy {accuracy:.2%} after {epochs} epochs.",
-                     accuracy=last["held_out_accuracy"], epochs=run.config.epochs), icon=":material/check_circle:")
+                     accuracy=last["held_out_accuracy"], epochs=epochs), icon=":material/check_circle:")
     elif training.job() != "run":
         st.caption(_("Paused."))
     if run.config.ablation != "learned":
-        st.caption(_("This run trains the network “{network}”.", network=ablation_label(run.config.ablation)))
+        network = ablation_label(run.config.ablation)
+        st.caption(_("This run trains the network “{network}”.", network=network))
 
     metrics = st.container(key="train_metrics").columns(4)
     metrics[0].metric(_("held-out accuracy"), f"{last['held_out_accuracy']:.2%}")
     metrics[1].metric(_("held-out loss"), f"{last['held_out_loss']:.4f}")
     layers = list(last["rate1"])
     if layers:
-        metrics[2].metric("rate1", f"{last['rate1'][layers[0]]:.4f}", help=_("Weight of the attention path."))
-        metrics[3].metric("rate2", f"{last['rate2'][layers[0]]:.4f}", help=_("Weight of the convolution path."))
+        layer = layers[0]
+        metrics[2].metric("rate1", f"{last['rate1'][layer]:.4f}", help=_("Weight of the attention path."))
+        metrics[3].metric("rate2", f"{last['rate2'][layer]:.4f}", help=_("Weight of the convolution path."))
 
     curves = train_frames.curves_frame(run.history)
     cols = st.columns(2)
-    cols[0].altair_chart(charts_train.curve_chart(curves, "loss"), width="stretch")
-    cols[1].altair_chart(charts_train.curve_chart(curves, "accuracy"), width="stretch")
+    cols[0].altair_chart(charts_train.curve_chart(curves, "loss", epochs), width="stretch")
+    cols[1].altair_chart(charts_train.curve_chart(curves, "accuracy", epochs), width="stretch")
     st.caption(_("Training values are the mean over the steps since the previous point; held-out values are "
                  "all {held:,} held-out digits at that step.", held=n_held))
 
     st.subheader(_("rate1 and rate2"))
     if layers:
-        st.altair_chart(charts_train.rates_chart(train_frames.rates_frame(run.history)), width="stretch")
+        rates = train_frames.rates_frame(run.history)
+        st.altair_chart(charts_train.rates_chart(rates, epochs), width="stretch")
         first = run.history[0]
         st.caption(_("ACmix adds its two paths as rate1 · attention + rate2 · convolution. This run started "
-                     "them at {rate1:g} and {rate2:g}; a rate that the network chooses is learned like any weight, "
-                     "and in the ablations one of them is held at 0.", rate1=first["rate1"][layers[0]],
-                     rate2=first["rate2"][layers[0]]))
+                     "them at {rate1:g} and {rate2:g}; a rate that the network chooses is learned like any "
+                     "weight, and in the ablations one of them is held at 0.", rate1=first["rate1"][layer],
+                     rate2=first["rate2"][layer]))
     else:
         st.caption(_("The plain convolution has no ACmix layer, so no rate1 and rate2."))
 
@@ -173,17 +180,18 @@ def draw_biases(run) -> None:
     first, last = run.history[0], run.history[-1]
     moved = max(abs(a - b) for a, b in zip(last["stem_bias"], first["stem_bias"], strict=True))
     grad = last["stem_bias_grad"]
+    epochs = run.config.epochs
     if run.config.stem_bn:
         cols = st.columns(2)
-        cols[0].altair_chart(charts_train.bias_chart(frame, "stem bias"), width="stretch")
-        cols[1].altair_chart(charts_train.bias_chart(frame, "BatchNorm bias"), width="stretch")
+        cols[0].altair_chart(charts_train.bias_chart(frame, "stem bias", epochs), width="stretch")
+        cols[1].altair_chart(charts_train.bias_chart(frame, "BatchNorm bias", epochs), width="stretch")
         bn_moved = max(abs(a - b) for a, b in zip(last["bn_bias"], first["bn_bias"], strict=True))
         text = _("With BatchNorm after the stem, each channel's batch mean is subtracted, so a constant added "
                  "before it cancels: the stem's bias gets no gradient and stays where it started (largest "
                  "change so far: {moved:.2g}), while BatchNorm's own bias β moves instead (largest change: "
                  "{bn_moved:.3f}).", moved=moved, bn_moved=bn_moved)
     else:
-        st.altair_chart(charts_train.bias_chart(frame, "stem bias"), width="stretch")
+        st.altair_chart(charts_train.bias_chart(frame, "stem bias", epochs), width="stretch")
         text = _("Without BatchNorm the stem's bias is an ordinary parameter: it gets a gradient and moves "
                  "(largest change so far: {moved:.3f}). Turn on BatchNorm after the stem and start again for "
                  "the contrast.", moved=moved)
@@ -203,24 +211,26 @@ def draw_attention(run) -> None:
     positions = [(r, c) for r in range(out_h) for c in range(out_w)]
     pick = st.columns(2)
     query = pick[0].selectbox(_("Query position (output row, column)"), positions,
-                              index=positions.index((out_h // 2, out_w // 2)), format_func=lambda p: f"({p[0]}, {p[1]})",
-                              key="attention_query")
-    head = pick[1].selectbox(_("Head"), [MEAN_OVER_HEADS, *range(heads)], key=f"attention_head_{get_language()}",
-                             format_func=lambda h: _("mean over heads") if h == MEAN_OVER_HEADS else _("head {n}", n=h))
-    window = charts_train.window_bounds(*query, run.config.stride, run.config.kernel_att, run.probe_pixels.shape[-1])
-    cols = st.container(key="train_attention").columns(5)
+                              index=positions.index((out_h // 2, out_w // 2)),
+                              format_func=lambda p: f"({p[0]}, {p[1]})", key="attention_query")
+    head = pick[1].selectbox(
+        _("Head"), [MEAN_OVER_HEADS, *range(heads)], key=f"attention_head_{get_language()}",
+        format_func=lambda h: _("mean over heads") if h == MEAN_OVER_HEADS else _("head {n}", n=h))
+    stride, side = run.config.stride, run.probe_pixels.shape[-1]
+    window = charts_train.window_bounds(*query, stride, run.config.kernel_att, side)
+    cols = st.container(key="train_attention").columns(1 + len(run.snapshot_steps))
     cols[0].altair_chart(charts_train.digit_chart(
         run.probe_pixels, _("Held-out digit: {label}", label=run.probe_label),
-        query=(query[0] * run.config.stride, query[1] * run.config.stride), window=window), width="content")
+        query=(query[0] * stride, query[1] * stride), window=window), width="content")
     frames = [charts_train.attention_window_frame(train_frames.attention_frame(snap, layer, *query),
                                                   None if head == MEAN_OVER_HEADS else head)
               for snap in run.snapshots]
     top = max(float(f["weight"].max()) for f in frames)
     for col, snap, frame in zip(cols[1:], run.snapshots, frames, strict=False):
-        col.altair_chart(charts_train.attention_chart(
-            frame, _("step {step:,} (epoch {epoch:.1f})", step=snap.step, epoch=snap.epoch),
-            _("predicts {prediction}; p({label}) = {p:.2f}", prediction=snap.prediction, label=run.probe_label,
-              p=snap.confidence), max_weight=top), width="content")
+        title = _("step {step:,} (epoch {epoch:.1f})", step=snap.step, epoch=snap.epoch)
+        subtitle = _("predicts {prediction}; p({label}) = {p:.2f}", prediction=snap.prediction,
+                     label=run.probe_label, p=snap.confidence)
+        col.altair_chart(charts_train.attention_chart(frame, title, subtitle, max_weight=top), width="content")
     st.caption(_("First, the digit with the query pixel (filled) and its {k}×{k} attention window (outlined, "
                  "clipped to the image; beyond it the reflection padding repeats the image). Then the softmax "
                  "weights that this query gives each position of its window (rows down and columns right of "
@@ -236,16 +246,18 @@ st.header(_("The ablation, side by side"))
 st.markdown(_(
     "The paper compares attention only, convolution only and the learned mix. Here the same network is "
     "trained four times on the same digits, with the same seed, schedule and settings: rate1 and rate2 "
-    "learned; rate2 held at 0 (attention only); rate1 held at 0 (convolution only); and ACmix replaced by a "
-    "plain 3×3 convolution with about the same number of parameters. Four runs take four times as long, so "
-    "they start only when you ask; finished results are kept for identical settings."))
+    "learned; rate2 held at 0 (attention only); rate1 held at 0 (convolution only); and ACmix replaced by "
+    "a plain 3×3 convolution with about the same number of parameters. Four runs take four times as long, "
+    "so they start only when you ask; finished results are kept for identical settings."))
 ablation_run = training.ablation()
 with st.container(horizontal=True, key="ablation_controls"):
-    if ablation_run is None or ablation_run.finished or ablation_run.base != config.with_(ablation="learned"):
+    same = ablation_run is not None and ablation_run.base == config.with_(ablation="learned")
+    if not same or ablation_run.finished:
         st.button(_("Train the four networks"), key="ablation_start", icon=":material/compare:",
                   on_click=training.start_ablation, args=(config,), disabled=bool(problems))
     elif job == "ablation":
-        st.button(_("Pause the ablation"), key="ablation_pause", icon=":material/pause:", on_click=training.pause)
+        st.button(_("Pause the ablation"), key="ablation_pause", icon=":material/pause:",
+                  on_click=training.pause)
     else:
         st.button(_("Continue the ablation"), key="ablation_resume", icon=":material/play_arrow:",
                   on_click=training.resume_ablation)
@@ -261,9 +273,8 @@ def ablation_view() -> None:
     if training.job() == "ablation":
         chunk = run.advance(RUN_SLOTS, training.ablation_cache())
         if chunk.busy:
-            status.warning(busy_message(RUN_SLOTS.capacity) + " " + _("The ablation waits and continues as soon "
-                                                                      "as one of them pauses or ends."),
-                           icon=":material/hourglass_top:")
+            waits = _("The ablation waits and continues as soon as one of them pauses or ends.")
+            status.warning(busy_message(RUN_SLOTS.capacity) + " " + waits, icon=":material/hourglass_top:")
         if run.finished:
             training.pause()
             st.rerun()
@@ -274,8 +285,9 @@ def draw_ablation(run) -> None:
         st.caption(_("These results are for the settings the ablation ran with, not the ones above."))
     if not run.finished:
         running = run.running_name
-        st.progress(run.progress, text=_("Training “{network}”…", network=ablation_label(running)) if running
-                    else _("Waiting to start."))
+        text = (_("Training “{network}”…", network=ablation_label(running)) if running
+                else _("Waiting to start."))
+        st.progress(run.progress, text=text)
     rows, curves = [], []
     for name in ABLATIONS:
         result = run.results.get(name)
@@ -284,7 +296,8 @@ def draw_ablation(run) -> None:
         s = result.summary
         note = ""
         if s["stop_reason"] is not None:
-            note = _("stopped at the time cap") if stopped_by_time_cap(s["stop_reason"]) else _("loss not finite")
+            capped = stopped_by_time_cap(s["stop_reason"])
+            note = _("stopped at the time cap") if capped else _("loss not finite")
         elif result.cached:
             note = _("kept from an earlier identical run")
         rows.append({
@@ -298,25 +311,26 @@ def draw_ablation(run) -> None:
     table = pd.DataFrame(rows)
     if not any(table[_("note")]):
         table = table.drop(columns=[_("note")])
+    in_use = _("Without a path's rate, that path's own weights cannot change the output.")
+    seconds = _("Computing time of the run (training and one held-out evaluation per epoch), measured on this "
+                "server when it ran.")
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         _("held-out accuracy"): st.column_config.NumberColumn(format="%.4f"),
         _("parameters"): st.column_config.NumberColumn(format="localized"),
-        _("parameters in use"): st.column_config.NumberColumn(
-            format="localized", help=_("Without a path's rate, that path's own weights cannot change the output.")),
-        _("seconds"): st.column_config.NumberColumn(format="%.1f", help=_(
-            "Computing time of the run (training and one held-out evaluation per epoch) on this shared server "
-            "when it ran.")),
+        _("parameters in use"): st.column_config.NumberColumn(format="localized", help=in_use),
+        _("seconds"): st.column_config.NumberColumn(format="%.1f", help=seconds),
     })
     order = [ablation_label(name) for name in ABLATIONS]
-    st.altair_chart(charts_train.ablation_chart(pd.DataFrame(curves), order), width="stretch")
+    chart = charts_train.ablation_chart(pd.DataFrame(curves), order, run.base.epochs)
+    st.altair_chart(chart, width="stretch")
 
 
 st.fragment(run_every=TICK_S if job == "ablation" else None)(ablation_view)()
 
 st.markdown(_(
-    "**What this can and cannot say.** These are {train:,} tiny 8×8 images and one seed; one held-out digit "
-    "is {point:.2f} percentage points of accuracy, so a difference of a few digits between two networks "
-    "can come from the seed alone. The paper's claims are about ResNets and Swin on 224×224 ImageNet. This "
-    "table shows that each network trains, what holding a rate at 0 costs here, and how the learned mix "
-    "sets rate1 and rate2; it cannot confirm or refute that ACmix beats attention or convolution at the "
-    "paper's scale.", train=n_train, point=100 / n_held))
+    "**What this can and cannot say.** These are {train:,} tiny 8×8 images and one seed; one held-out "
+    "digit is {point:.2f} percentage points of accuracy, so a difference of a few digits between two "
+    "networks can come from the seed alone. The paper's claims are about ResNets and Swin on 224×224 "
+    "ImageNet. This table shows that each network trains, what holding a rate at 0 costs here, and how the "
+    "learned mix sets rate1 and rate2; it cannot confirm or refute that ACmix beats attention or "
+    "convolution at the paper's scale.", train=n_train, point=100 / n_held))

@@ -324,7 +324,8 @@ def _values(spec: dict) -> list[dict]:
 
 def test_curve_charts_hold_the_logged_values_with_translated_labels(finished):
     frame = train_frames.curves_frame(finished.history)
-    spec = charts_train.curve_chart(frame, "accuracy").to_dict()
+    spec = charts_train.curve_chart(frame, "accuracy", epochs=2).to_dict()
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 2]
     rows = _values(spec)
     held = [r["value"] for r in rows if r["split"] == "held-out"]
     assert held == [r["held_out_accuracy"] for r in finished.history]

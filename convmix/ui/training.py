@@ -23,6 +23,7 @@ from dataclasses import fields
 import streamlit as st
 
 from convmix.budget import memory_budget
+from convmix.constraints import VARIANTS
 from convmix.digits import SIZE, default_split
 from convmix.i18n import _, get_language
 from convmix.train import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig, Trainer
@@ -45,7 +46,7 @@ URL_PARAMS_KEY = "_convmix_train_url_params"  # the train_ parameters the sessio
 SETTINGS_KEY = "_convmix_train_settings"  # the settings as last set (a TrainConfig): they outlive the widgets
 TRANSLATED_MENUS = ("ablation",)
 
-VARIANT_OPTIONS = ("official", "fixed")
+VARIANT_OPTIONS = VARIANTS
 # Below 640 px Streamlit stacks columns one per row; these blocks of small items take two per row.
 TWO_PER_ROW = ("train_numbers_width", "train_numbers_lr", "train_metrics", "train_attention")
 _TWO_PER_ROW_SELECTOR = ", ".join(f".st-key-{key} [data-testid='stColumn']" for key in TWO_PER_ROW)
@@ -205,7 +206,8 @@ def _refusal(config: TrainConfig, log_every: int | None) -> tuple[str, str] | No
     plan = plan_run(config, time_limit_s=TIME_LIMIT_S, timing=timing, log_every=log_every)
     if plan.ok:
         return None
-    return "error", time_refusal(plan, timing, log_every) or memory_refusal(config, plan.budget_bytes) or plan.refusal
+    worded = time_refusal(plan, timing, log_every) or memory_refusal(config, plan.budget_bytes)
+    return "error", worded or plan.refusal
 
 
 def start_run(config: TrainConfig) -> None:
