@@ -44,7 +44,7 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None) -> 
     """Training and held-out `metric` ("loss" or "accuracy") against the epoch (0 to `epochs`)."""
     data = frame.loc[frame["metric"] == metric, ["step", "epoch", "split", "value"]].assign(
         split=lambda d: d["split"].map(lambda s: _(SPLIT_LABELS[s])))
-    title = _("Loss (cross-entropy)") if metric == "loss" else _("Accuracy")
+    title = _("Loss (F.cross_entropy)") if metric == "loss" else _("Accuracy")
     y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
     return alt.Chart(data, title=title, height=HEIGHT).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=_epoch_x(epochs),

@@ -332,7 +332,7 @@ def test_curve_charts_hold_the_logged_values_with_translated_labels(finished):
     assert {r["split"] for r in rows} == {"training", "held-out"} and spec["autosize"]["type"] == "fit-x"
     with language("zh"):
         zh = charts_train.curve_chart(frame, "loss").to_dict()
-    assert {r["split"] for r in _values(zh)} == {"训练", "留出集"} and zh["title"] == "损失（交叉熵）"
+    assert {r["split"] for r in _values(zh)} == {"训练", "留出集"} and zh["title"] == "损失（F.cross_entropy）"
     assert [r["value"] for r in _values(zh) if r["split"] == "训练"] == [
         r["train_loss"] for r in finished.history if r["train_loss"] is not None]
 
