@@ -169,7 +169,7 @@ def ablation_chart(frame: pd.DataFrame, order: list[str], epochs: int | None = N
         x=_epoch_x(epochs),
         y=alt.Y("accuracy:Q", title=_("held-out accuracy"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("network:N", sort=order, scale=alt.Scale(domain=order, scheme="category10"),
-                        legend=alt.Legend(orient="top", title=None, columns=2, labelLimit=320)),
+                        legend=alt.Legend(orient="top", title=None, columns=1, labelLimit=320)),
         tooltip=[alt.Tooltip("network:N", title=_("network")),
                  alt.Tooltip("epoch:Q", title=_("epoch"), format=".1f"),
                  alt.Tooltip("accuracy:Q", title=_("held-out accuracy"), format=".4f")],
