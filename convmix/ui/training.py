@@ -43,10 +43,9 @@ JOB_KEY = "_convmix_train_job"
 ABLATION_KEY = "_convmix_train_ablation"
 MESSAGE_KEY = "_convmix_train_message"  # a refusal to show once, after the click that caused it
 URL_PARAMS_KEY = "_convmix_train_url_params"  # the train_ parameters the session's first URL held
-SETTINGS_KEY = "_convmix_train_settings"  # the settings as last set (a TrainConfig): they outlive the widgets
-TRANSLATED_MENUS = ("ablation",)
+SETTINGS_KEY = "_convmix_train_settings"  # the settings as last set (a TrainConfig); outlives the widgets
+TRANSLATED_MENUS = ("ablation",)  # settings whose menu shows translated labels
 
-VARIANT_OPTIONS = VARIANTS
 # Below 640 px Streamlit stacks columns one per row; these blocks of small items take two per row.
 TWO_PER_ROW = ("train_numbers_width", "train_numbers_lr", "train_metrics", "train_attention")
 _TWO_PER_ROW_SELECTOR = ", ".join(f".st-key-{key} [data-testid='stColumn']" for key in TWO_PER_ROW)
@@ -136,7 +135,7 @@ def settings_block() -> TrainConfig:
             _("Network"), list(ABLATIONS), format_func=ablation_label, key=widget_key("ablation"),
             help=helps["ablation"])
     with cols[1]:
-        values["variant"] = st.radio("variant", VARIANT_OPTIONS, key=widget_key("variant"), horizontal=True,
+        values["variant"] = st.radio("variant", VARIANTS, key=widget_key("variant"), horizontal=True,
                                      help=helps["variant"])
     with cols[2]:
         values["stem_bn"] = bool(st.toggle(_("BatchNorm after the stem"), key=widget_key("stem_bn"),
