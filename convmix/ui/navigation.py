@@ -32,6 +32,9 @@ PAGE_SPECS: list[PageSpec] = [
     PageSpec("pages/network.py", "ACmix in ResNet", ":material/lan:",
              "The paper's table checked against the released ResNets, a checkpoint's layers and learned "
              "rates, and any layer sent to the walkthrough with the activation that reaches it."),
+    PageSpec("pages/train.py", "Train it live", ":material/model_training:",
+             "A small ACmix network learns 8×8 digits in your session: live curves, rate1 and rate2, the "
+             "stem's biases, attention, and the ablation."),
 ]
 
 
