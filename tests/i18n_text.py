@@ -126,6 +126,15 @@ def _spec_strings(spec: object, in_data: bool = False) -> Iterable[str]:
         yield spec
 
 
+def _arrow_strings(payload: bytes) -> Iterable[str]:
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(payload).read_all()
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            yield from (v for v in column.to_pylist() if isinstance(v, str))
+
+
 _DOT_LABEL = re.compile(r'label="((?:[^"\\]|\\.)*)"')
 
 
@@ -138,6 +147,10 @@ def _element_texts(element) -> Iterable[str]:
         return
     if kind == "arrow_vega_lite_chart" or kind == "vega_lite_chart":
         yield from _spec_strings(json.loads(proto.spec))
+        # Streamlit ships the chart's data apart from its spec: category labels, legends and
+        # tooltips come from these tables.
+        for dataset in getattr(proto, "datasets", []):
+            yield from _arrow_strings(dataset.data.data)
         return
     if kind == "graphviz_chart":
         yield from (label.replace("\\n", " ") for label in _DOT_LABEL.findall(proto.spec))
