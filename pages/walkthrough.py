@@ -9,6 +9,7 @@ import streamlit as st
 
 from convmix import charts_walkthrough as charts
 from convmix import walkthrough as wt
+from convmix.budget import OverBudget
 from convmix.config import ACmixConfig
 from convmix.counting import module_param_counts
 from convmix.format import human_bytes
@@ -96,8 +97,12 @@ if plan.shown is None:
     st.stop()
 
 config = plan.shown
-module = get_module(config)
-trace = get_trace(config)
+try:
+    module = get_module(config)
+    trace = get_trace(config)
+except OverBudget as err:  # fits the budget, but not beside what the server holds right now
+    st.error(str(err), icon=":material/memory:")
+    st.stop()
 d, h = config.head_dim, config.head
 params = module_param_counts(module)
 total = trace.total_cost()
@@ -509,4 +514,7 @@ VIEWS = {
 for tab, name in zip(st.tabs(SECTIONS, key="section", bind="query-params"), SECTIONS, strict=True):
     with tab:
         if tab.open is not False:
+            if (refusal := wt.section_refusal(config, name)) is not None:
+                st.error(refusal.message(), icon=":material/memory:")
+                continue
             VIEWS[name]()

@@ -178,9 +178,9 @@ def test_upload_valid_and_invalid_files(page):
         [("gpu.csv", fixture_file(), "text/csv"), ("broken.csv", bad, "text/csv")]).run()
     assert not page.exception
     (error,) = page.error
-    assert "**broken.csv** was not loaded" in error.value
-    assert "Column variant: line 2 must be one of official, fixed" in error.value
-    assert "**gpu.csv**: 3 rows, 3 with latency, measured on Fixture GPU (test data), bfloat16." in text(page)
+    assert "`broken.csv` was not loaded" in error.value
+    assert "Column variant: line 2 must be one of official, fixed (found `unofficial`)" in error.value
+    assert "`gpu.csv`: 3 rows, 3 with latency, measured on `Fixture GPU (test data), bfloat16`." in text(page)
     t = titles(page)
     assert "ACmix latency, measured on Fixture GPU (test data), bfloat16" in t
     assert "Peak memory, measured on Fixture GPU (test data), bfloat16" in t

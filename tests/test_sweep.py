@@ -250,7 +250,7 @@ def test_result_file_problems_are_named(change, message):
 
 def test_result_file_limits(monkeypatch):
     monkeypatch.setattr(sweep, "MAX_ROWS", 2)
-    with pytest.raises(sweep.ResultFileError, match="It has 3 rows; the limit is 2"):
+    with pytest.raises(sweep.ResultFileError, match="It has more than 2 rows; the limit is 2"):
         sweep.read_results(result_csv())
     monkeypatch.setattr(sweep, "MAX_BYTES", 100)
     with pytest.raises(sweep.ResultFileError, match="the limit is 0 MB|the limit is"):
