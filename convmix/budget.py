@@ -368,31 +368,45 @@ def admitted(
 
 
 def _smaller_configs(c: ACmixConfig):
-    """Configurations close to `c` and cheaper, one knob at a time, the gentlest changes first."""
+    """Configurations close to `c` and cheaper, one knob at a time, the gentlest changes first; each
+    with the changes that make it, in words."""
+    for candidate in _cheaper(c):
+        yield _changes(c, candidate), candidate
+
+
+def _changes(before: ACmixConfig, after: ACmixConfig) -> str:
+    parts = []
+    if after.batch != before.batch:
+        parts.append(f"batch {after.batch}")
+    if (after.height, after.width) != (before.height, before.width):
+        parts.append(f"input {after.height}×{after.width}")
+    for name in ("kernel_att", "kernel_conv", "in_planes", "out_planes"):
+        if getattr(after, name) != getattr(before, name):
+            parts.append(f"{name} {getattr(after, name)}")
+    return ", ".join(parts)
+
+
+def _cheaper(c: ACmixConfig):
     batch = c.batch
     while batch > 1:
         batch //= 2
-        yield f"batch {batch}", c.with_(batch=batch)
+        yield c.with_(batch=batch)
     step = c.stride if c.variant == "official" else 1
     h, w = c.height, c.width
     while h > 8 or w > 8:
         h, w = max(8, h * 3 // 4), max(8, w * 3 // 4)
         h, w = max(step, h - h % step), max(step, w - w % step)
-        yield f"batch {batch}, input {h}×{w}", c.with_(batch=batch, height=h, width=w)
+        yield c.with_(batch=batch, height=h, width=w)
     ka = c.kernel_att
     while ka > 1:
         ka -= 2
-        yield f"batch {batch}, input {h}×{w}, kernel_att {ka}", c.with_(
-            batch=batch, height=h, width=w, kernel_att=ka)
+        yield c.with_(batch=batch, height=h, width=w, kernel_att=ka)
     kc = c.kernel_conv
     while c.variant == "fixed" and kc > 1:
         kc -= 2
-        yield (f"batch {batch}, input {h}×{w}, kernel_att {ka}, kernel_conv {kc}",
-               c.with_(batch=batch, height=h, width=w, kernel_att=ka, kernel_conv=kc))
+        yield c.with_(batch=batch, height=h, width=w, kernel_att=ka, kernel_conv=kc)
     cin, cout = c.in_planes, c.out_planes
     while cout % 2 == 0 and (cout // 2) % c.head == 0:
         cin, cout = max(1, cin // 2), cout // 2
-        yield (f"batch {batch}, input {h}×{w}, kernel_att {ka}, kernel_conv {kc}, in_planes {cin}, "
-               f"out_planes {cout}",
-               c.with_(batch=batch, height=h, width=w, kernel_att=ka, kernel_conv=kc, in_planes=cin,
-                       out_planes=cout))
+        yield c.with_(batch=batch, height=h, width=w, kernel_att=ka, kernel_conv=kc, in_planes=cin,
+                      out_planes=cout)

@@ -4,16 +4,14 @@ configuration, so the inspector and the rate sliders never rerun the forward."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from convmix import charts_walkthrough as charts
 from convmix import walkthrough as wt
 from convmix.budget import OverBudget
-from convmix.config import ACmixConfig
 from convmix.counting import module_param_counts
 from convmix.format import human_bytes
-from convmix.ui.cache import get_module, get_trace
+from convmix.ui.cache import get_module, get_trace, steps_table
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
 
@@ -24,11 +22,6 @@ COUNT = st.column_config.NumberColumn(format="%,d")
 FC_HEADS_SHOWN = 16  # rows per q/k/v drawn in the fc matrix
 SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
             "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping"]
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def steps_table(config: ACmixConfig) -> pd.DataFrame:
-    return wt.steps_frame(get_trace(config))
 
 
 def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
@@ -219,6 +212,7 @@ def step_group(key: str) -> None:
 
 @st.fragment
 def mix_section() -> None:
+    trace, module = get_trace(config), get_module(config)  # fragment reruns: the page's own are gone
     out_att, out_conv = trace["out_att"].tensor, trace["out_conv"].tensor
     own1, own2 = float(module.rate1.detach()), float(module.rate2.detach())
     st.markdown(
@@ -285,6 +279,7 @@ def pick_query_from_map() -> None:
 
 @st.fragment
 def inspector_section() -> None:
+    trace = get_trace(config)  # fragment reruns: the page's own is gone (see the end of the page)
     ho, wo = config.out_height, config.out_width
     keep_in_range("wt_qbatch", 0, config.batch - 1, 0)
     keep_in_range("wt_qhead", 0, h - 1, 0)
@@ -518,3 +513,6 @@ for tab, name in zip(st.tabs(SECTIONS, key="section", bind="query-params"), SECT
                 st.error(refusal.message(), icon=":material/memory:")
                 continue
             VIEWS[name]()
+# Streamlit keeps this run's functions (fragments, callbacks) and so its globals: let go of the
+# tensors, so that a session never holds a trace beyond the cache's two (the fragments fetch theirs).
+trace = module = groups = None

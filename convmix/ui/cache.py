@@ -171,6 +171,18 @@ def get_trace(config: ACmixConfig) -> Trace:
     return _trace_cache().get_or_build(config, build, size_of)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def steps_table(config: ACmixConfig):
+    """The walkthrough's table of steps (convmix.walkthrough.steps_frame), one per configuration.
+
+    Defined here, not in the page: Streamlit keeps a cached function, and a function keeps the
+    globals of the script that defined it (a page's globals hold its trace).
+    """
+    from convmix.walkthrough import steps_frame
+
+    return steps_frame(get_trace(config))
+
+
 def module_within_budget(config: ACmixConfig):
     """The cached module, or None after a warning when building it does not fit the budget."""
     try:
