@@ -804,11 +804,12 @@ def check_shift(trace: Trace, module) -> ShiftCheck:
 
 
 def check_shift_bytes(config: ACmixConfig) -> int:
-    """What check_shift allocates beyond the trace: for one batch item, out_conv in float64 and the
-    difference, the shift sum, and one offset's slice of f_all in float64."""
+    """What check_shift allocates beyond the trace: for one batch item, out_conv in float64, the
+    difference and its absolute value, the shift sum (twice: summed, then per output channel), one
+    offset's slice of f_all in float64; and the shift-kernel pattern (kernel_conv⁴ values, twice)."""
     c, d = config.out_planes, config.head_dim
     no, n = config.out_height * config.out_width, config.height * config.width
-    return 8 * (2 * c * no + d * no + d * n)
+    return 8 * (3 * c * no + 2 * d * no + d * n) + 8 * config.kernel_conv**4
 
 
 @dataclass(frozen=True)
