@@ -538,14 +538,15 @@ def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "
     and, one callable at a time, the largest of: a forward's peak and output (ACmix, or the local-
     attention baseline, which runs Stage I and the attention path of the same module), and the
     baseline convolution's output plus a reordered copy of its weights (oneDNN's workspace on the
-    CPU). The first measurement of a process also times a matmul and a large copy (the roofline's
-    peaks).
+    CPU); building ACmix replaces dep_conv's first weight while it is alive (budget.build_bytes). The
+    first measurement of a process also times a matmul and a large copy (the roofline's peaks).
     """
     from .budget import weights_and_input_bytes
 
     out = DTYPE_BYTES[dtype] * math.prod(config.output_shape)
     conv = baseline_conv_bytes(config, dtype)
-    callables = max(config.estimate_peak_bytes(dtype, impl) + out, out + conv)
+    rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # see budget.build_bytes
+    callables = max(config.estimate_peak_bytes(dtype, impl) + out, out + conv, rebuilt)
     return (weights_and_input_bytes(config, dtype) + conv + captured_bytes(config, dtype) + callables
             + _peaks_bytes(device or torch.device("cpu"), dtype))
 

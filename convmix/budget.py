@@ -206,6 +206,13 @@ def module_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     return DTYPE_BYTES[dtype] * sum(config.param_counts().values())
 
 
+def build_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
+    """What building the module needs at its peak: its weights, and dep_conv's weight twice, since
+    reset_parameters replaces PyTorch's initial weight (out_planes·kernel_conv⁴ values) by the shift
+    kernels while the first is still alive."""
+    return module_bytes(config, dtype) + DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4
+
+
 def weights_and_input_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     elt = DTYPE_BYTES[dtype]
     params = sum(config.param_counts().values())

@@ -92,10 +92,11 @@ def logits_elements(config: ACmixConfig) -> int:
 
 def comparison_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     """Memory a comparison needs: weights, input and the reference's forward (the larger), the two
-    outputs kept for the error check, and that check's float64 copies (the reference, the other
-    output and their difference)."""
+    outputs kept for the error check and that check's float64 copies (the reference, the other
+    output and their difference), or, if larger, dep_conv's weight built twice (budget.build_bytes)."""
     out = math.prod(config.output_shape)
-    return forward_bytes(config, dtype, "reference") + (2 * DTYPE_BYTES[dtype] + 3 * 8) * out
+    rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # budget.build_bytes
+    return forward_bytes(config, dtype, "reference") + max(rebuilt, (2 * DTYPE_BYTES[dtype] + 3 * 8) * out)
 
 
 def comparison_seconds(config: ACmixConfig, budget: Budget = BUDGETS["quick"],

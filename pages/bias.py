@@ -13,7 +13,7 @@ from convmix import bias as cb
 from convmix import charts_bias as charts
 from convmix.config import ACmixConfig
 from convmix.constraints import module_problems
-from convmix.ui.cache import module_within_budget
+from convmix.ui.cache import bounded_cache, module_within_budget
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
 
@@ -26,8 +26,8 @@ DEMO_PADDING = 7  # the smallest padding at which some 7×7, stride-2 window is 
 
 # ---------------------------------------------------------------------------------------------
 # Cached compute. The layer and the BatchNorm are built once per process; the forwards are keyed
-# by (image key, size) and returned as shared objects that nothing mutates. Few entries and a TTL:
-# at 448×448 one image's tensors take about 80 MB.
+# by (image key, size) and returned as shared objects that nothing mutates. Few entries, and bounded
+# in bytes (convmix.ui.cache.bounded_cache): at 448×448 one image's tensors take about 80 MB.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -57,24 +57,24 @@ def load_image(upload: bytes | None, size: int) -> tuple[np.ndarray, str]:
     )
 
 
-@st.cache_resource(max_entries=4, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def forward(key: str, size: int, _rgb: np.ndarray) -> cb.SeedRun:
     return cb.run_seed_layer(seed_layer(), cb.to_input(_rgb))
 
 
-@st.cache_resource(max_entries=4, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def batchnorm_results(key: str, size: int, _x: torch.Tensor):
     layer, bn = seed_layer(), batchnorm()
     return cb.bn_cancellation(layer, bn, _x), cb.fold_check(layer, bn, _x)
 
 
-@st.cache_resource(max_entries=4, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def gradients(key: str, size: int, _x: torch.Tensor) -> cb.GradientCheck:
     # A batch of two (the image and its mirror) shows the sum over the batch as well.
     return cb.gradient_check(seed_layer(), torch.cat([_x, _x.flip(3)]))
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@bounded_cache(share=32, max_entries=16)
 def padding_demo(key: str, size: int, padding: int, _x: torch.Tensor) -> cb.PaddingDemo:
     return cb.padding_demo(seed_layer(), _x, padding)
 

@@ -146,3 +146,40 @@ def test_discard_uploads_removes_the_servers_copies(monkeypatch):
     assert removed == [("visitor-1", "a"), ("visitor-1", "b")]
     monkeypatch.setattr(session, "_context", lambda: None)
     assert session.discard_uploads([File("c")]) == 0
+
+
+def test_object_bytes_counts_each_storage_once():
+    import numpy as np
+    import torch
+
+    from convmix import bias as cb
+
+    x = torch.zeros(1, 3, 32, 32)
+    run = cb.run_seed_layer(cb.seed_layer(), x)
+    expected = 4 * (x.numel() + run.y.numel() + run.y_no_bias.numel() + run.bias.numel())
+    assert cache.object_bytes(run) == expected
+    arr = np.zeros((10, 10))
+    assert cache.object_bytes((arr, arr[2:], {"a": arr}, [x, x[0]])) == arr.nbytes + 4 * x.numel()
+
+
+def test_pages_cache_their_results_bounded_by_bytes(monkeypatch):
+    """Item 3: every cache bounded by bytes, the pages' own too (the bias page's forwards at 448×448
+    take about 80 MB each)."""
+    import torch
+
+    calls = []
+
+    @cache.bounded_cache(share=1, max_entries=8)
+    def result(key: str, size: int, _data=None):
+        calls.append((key, size))
+        return torch.zeros(size)
+
+    store_name = f"{result.__module__}.{result.__qualname__}"
+    assert result("a", 1000) is result("a", 1000, _data=object())  # underscored arguments are no key
+    assert calls == [("a", 1000)]
+    store = cache._page_caches()[store_name]
+    monkeypatch.setattr(store, "max_bytes", lambda: 4 * 2500)
+    result("b", 1000)
+    result("c", 1000)  # 3 × 4,000 bytes > 10,000: the least recently used goes
+    assert len(store) == 2 and (("key", "a"), ("size", 1000)) not in store
+    assert cache.make_room() and len(store) == 1  # and pages' results give way to new requests

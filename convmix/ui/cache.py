@@ -10,12 +10,16 @@ Building anything is admitted by convmix.budget, which counts what the process h
 budget is a limit on the process); when it does not fit, cached entries are evicted one at a time
 (traces first) until it does or nothing is left, and then OverBudget is raised with a message.
 
+Pages cache their own costly results with `bounded_cache`, which bounds them the same way.
 The caches live inside `st.cache_resource` holders, so clearing Streamlit's caches (as the tests
 do) clears them too.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -23,7 +27,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+import numpy as np
 import streamlit as st
+import torch
 
 from convmix import budget
 from convmix.config import ACmixConfig
@@ -112,6 +118,62 @@ class ByteCache(Generic[T]):
             return value
 
 
+def object_bytes(obj, _seen: set | None = None) -> int:
+    """Bytes of the tensors and arrays inside `obj` (dataclasses, tuples, lists, dicts), shared
+    storage counted once: what a cached result holds."""
+    seen = set() if _seen is None else _seen
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        key = ("t", storage._cdata)
+        if key in seen:
+            return 0
+        seen.add(key)
+        return storage.nbytes()
+    if isinstance(obj, np.ndarray):
+        base = obj if obj.base is None else obj.base
+        if ("a", id(base)) in seen:
+            return 0
+        seen.add(("a", id(base)))
+        return int(getattr(base, "nbytes", obj.nbytes))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return sum(object_bytes(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
+    if isinstance(obj, (tuple, list)):
+        return sum(object_bytes(item, seen) for item in obj)
+    if isinstance(obj, dict):
+        return sum(object_bytes(item, seen) for item in obj.values())
+    return 0
+
+
+@st.cache_resource(show_spinner=False)
+def _page_caches() -> dict[str, ByteCache]:
+    return {}
+
+
+def bounded_cache(share: int, max_entries: int):
+    """Like `st.cache_resource`, bounded by bytes (1/`share` of the memory budget) as well as entries.
+
+    The key is the function's arguments whose names do not start with an underscore (as Streamlit
+    does); they must be hashable. Results are measured with `object_bytes`.
+    """
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        name = f"{fn.__module__}.{fn.__qualname__}"
+
+        @functools.wraps(fn)
+        def cached(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            key = tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_"))
+            caches = _page_caches()
+            store = caches.setdefault(name, ByteCache(max_entries, share))
+            return store.get_or_build(key, lambda: fn(*args, **kwargs), object_bytes)
+
+        return cached
+
+    return decorate
+
+
 @st.cache_resource(show_spinner=False)
 def _module_cache() -> ByteCache:
     return ByteCache(MAX_MODULES, MODULE_SHARE)
@@ -123,8 +185,10 @@ def _trace_cache() -> ByteCache:
 
 
 def make_room() -> bool:
-    """Evict one cached entry, traces first; False when the caches are empty."""
-    return _trace_cache().evict_one() or _module_cache().evict_one()
+    """Evict one cached entry, traces first, then modules, then the pages' results; False when all
+    caches are empty."""
+    return (_trace_cache().evict_one() or _module_cache().evict_one()
+            or any(store.evict_one() for store in list(_page_caches().values())))
 
 
 def module_key(config: ACmixConfig, impl: str = "reference") -> tuple:
@@ -143,7 +207,7 @@ def get_module(config: ACmixConfig, impl: str = "reference"):
     """
 
     def build():
-        with budget.admitted(config, budget.memory_budget(), budget.module_bytes, "Building this module",
+        with budget.admitted(config, budget.memory_budget(), budget.build_bytes, "Building this module",
                              make_room=make_room):
             return config.build(impl=impl)
 
