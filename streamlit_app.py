@@ -9,11 +9,13 @@ import streamlit as st
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
 from convmix.ui.navigation import build_pages, mark_router_ran
+from convmix.ui.session import limit_uploads
 from convmix.ui.sidebar import config_sidebar
 
 st.set_page_config(page_title="convmix: ACmix and Conv2d bias, explained", page_icon="🧩", layout="wide")
 configure_torch()
 adopt_secret_budget()
+limit_uploads()
 mark_router_ran()
 
 page = st.navigation(build_pages())

@@ -57,6 +57,20 @@ class Server:
                     return int(line.split()[1]) * 1024
         raise RuntimeError(f"no {field} for process {self.pid}")
 
+    def settle(self, quiet_seconds: float = 2.0, most: float = 60.0) -> None:
+        """Wait until the server's CPU time stops growing (an earlier session's run has finished)."""
+        def cpu() -> int:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
+
+        deadline, last, quiet = time.monotonic() + most, cpu(), 0.0
+        while quiet < quiet_seconds and time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu()
+            quiet = quiet + 0.5 if now - last <= 2 else 0.0
+            last = now
+
     def alive(self) -> bool:
         try:
             with urllib.request.urlopen(self.base + "/_stcore/health", timeout=10) as resp:
@@ -198,8 +212,13 @@ def many_uploads(count: int, size: int) -> Callable:
         wait_idle(page)
         page.get_by_role("tab", name="Latency and memory").click()
         wait_idle(page)
+        folder = Path(tempfile.mkdtemp(prefix="convmix_uploads_"))
         filler = b"in_planes\n" + b"1\n" * (size // 2)
-        files = [{"name": f"r{i}.csv", "mimeType": "text/csv", "buffer": filler} for i in range(count)]
+        files = []
+        for i in range(count):
+            path = folder / f"r{i}.csv"
+            path.write_bytes(filler)
+            files.append(str(path))
         page.locator(UPLOAD).set_input_files(files)
         page.wait_for_timeout(2000)
         wait_idle(page)
@@ -280,6 +299,7 @@ def main() -> int:
                 continue
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             page = context.new_page()
+            srv.settle()  # the previous session's work, if any, is not this one's
             srv.reset_peak()
             start = time.perf_counter()
             try:

@@ -183,3 +183,35 @@ def test_pages_cache_their_results_bounded_by_bytes(monkeypatch):
     result("c", 1000)  # 3 × 4,000 bytes > 10,000: the least recently used goes
     assert len(store) == 2 and (("key", "a"), ("size", 1000)) not in store
     assert cache.make_room() and len(store) == 1  # and pages' results give way to new requests
+
+
+def test_a_session_cannot_pile_up_uploads_on_the_server(monkeypatch):
+    """Item 12: the upload route stores every file a browser sends before a script sees it."""
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    manager = MemoryUploadedFileManager("/upload")
+
+    class Ctx:
+        session_id = "visitor-1"
+        uploaded_file_mgr = manager
+
+    monkeypatch.setattr(session, "_context", lambda: Ctx())
+    assert session.limit_uploads(max_files=3, max_bytes=1000) and session.limit_uploads()  # once
+
+    def rec(i, size=100):
+        return UploadedFileRec(file_id=f"f{i}", name=f"r{i}.csv", type="text/csv", data=b"x" * size)
+
+    for i in range(3):
+        manager.add_file("visitor-1", rec(i))
+    with pytest.raises(HTTPException) as err:
+        manager.add_file("visitor-1", rec(3))
+    assert err.value.status_code == 413 and "already holds 3 uploaded files" in err.value.detail
+    manager.add_file("visitor-1", rec(1, 200))  # replacing a file is not a new one
+    manager.add_file("visitor-2", rec(9))  # other sessions have their own room
+    manager.remove_file("visitor-1", "f0")
+    manager.add_file("visitor-1", rec(4))  # room again
+    with pytest.raises(HTTPException):
+        manager.add_file("visitor-2", rec(10, 950))  # bytes count too
+    assert len(manager.file_storage["visitor-1"]) == 3

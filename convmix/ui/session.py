@@ -71,3 +71,49 @@ def discard_uploads(files: Iterable) -> int:
         except Exception as err:  # noqa: BLE001 - best effort: the session's end frees them anyway
             _log.warning("could not drop an uploaded file: %s", err)
     return dropped
+
+
+MAX_SESSION_FILES = 16  # the explorer reads 8 result files at once, the bias page one image
+MAX_SESSION_BYTES = 32 << 20
+
+
+def limit_uploads(max_files: int = MAX_SESSION_FILES, max_bytes: int = MAX_SESSION_BYTES) -> bool:
+    """Cap what one session may keep uploaded on the server; True when the cap is in place.
+
+    Streamlit 1.67 has no such setting: its upload route stores every file a browser sends
+    (`uploaded_file_mgr.add_file`) before any script sees it, so 150 files of 1.9 MB took the server
+    past 1 GB. This wraps that method on the runtime's manager, once per process: a file beyond
+    `max_files` files or `max_bytes` bytes for its session is answered with HTTP 413 (the uploader
+    shows it as failed) and never stored. Where the manager is not the in-memory one this was
+    written against, nothing is changed.
+    """
+    ctx = _context()
+    manager = getattr(ctx, "uploaded_file_mgr", None)
+    if manager is None:
+        return False
+    if getattr(manager, "_convmix_limited", False):
+        return True
+    storage = getattr(manager, "file_storage", None)
+    original = getattr(manager, "add_file", None)
+    if not isinstance(storage, dict) or original is None:
+        return False
+    try:
+        from starlette.exceptions import HTTPException as refuse
+    except ImportError:  # another server underneath: a plain error (the upload fails all the same)
+        def refuse(status_code: int, detail: str):
+            return ValueError(detail)
+
+    def add_file(session_id, file, *args, **kwargs):
+        held = storage.get(session_id) or {}
+        if getattr(file, "file_id", None) not in held:
+            count = len(held) + 1
+            size = sum(len(f.data) for f in held.values()) + len(getattr(file, "data", b""))
+            if count > max_files or size > max_bytes:
+                raise refuse(status_code=413, detail=(
+                    f"This session already holds {len(held)} uploaded files; remove some first "
+                    f"(at most {max_files} files and {max_bytes >> 20} MB)."))
+        return original(session_id, file, *args, **kwargs)
+
+    manager.add_file = add_file
+    manager._convmix_limited = True
+    return True
