@@ -6,6 +6,7 @@ configuration, bound to the URL) is drawn here so that it keeps its state across
 
 import streamlit as st
 
+from convmix.budget import release_freed_memory
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
 from convmix.ui.navigation import build_pages, mark_router_ran
@@ -20,4 +21,7 @@ mark_router_ran()
 
 page = st.navigation(build_pages())
 config_sidebar()
-page.run()
+try:
+    page.run()
+finally:
+    release_freed_memory()  # the memory budget counts what the process holds, freed heap included

@@ -179,12 +179,26 @@ def resident_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+_last_trimmed = 0  # resident bytes right after the last malloc_trim
+
+
 def held_bytes() -> int:
     """What the process holds: resident memory after freed heap pages went back to the system."""
+    global _last_trimmed
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-    return resident_bytes()
+    _last_trimmed = resident_bytes()
+    return _last_trimmed
+
+
+def release_freed_memory(growth: int = 32 << 20) -> None:
+    """Hand freed heap pages back to the system when the process has grown by `growth` bytes since
+    the last time: a page's large temporaries are freed when it ends, but the C allocator keeps
+    them, and a container's memory limit counts them until then. Cheap when nothing grew (one read
+    of /proc/self/statm); called after every script run."""
+    if resident_bytes() > _last_trimmed + growth:
+        held_bytes()
 
 
 _reserved = 0  # bytes admitted to requests that are still running
@@ -295,9 +309,11 @@ def check(
     `held` defaults to what the process holds now plus running reservations (`in_use()`); pass 0
     to ask whether the work could fit at all.
     """
-    held = in_use() if held is None else held
     estimate = cost(config)
-    if estimate < ALWAYS_ADMITTED or held + estimate <= budget:
+    if estimate < ALWAYS_ADMITTED:
+        return None
+    held = in_use() if held is None else held
+    if held + estimate <= budget:
         return None
     for change, candidate in _smaller_configs(config):
         if candidate.problems():
