@@ -1,8 +1,8 @@
 """How close convmix.speed's time estimate comes to measured forwards, side by side in one run.
 
-For each configuration: the estimated seconds of one float32 forward (probes measured here), the
-measured median of a few forwards, and their ratio (above 1: the estimate errs on the slow side,
-which refuses early rather than late). Then the estimated duration of the shortest explorer
+For each configuration: the estimated seconds of one float32 forward (probes measured here, before
+and after convmix.speed.SAFETY), the measured median of a few forwards, and their ratio (above 1:
+the estimate errs on the slow side, which refuses early rather than late). Then the estimated duration of the shortest explorer
 measurement (standard effort) against the per-request limit.
 
     python benchmarks/time_estimate.py [--repeats 3]
@@ -61,7 +61,8 @@ def main() -> int:
     args = parser.parse_args()
     configure_torch()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32 forwards on the CPU")
-    print(f"{'configuration':<34} {'estimate s':>11} {'measured s':>11} {'ratio':>7} {'measure est. s':>15}")
+    print(f"{'configuration':<34} {'estimate s':>11} {'measured s':>11} {'ratio':>7} {'unscaled':>9} "
+          f"{'measure est. s':>15}")
     ratios = []
     for name, config in CONFIGS.items():
         start = time.perf_counter()
@@ -71,8 +72,8 @@ def main() -> int:
         ratio = estimate / real
         ratios.append(ratio)
         whole = bench.measurement_seconds(config, "reference", bench.BUDGETS["standard"])
-        print(f"{name:<34} {estimate:11.3f} {real:11.3f} {ratio:7.2f} {whole:15.1f}"
-              f"   (probes {probing:.2f} s)")
+        print(f"{name:<34} {estimate:11.3f} {real:11.3f} {ratio:7.2f} {ratio / speed.SAFETY:9.2f} "
+              f"{whole:15.1f}   (probes {probing:.2f} s)")
     print(f"\nestimate / measured: median {statistics.median(ratios):.2f}, range {min(ratios):.2f} to "
           f"{max(ratios):.2f}; the server refuses measurements estimated above {DEFAULT_TIME_LIMIT:g} s")
     return 0

@@ -17,9 +17,11 @@ rate measured here, once per shape, on a small instance of the same operation (a
   * building a module: its parameters initialised twice (PyTorch's default, then the authors'),
     at the measured rate of a uniform fill.
 
-A probe's rate is the best of three runs. Small probes run less efficiently than the full-size
-operation, so the estimate errs on the slow side (a refusal comes early rather than late); the
-measured ratios are printed by benchmarks/time_estimate.py. Estimates are for the CPU only.
+A probe's rate is the best of a few runs. A small probe may also run faster per unit of work than
+the full-size operation (its data stays in cache), so the sum is multiplied by SAFETY: measured
+side by side on a shared 2-core machine, the unscaled estimate came to 0.4 to 1.4 times the
+measured forward (benchmarks/time_estimate.py prints the ratios), so a refusal comes early rather
+than late. Estimates are for the CPU only.
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ from torch import nn
 from .config import ACmixConfig
 
 PROBE_WORK = 1 << 24  # multiply-adds (or elements) of one probe call
+SAFETY = 2.0  # see the module docstring
 PROBE_REPEATS = 5
 _PROBES: dict[tuple, float] = {}  # shape key -> seconds per unit of work
 _STALE: set[tuple] = set()  # keys to probe again (see remeasure)
 _PROBE_LOCK = threading.Lock()
 _MAX_PROBES = 512
 # Passes over the K-fold tensors (B·C·K·Ho·Wo floats), reads and writes: the reference's unfold of
-# k and v, its three elementwise logit terms, the sum, the weighted sum and its sum; the fast
+# k and v (im2col writes, then the view is read), its three elementwise logit terms, the sum, the
+# weighted sum and its sum, about 16 in all as measured (benchmarks/time_estimate.py); the fast
 # formulation reads a window of k and v per offset and accumulates.
-_KFOLD_PASSES = {"reference": 11, "fast": 4}
+_KFOLD_PASSES = {"reference": 16, "fast": 6}
 
 
 def _best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -253,10 +257,12 @@ def forward_seconds(config: ACmixConfig, impl: str = "reference") -> ForwardSeco
     other = copy_seconds(4 * (2 * b * cout * n + 2 * 3 * b * cout * n + 7 * b * cout * no + 2 * b * cout * no))
     params = sum(c.param_counts().values())
     build = fill_seconds(2 * params)
-    return ForwardSeconds(stage1, attention, fc + dep + f_conv, other, build)
+    return ForwardSeconds(SAFETY * stage1, SAFETY * attention, SAFETY * (fc + dep + f_conv), SAFETY * other,
+                          SAFETY * build)
 
 
 def baseline_conv_seconds(config: ACmixConfig) -> float:
     """The explorer's baseline: a dense kernel_conv × kernel_conv Conv2d(in_planes, out_planes)."""
     c = config
-    return conv_seconds(c.in_planes, c.out_planes, c.kernel_conv, c.stride, c.batch * c.out_height * c.out_width)
+    out_positions = c.batch * c.out_height * c.out_width
+    return SAFETY * conv_seconds(c.in_planes, c.out_planes, c.kernel_conv, c.stride, out_positions)
