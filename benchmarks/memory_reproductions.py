@@ -224,8 +224,10 @@ def many_uploads(count: int, size: int) -> Callable:
         wait_idle(page)
         main = page.locator("[data-testid='stMain']")
         read = main.locator("[data-testid='stAlertContentError'], [data-testid='stAlertContentSuccess']").count()
-        failed = main.get_by_text("This session already holds").count()
-        return f"{read} files read by the page, {failed} refused by the server's per-session cap"
+        refused = main.get_by_text("status code 413").count()
+        failed = main.get_by_text("Request failed").count()
+        return (f"{read} files read by the page; {refused} uploads refused by the per-session cap (HTTP 413), "
+                f"{failed - refused} failed otherwise")
 
     return run
 
