@@ -7,15 +7,18 @@ state across pages. The language is chosen first, so that everything below trans
 
 import streamlit as st
 
+from convmix.budget import release_freed_memory
 from convmix.i18n import _
 from convmix.runtime import configure_torch
 from convmix.ui.cache import adopt_secret_budget
 from convmix.ui.language import choose_language, language_menu
 from convmix.ui.navigation import build_pages, mark_router_ran, sidebar_note
+from convmix.ui.session import limit_uploads
 from convmix.ui.sidebar import config_sidebar
 
 configure_torch()
 adopt_secret_budget()
+limit_uploads()
 mark_router_ran()
 choose_language()
 st.set_page_config(page_title=_("convmix: ACmix and Conv2d bias, explained"), page_icon="🧩", layout="wide")
@@ -23,4 +26,7 @@ st.set_page_config(page_title=_("convmix: ACmix and Conv2d bias, explained"), pa
 page = st.navigation(build_pages())
 language_menu()
 config_sidebar(note=sidebar_note(page.title))
-page.run()
+try:
+    page.run()
+finally:
+    release_freed_memory()  # the memory budget counts what the process holds, freed heap included

@@ -83,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--budget", choices=list(BUDGETS), default="standard",
                        help="timing effort per configuration (default %(default)s)")
     sweep.add_argument("--memory-limit", default=None, metavar="BYTES",
-                       help="skip configurations whose measurement would need more (e.g. 4GiB); "
+                       help="the most this process may hold (e.g. 4GiB): skip configurations whose "
+                       "measurement, with everything the process already holds, would need more; "
                        "default: $CONVMIX_MEMORY_BUDGET or 1 GiB on the CPU, none on CUDA")
+    sweep.add_argument("--time-limit", default=None, metavar="SECONDS",
+                       help="skip configurations whose measurement is estimated to take longer "
+                       "(CPU only; e.g. 60); default: none")
     sweep.add_argument("--counts-only", action="store_true",
                        help="write exact counts only, without measuring latency or memory")
     sweep.add_argument("--out", default=None, metavar="FILE.csv", help="output file (default: stdout)")
@@ -105,7 +109,7 @@ def grid_axes(args: argparse.Namespace) -> dict[str, list]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from . import bench
-    from .budget import memory_budget, parse_bytes
+    from .budget import configured_budget, parse_bytes, parse_seconds
     from .sweep import Grid, SweepError, expand_grid, measure_configs, short_id, sweep_frame, to_csv
 
     def say(text: str) -> None:
@@ -115,8 +119,15 @@ def run_sweep(args: argparse.Namespace) -> int:
         device = bench.pick_device(args.device)
         if not args.counts_only:
             bench.check_dtype(device, args.dtype)
-        limit = parse_bytes(args.memory_limit) if args.memory_limit else (
-            None if device.type == "cuda" else memory_budget())
+        if args.memory_limit:
+            limit = parse_bytes(args.memory_limit)
+        elif device.type == "cuda":
+            limit = None
+        else:
+            limit, note = configured_budget()
+            if note:
+                raise ValueError(note)
+        seconds = parse_seconds(args.time_limit) if args.time_limit else None
     except ValueError as err:
         say(f"error: {err}")
         return 2
@@ -154,7 +165,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         measured, _ = measure_configs(
             configs,
             lambda c: bench.measure_config(c, device=device, dtype=args.dtype, impl=args.impl,
-                                           budget=budget, memory_limit=limit),
+                                           budget=budget, memory_limit=limit, time_limit=seconds),
             progress,
         )
         if not measured:

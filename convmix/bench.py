@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -46,21 +46,41 @@ from .memory import measure_peak_bytes
 
 MEASURE_LOCK = threading.Lock()
 LOCK_LOG_ENV = "CONVMIX_LOCK_LOG"
+LOCK_POLL_SECONDS = 0.25  # how often a waiting measurement asks whether it is still wanted
+
+
+class MeasureError(ValueError):
+    """A measurement that cannot be made as asked (device, dtype, configuration, memory or time)."""
+
+
+class Abandoned(MeasureError):
+    """Work dropped before it ran because nobody waits for it any more (the visitor left)."""
 
 
 @contextmanager
-def measuring():
+def measuring(still_wanted: Callable[[], bool] | None = None):
     """Hold MEASURE_LOCK. When $CONVMIX_LOCK_LOG names a file, append the held interval to it, so
-    that a load test can check afterwards that no two measurements overlapped."""
-    with MEASURE_LOCK:
-        start = time.time()
-        try:
-            yield
-        finally:
-            log = os.environ.get(LOCK_LOG_ENV)
-            if log:
-                with open(log, "a") as fh:
-                    fh.write(f"{start:.6f} {time.time():.6f} {os.getpid()} {threading.get_ident()}\n")
+    that a load test can check afterwards that no two measurements overlapped.
+
+    While it waits for the lock, and once more when it has it, `still_wanted()` is asked whether
+    the work is still wanted; when it says no (a visitor closed the tab while queued), the work is
+    dropped with Abandoned instead of run for nobody.
+    """
+    while not MEASURE_LOCK.acquire(timeout=LOCK_POLL_SECONDS):
+        if still_wanted is not None and not still_wanted():
+            raise Abandoned("Dropped: nobody waits for this measurement any more.")
+    start = time.time()
+    try:
+        if still_wanted is not None and not still_wanted():
+            raise Abandoned("Dropped: nobody waits for this measurement any more.")
+        yield
+    finally:
+        end = time.time()
+        MEASURE_LOCK.release()
+        log = os.environ.get(LOCK_LOG_ENV)
+        if log:
+            with open(log, "a") as fh:
+                fh.write(f"{start:.6f} {end:.6f} {os.getpid()} {threading.get_ident()}\n")
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -68,10 +88,6 @@ TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 PARTS = {"stage1": "Stage I (conv1-3)", "attention_path": "attention path", "conv_path": "conv path (fc + dep_conv)"}
 BASELINES = {"conv2d": "Conv2d kc×kc", "local_attention": "local self-attention"}
 TIMED = {"acmix": "ACmix", **PARTS, **BASELINES}
-
-
-class MeasureError(ValueError):
-    """A measurement that cannot be made as asked (device, dtype, configuration or memory)."""
 
 
 # -- device and environment ------------------------------------------------------------------------
@@ -440,13 +456,21 @@ def measure_config(
     impl: str = "reference",
     budget: Budget = BUDGETS["standard"],
     memory_limit: int | None = None,
+    time_limit: float | None = None,
+    still_wanted: Callable[[], bool] | None = None,
 ) -> dict:
     """Latency (ACmix, parts, baselines), peak memory and roofline floor of one configuration.
 
     Returns a flat dict of result columns (see RESULT_FIELDS). Raises MeasureError when the device,
-    dtype, implementation or configuration cannot be measured, or when the estimated memory of the
-    measurement exceeds `memory_limit` bytes. Holds MEASURE_LOCK while it runs.
+    dtype, implementation or configuration cannot be measured; when the measurement's estimated
+    memory (`measurement_bytes`) does not fit beside what the process holds within `memory_limit`
+    bytes (convmix.budget: a limit on the whole process); or, on the CPU, when its estimated
+    duration (`measurement_seconds`) exceeds `time_limit` seconds, in which case the timing also
+    stops in time. Holds MEASURE_LOCK while it runs; while waiting for it, drops the work
+    (Abandoned) once `still_wanted()` says nobody waits for it.
     """
+    from . import budget as membudget
+
     dev = device if isinstance(device, torch.device) else pick_device(device)
     tdtype = check_dtype(dev, dtype)
     if impl not in ATTENTION_IMPLS:
@@ -454,23 +478,107 @@ def measure_config(
     problems = config.problems()
     if problems:
         raise MeasureError(" ".join(p.sentence() for p in problems))
-    if memory_limit is not None:
-        from .budget import check
-
-        refusal = check(config, memory_limit, lambda c: measurement_bytes(c, dtype, impl),
-                        what="Measuring this configuration")
+    if memory_limit is not None:  # what could never fit is refused before any lock or probe
+        refusal = membudget.check(config, memory_limit, lambda c: measurement_bytes(c, dtype, impl, dev),
+                                  what="Measuring this configuration", held=0)
         if refusal is not None:
             raise MeasureError(refusal.message())
-    with measuring():
-        return _measure_unlocked(config, dev, tdtype, dtype, impl, budget)
+    with measuring(still_wanted):
+        if memory_limit is None:
+            budget = _within_time(config, impl, budget, time_limit, dev)
+            return _measure_unlocked(config, dev, tdtype, dtype, impl, budget)
+        try:
+            with membudget.admitted(config, memory_limit, lambda c: measurement_bytes(c, dtype, impl, dev),
+                                    what="Measuring this configuration"):
+                # The time estimate's probes are small pieces of this measurement: they run inside
+                # its reservation.
+                budget = _within_time(config, impl, budget, time_limit, dev)
+                return _measure_unlocked(config, dev, tdtype, dtype, impl, budget)
+        except membudget.OverBudget as err:
+            raise MeasureError(str(err)) from None
 
 
-def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "reference") -> int:
-    """Memory a measurement needs: weights, input and one forward's peak, plus the captured inputs of
-    the parts (at most another forward's worth) and the baselines' outputs."""
-    from .budget import forward_bytes
+def _within_time(config: ACmixConfig, impl: str, budget: Budget, time_limit: float | None,
+                 dev: torch.device) -> Budget:
+    """Refuse (MeasureError) a CPU measurement estimated over `time_limit` seconds; else the timing
+    budget with max_seconds cut so that the whole measurement stays within the limit."""
+    from .budget import check_time
+    from .speed import remeasure
 
-    return 2 * forward_bytes(config, dtype, impl) + 2 * DTYPE_BYTES[dtype] * math.prod(config.output_shape)
+    if time_limit is None or dev.type != "cpu":
+        return budget
+    refusal = check_time(config, time_limit, lambda c: measurement_seconds(c, impl, budget),
+                         what="Measuring this configuration", second_opinion=remeasure)
+    if refusal is not None:
+        raise MeasureError(refusal.message())
+    spare = time_limit - measurement_seconds(config, impl, budget)
+    return replace(budget, max_seconds=max(0.0, min(budget.max_seconds, spare)))
+
+
+def captured_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
+    """The tensors `timed_callables` keeps for the parts: q, k, v, the scaled q_att, pe, the fc input
+    (q, k, v concatenated) and f_conv (k_att, v_att and q_pe are views)."""
+    b, c, d = config.batch, config.out_planes, config.head_dim
+    n = config.height * config.width
+    return DTYPE_BYTES[dtype] * (7 * b * c * n + d * n + b * config.kernel_conv**2 * d * n)
+
+
+def baseline_conv_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
+    """The plain Conv2d baseline's weights and bias: in_planes·out_planes·kernel_conv² + out_planes.
+
+    For a wide layer with a large kernel_conv this is the largest single allocation of a
+    measurement (2048 channels and kernel_conv 15: 3.8 GB).
+    """
+    c = config
+    return DTYPE_BYTES[dtype] * (c.in_planes * c.out_planes * c.kernel_conv**2 + c.out_planes)
+
+
+def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "reference",
+                      device: torch.device | None = None) -> int:
+    """Memory a measurement needs, every module it builds counted with its weights.
+
+    ACmix's weights and input; the baseline Conv2d's weights; the tensors captured for the parts;
+    and, one callable at a time, the largest of: a forward's peak and output (ACmix, or the local-
+    attention baseline, which runs Stage I and the attention path of the same module), and the
+    baseline convolution's output plus a reordered copy of its weights (oneDNN's workspace on the
+    CPU); building ACmix replaces dep_conv's first weight while it is alive (budget.build_bytes). The
+    first measurement of a process also times a matmul and a large copy (the roofline's peaks).
+    """
+    from .budget import weights_and_input_bytes
+
+    out = DTYPE_BYTES[dtype] * math.prod(config.output_shape)
+    conv = baseline_conv_bytes(config, dtype)
+    rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # see budget.build_bytes
+    callables = max(config.estimate_peak_bytes(dtype, impl) + out, out + conv, rebuilt)
+    return (weights_and_input_bytes(config, dtype) + conv + captured_bytes(config, dtype) + callables
+            + _peaks_bytes(device or torch.device("cpu"), dtype))
+
+
+def _peaks_bytes(device: torch.device, dtype: str) -> int:
+    """What measure_peaks allocates, unless this process has measured the peaks already."""
+    if (str(device), dtype) in _PEAKS:
+        return 0
+    cuda = device.type == "cuda"
+    n, elements = (8192, 1 << 26) if cuda else (1024, 1 << 24)
+    return DTYPE_BYTES[dtype] * (3 * n * n + 2 * elements)
+
+
+def measurement_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
+    """Estimated seconds of the shortest measurement `measure_config` makes on the CPU.
+
+    Building ACmix and the baseline; one forward for the peak memory and one to capture the parts'
+    inputs; then warmup and at least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each calling ACmix,
+    its three parts and the two baselines once (convmix.speed estimates each).
+    """
+    from .speed import baseline_conv_seconds, fill_seconds, forward_seconds
+
+    f = forward_seconds(config, impl)
+    conv = baseline_conv_seconds(config)
+    local = f.stage1 + f.attention
+    parts = f.stage1 + f.attention + f.conv_path
+    rounds = max(1, budget.warmup) + min(FLOOR_ROUNDS, budget.min_rounds)
+    build = f.build + fill_seconds(baseline_conv_bytes(config) // 4)
+    return build + 2 * f.total + rounds * (f.total + parts + conv + local)
 
 
 def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -242,13 +243,24 @@ class ImageError(ValueError):
     """An upload that cannot be used; the message says what failed and what would work."""
 
 
+def check_size(width: int, height: int, limits: str) -> None:
+    """Refuse, with an ImageError, an image over MAX_SIDE per side or MAX_PIXELS in all."""
+    if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is {width:,}×{height:,} pixels; the limit is {MAX_SIDE:,} per side and "
+            f"{MAX_PIXELS:,} pixels in all. Upload a {limits}."
+        )
+
+
 def decode_upload(data: bytes) -> Image.Image:
     """Validate and decode an uploaded PNG or JPEG into an RGB image.
 
     Refuses, with an ImageError: more than MAX_UPLOAD_BYTES; anything PIL cannot identify; formats
     other than PNG/JPEG; a header declaring more than MAX_SIDE per side or MAX_PIXELS in all (read
     before any pixel is decoded, so a small file that would inflate to gigabytes is never
-    expanded); PIL's own decompression-bomb refusal; truncated or corrupt data.
+    expanded); PIL's own decompression-bomb refusal; truncated or corrupt data. A phone camera's
+    MPO file (a JPEG followed by more frames) is read as its first frame, a JPEG. The size is
+    checked again after the EXIF orientation is applied, on the image that is returned.
     """
     limits = f"PNG or JPEG, at most {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_SIDE}×{MAX_SIDE} pixels"
     if not data:
@@ -258,21 +270,18 @@ def decode_upload(data: bytes) -> Image.Image:
             f"The file is {len(data) / 2**20:.1f} MB; the limit is "
             f"{MAX_UPLOAD_BYTES // 2**20} MB. Upload a smaller {limits}."
         )
+    fmt = None  # known once PIL has read the header; a file cut inside it never gets that far
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             fmt = img.format
-            if fmt not in UPLOAD_FORMATS:
+            if fmt not in UPLOAD_FORMATS + ("MPO",):
                 raise ImageError(f"The file is a {fmt or 'unknown'} image. Upload a {limits}.")
-            w, h = img.size
-            if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
-                raise ImageError(
-                    f"The image is {w:,}×{h:,} pixels; the limit is {MAX_SIDE:,} per side and "
-                    f"{MAX_PIXELS:,} pixels in all. Upload a {limits}."
-                )
-            img.load()
+            check_size(*img.size, limits)
+            img.load()  # an MPO loads its first frame (the photo; later frames are previews or depth)
             img = ImageOps.exif_transpose(img)
+            check_size(*img.size, limits)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -283,9 +292,10 @@ def decode_upload(data: bytes) -> Image.Image:
         raise ImageError(
             f"The image declares too many pixels to decode safely. Upload a {limits}."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError) as err:
+        what = f"The {'JPEG' if fmt == 'MPO' else fmt} file" if fmt else "The file"
         raise ImageError(
-            f"The {fmt} file is damaged or truncated ({err}). Upload a complete {limits}."
+            f"{what} is damaged or truncated ({str(err)[:120]}). Upload a complete {limits}."
         ) from None
     if img.mode.startswith("I;16") or img.mode == "I":
         # 16-bit greyscale: PIL's own conversion clips at 255; rescale the 0-65535 range instead.
@@ -300,13 +310,19 @@ def decode_upload(data: bytes) -> Image.Image:
 
 
 def square_crop(img: Image.Image, size: int) -> np.ndarray:
-    """Shorter side resized to `size`, centre square cropped: ResNet's preprocessing."""
+    """Shorter side resized to `size`, centre square cropped: ResNet's preprocessing.
+
+    The centre square of the original is resampled straight to size × size (PIL's `box`), which
+    gives the same pixels as resizing the whole image and cropping, without ever allocating the
+    resized whole: a 4096×1 image at size 448 would be 1,835,008×448 pixels first.
+    """
     w, h = img.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    resized = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}.")
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    square = img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+    return np.asarray(square, dtype=np.uint8)
 
 
 def outline_window(rgb: np.ndarray, top: int, left: int, kernel: int) -> np.ndarray:

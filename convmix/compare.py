@@ -3,34 +3,37 @@
 One module (one set of parameters) runs both formulations, switched through its `impl` attribute,
 on one input. Peak memory comes from `measure_peak_bytes` (the allocator's statistics on CUDA,
 its profiled events on the CPU), latency from `convmix.bench.time_alternated` (the two forwards timed in
-alternation, so background load hits both alike), under bench's process-wide MEASURE_LOCK.
+alternation, so background load hits both alike), under bench's process-wide MEASURE_LOCK
+(bench.measuring).
 The two outputs are compared too, so a result never shows a speed-up of something that differs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
 from . import fast  # noqa: F401  (registers ATTENTION_IMPLS["fast"])
 from .bench import (
     BUDGETS,
-    MEASURE_LOCK,
+    FLOOR_ROUNDS,
     Budget,
     Environment,
     MeasureError,
     Timing,
     check_dtype,
     environment,
+    measuring,
     pick_device,
     time_alternated,
 )
-from .budget import check, forward_bytes
+from .budget import OverBudget, admitted, check, check_time, forward_bytes
 from .config import DTYPE_BYTES, ACmixConfig
 from .memory import measure_peak_bytes
+from .speed import remeasure
 
 IMPLS = ("reference", "fast")
 
@@ -88,9 +91,25 @@ def logits_elements(config: ACmixConfig) -> int:
 
 
 def comparison_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
-    """Memory a comparison needs: weights, input and the reference's forward (the larger), plus the two
-    outputs kept for the error check."""
-    return forward_bytes(config, dtype, "reference") + 2 * DTYPE_BYTES[dtype] * math.prod(config.output_shape)
+    """Memory a comparison needs: weights, input and the reference's forward (the larger), the two
+    outputs kept for the error check and that check's float64 copies (the reference, the other
+    output and their difference), or, if larger, dep_conv's weight built twice (budget.build_bytes)."""
+    out = math.prod(config.output_shape)
+    rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # budget.build_bytes
+    return forward_bytes(config, dtype, "reference") + max(rebuilt, (2 * DTYPE_BYTES[dtype] + 3 * 8) * out)
+
+
+def comparison_seconds(config: ACmixConfig, budget: Budget = BUDGETS["quick"],
+                       impls: Sequence[str] = IMPLS) -> float:
+    """Estimated seconds of the shortest comparison on the CPU: building the module, two forwards per
+    implementation (peak memory, output), then warmup and at least min(FLOOR_ROUNDS, min_rounds)
+    rounds of one forward per implementation (convmix.speed estimates each)."""
+    from .speed import forward_seconds
+
+    forwards = {impl: forward_seconds(config, impl) for impl in impls}
+    rounds = max(1, budget.warmup) + min(FLOOR_ROUNDS, budget.min_rounds)
+    per_round = sum(f.total for f in forwards.values())
+    return forwards[impls[0]].build + (2 + rounds) * per_round
 
 
 def compare_impls(
@@ -100,27 +119,56 @@ def compare_impls(
     dtype: str = "float32",
     budget: Budget = BUDGETS["quick"],
     memory_limit: int | None = None,
+    time_limit: float | None = None,
+    still_wanted: Callable[[], bool] | None = None,
     impls: Sequence[str] = IMPLS,
 ) -> Comparison:
     """Measure `impls` (reference and fast) on `config`'s module and seeded input.
 
-    Raises MeasureError when the configuration cannot run, the device or dtype is not measured, or
-    the comparison would need more than `memory_limit` bytes (checked from shapes, before anything
-    is allocated). Holds convmix.bench.MEASURE_LOCK while it measures (a plain Lock: do not call
-    this while holding it).
+    Raises MeasureError when the configuration cannot run, the device or dtype is not measured, the
+    comparison would need more than `memory_limit` bytes beside what the process holds
+    (convmix.budget), or, on the CPU, would take longer than `time_limit` seconds (estimated, before
+    anything is allocated; the timing then also stops in time). Holds convmix.bench.MEASURE_LOCK
+    while it measures (do not call this while holding it); while waiting for the lock, drops the
+    work (Abandoned) once `still_wanted()` says nobody waits for it.
     """
     problems = config.problems()
     if problems:
         raise MeasureError(" ".join(p.sentence() for p in problems))
     if memory_limit is not None:
         refusal = check(config, memory_limit, lambda c: comparison_bytes(c, dtype),
-                        what="Comparing reference and fast on this configuration")
+                        what="Comparing reference and fast on this configuration", held=0)
         if refusal is not None:
             raise MeasureError(refusal.message())
     dev = device if isinstance(device, torch.device) else pick_device(device)
     tdtype = check_dtype(dev, dtype)
-    with MEASURE_LOCK:
-        return _compare_unlocked(config, dev, tdtype, dtype, budget, tuple(impls))
+    impls = tuple(impls)
+    with measuring(still_wanted):
+        if memory_limit is None:
+            budget = _within_time(config, budget, impls, time_limit, dev)
+            return _compare_unlocked(config, dev, tdtype, dtype, budget, impls)
+        try:
+            with admitted(config, memory_limit, lambda c: comparison_bytes(c, dtype),
+                          what="Comparing reference and fast on this configuration"):
+                # The time estimate's probes are small pieces of this comparison: inside its reservation.
+                budget = _within_time(config, budget, impls, time_limit, dev)
+                return _compare_unlocked(config, dev, tdtype, dtype, budget, impls)
+        except OverBudget as err:
+            raise MeasureError(str(err)) from None
+
+
+def _within_time(config: ACmixConfig, budget: Budget, impls: tuple[str, ...], time_limit: float | None,
+                 dev: torch.device) -> Budget:
+    """Refuse (MeasureError) a CPU comparison estimated over `time_limit` seconds; else the timing
+    budget cut so that the comparison stays within it."""
+    if time_limit is None or dev.type != "cpu":
+        return budget
+    refusal = check_time(config, time_limit, lambda c: comparison_seconds(c, budget, impls),
+                         what="Comparing reference and fast on this configuration", second_opinion=remeasure)
+    if refusal is not None:
+        raise MeasureError(refusal.message())
+    spare = time_limit - comparison_seconds(config, budget, impls)
+    return replace(budget, max_seconds=max(0.0, min(budget.max_seconds, spare)))
 
 
 def _compare_unlocked(config, dev, tdtype, dtype, budget, impls) -> Comparison:

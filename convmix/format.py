@@ -1,4 +1,6 @@
-"""Formatting helpers for numbers shown on pages."""
+"""Formatting helpers for numbers and visitor text shown on pages."""
+
+import re
 
 
 def human_bytes(n: int) -> str:
@@ -8,3 +10,24 @@ def human_bytes(n: int) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+_UNPRINTABLE = {c: "?" for c in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
+
+
+def literal(text: object, limit: int = 80) -> str:
+    """Text from a visitor (a file name, a CSV cell) as a markdown code span: shown character for
+    character, never read as markdown (no links, images, colours, icons or maths).
+
+    Control characters become '?', and text longer than `limit` is cut with '…'.
+    """
+    s = str(text).translate(_UNPRINTABLE)
+    if len(s) > limit:
+        s = s[:limit] + "…"
+    if not s:
+        return "(empty)"
+    longest = max((len(run) for run in re.findall("`+", s)), default=0)
+    fence = "`" * (longest + 1)
+    # A span that starts or ends with a backtick (or a space) needs a space inside the fence.
+    pad = " " if s[0] in "` " or s[-1] in "` " else ""
+    return f"{fence}{pad}{s}{pad}{fence}"

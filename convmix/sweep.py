@@ -13,9 +13,12 @@ and raises `ResultFileError` with one sentence per problem.
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
 import math
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +28,7 @@ import pandas as pd
 from .config import DTYPE_BYTES, LIMITS, ACmixConfig
 from .constraints import VARIANTS, Problem
 from .counting import SUBMODULES, Cost, module_param_counts, param_formula, stage_costs, total_cost
+from .format import literal
 
 
 # -- axes and grids ---------------------------------------------------------------------------------
@@ -331,10 +335,33 @@ WHOLE_NUMBER_COLUMNS = ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes"
 MAX_ROWS = 5000
 MAX_BYTES = 2_000_000
 MAX_TEXT = 120
+MAX_COLUMNS = 256  # a result file written by the CLI has about 80
+MAX_HEADER_CHARS = 16_000
+# Every whole-number column is range-checked, as the sidebar checks its widgets: configuration
+# columns by convmix.config.LIMITS, counts up to 10^18 (int64 holds them exactly), the rest by what
+# a measurement can produce.
+COUNT_LIMIT = 10**18
+INT_RANGES: dict[str, tuple[int, int]] = {
+    **{c: LIMITS[c] for c in INT_COLUMNS + OPTIONAL_INT_COLUMNS if c in LIMITS},
+    "params": (1, COUNT_LIMIT), "macs": (1, COUNT_LIMIT), "flops": (1, COUNT_LIMIT),
+    "threads": (1, 4096), "timed_samples": (1, 10**9),
+}
+# Upper bounds of the measured columns: a week in milliseconds; byte counts that float64 holds
+# exactly (2^53 bytes = 8 PiB); rates and ratios far beyond any machine.
+FLOAT_LIMITS: dict[str, float] = {
+    **{c: 6.048e8 for c in ("latency_ms", "latency_ms_p25", "latency_ms_p75", "floor_ms")},
+    **{c: 6.048e8 for c in OPTIONAL_FLOAT_COLUMNS if c.endswith(("_ms", "_ms_p25", "_ms_p75"))},
+    **{c: float(2**53) for c in ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes")},
+    "floor_ratio": 1e12, "peak_flops_per_s": 1e21, "peak_bytes_per_s": 1e18,
+}
 
 
 class ResultFileError(ValueError):
-    """A result file that cannot be used; `problems` holds one sentence per problem."""
+    """A result file that cannot be used; `problems` holds one sentence per problem.
+
+    The sentences are markdown: anything quoted from the file is a code span (convmix.format.literal),
+    so a file cannot put links, images or formatting on a page.
+    """
 
     def __init__(self, name: str, problems: list[str]):
         self.name = name
@@ -363,8 +390,60 @@ def _rows_text(lines: list[int], limit: int = 5) -> str:
     return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
 
 
+def _found(value: str) -> str:
+    return literal(value, 20)
+
+
+def _whole_number(text: str) -> int | None:
+    """An exact whole number from CSV text: digits (any length), or a float that is exactly an integer
+    below 2^53 ('64.0', '1e3'); None for anything else (empty, fractional, infinite, text)."""
+    t = text.strip()
+    if len(t) > 64:
+        return None
+    if re.fullmatch(r"\+?[0-9]+", t):
+        return int(t)
+    try:
+        value = float(t)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value != int(value) or abs(value) > 2**53:
+        return None
+    return int(value)
+
+
+def _parse_rows(text: str, name: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows and each row's line number, read with the csv module (no pandas guessing: no
+    index column invented from an extra field, no renaming of a repeated header to 'device.1')."""
+    first = text.split("\n", 1)[0]
+    if len(first) > MAX_HEADER_CHARS:
+        raise ResultFileError(name, [f"Its header line has {len(first):,} characters; a result file's has "
+                                     f"at most {MAX_HEADER_CHARS:,}."])
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ResultFileError(name, ["It is empty."])
+        if len(header) > MAX_COLUMNS:
+            raise ResultFileError(name, [f"It has {len(header):,} columns; the limit is {MAX_COLUMNS:,}."])
+        rows, lines = [], []
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            if len(rows) == MAX_ROWS:
+                raise ResultFileError(name, [f"It has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}."])
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else "malformed"
+        raise ResultFileError(name, [f"It could not be read as CSV ({first_line[:200]})."]) from None
+    return [c.strip() for c in header], rows, lines
+
+
 def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
-    """Parse and validate a result file; raise ResultFileError listing every problem found."""
+    """Parse and validate a result file; raise ResultFileError listing every problem found.
+
+    Work is bounded before anything is parsed in bulk: bytes, header length, columns and rows.
+    """
     if len(data) > MAX_BYTES:
         raise ResultFileError(name, [f"It is {len(data) / 1e6:,.1f} MB; the limit is {MAX_BYTES / 1e6:,.0f} MB."])
     try:
@@ -373,54 +452,63 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
         raise ResultFileError(name, ["It is not UTF-8 text; save it as a UTF-8 CSV file."]) from None
     if not text.strip():
         raise ResultFileError(name, ["It is empty."])
-    try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ResultFileError(name, [f"It could not be read as CSV ({first[:200]})."]) from None
-    raw.columns = [str(c).strip() for c in raw.columns]
+    header, rows, line_numbers = _parse_rows(text, name)
     problems: list[str] = []
-    if len(raw) > MAX_ROWS:
-        raise ResultFileError(name, [f"It has {len(raw):,} rows; the limit is {MAX_ROWS:,}."])
-    if raw.empty:
-        raise ResultFileError(name, ["It has a header but no rows."])
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    counts = Counter(header)
+    duplicated = sorted(c for c, n in counts.items() if n > 1)
+    if duplicated:
+        problems.append(f"Repeated column{'s' if len(duplicated) > 1 else ''}: "
+                        f"{', '.join(literal(c, 40) for c in duplicated)}.")
+    missing = [c for c in REQUIRED_COLUMNS if c not in counts]
     if missing:
         problems.append(f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.")
-    duplicated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    if duplicated:
-        problems.append(f"Repeated column{'s' if len(duplicated) > 1 else ''}: {', '.join(duplicated)}.")
+    ragged = [line for row, line in zip(rows, line_numbers, strict=True) if len(row) != len(header)]
+    if ragged:
+        problems.append(f"{_rows_text(ragged).capitalize()} must hold {len(header):,} fields, as the header "
+                        f"does.")
     if problems:
         raise ResultFileError(name, problems)
+    if not rows:
+        raise ResultFileError(name, ["It has a header but no rows."])
 
+    raw = pd.DataFrame(rows, columns=header, dtype=str)
     out = pd.DataFrame(index=raw.index)
-    line = raw.index + 2  # the header is line 1
+    line = pd.Series(line_numbers, index=raw.index)
     valid: dict[str, pd.Series] = {}  # per column: the rows whose value could be read
 
     for col in INT_COLUMNS + tuple(c for c in OPTIONAL_INT_COLUMNS if c in raw):
-        values = pd.to_numeric(raw[col].str.strip(), errors="coerce")
-        bad = values.isna() | (values != values.round()) | (values < 1)
+        text_values = raw[col].str.strip()
+        parsed = [_whole_number(t) for t in text_values]
+        bad = pd.Series([v is None or v < 1 for v in parsed], index=raw.index)
         if col in OPTIONAL_INT_COLUMNS:
-            bad &= raw[col].str.strip() != ""
+            bad &= text_values != ""
         if bad.any():
             example = raw.loc[bad, col].iloc[0]
             problems.append(
                 f"Column {col}: {_rows_text(list(line[bad]))} must hold whole numbers of at least 1 "
-                f"(found {example[:20]!r})."
+                f"(found {_found(example)})."
             )
-        out[col], valid[col] = values, ~bad
+        lo, hi = INT_RANGES[col]
+        outside = pd.Series([v is not None and v >= 1 and not lo <= v <= hi for v in parsed], index=raw.index)
+        if outside.any():
+            problems.append(f"Column {col}: values outside {lo} to {hi:,} on {_rows_text(list(line[outside]))}.")
+        ok = ~bad & ~outside
+        out[col] = pd.Series([v if good and v is not None else pd.NA for v, good in zip(parsed, ok, strict=True)],
+                             index=raw.index, dtype="Int64")
+        valid[col] = ok
     if "dilation" not in out:
         out["dilation"] = 1
 
     for col in MEASURED_FLOAT_COLUMNS + tuple(c for c in OPTIONAL_FLOAT_COLUMNS if c in raw):
         stripped = raw[col].str.strip()
-        values = pd.to_numeric(stripped, errors="coerce")
-        bad = (stripped != "") & (values.isna() | (values < 0) | ~values.abs().lt(float("inf")))
+        values = pd.to_numeric(stripped.where(stripped.str.len() <= 64), errors="coerce")
+        top = FLOAT_LIMITS.get(col, 1e18)
+        bad = (stripped != "") & (values.isna() | (values < 0) | ~(values <= top))
         if bad.any():
             example = raw.loc[bad, col].iloc[0]
             problems.append(
-                f"Column {col}: {_rows_text(list(line[bad]))} must be a non-negative number or empty "
-                f"(found {example[:20]!r})."
+                f"Column {col}: {_rows_text(list(line[bad]))} must be a non-negative number up to {top:.3g} "
+                f"or empty (found {_found(example)})."
             )
         out[col], valid[col] = values.astype(float).where(~bad), ~bad
 
@@ -437,7 +525,7 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
     if bad_variant.any():
         problems.append(
             f"Column variant: {_rows_text(list(line[bad_variant]))} must be one of {', '.join(VARIANTS)} "
-            f"(found {out.loc[bad_variant, 'variant'].iloc[0][:20]!r})."
+            f"(found {_found(out.loc[bad_variant, 'variant'].iloc[0])})."
         )
     measured = out["latency_ms"].notna()
     bad_dtype = measured & ~out["dtype"].isin(DTYPE_BYTES)
@@ -464,13 +552,6 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
             f"Latency quartiles out of order on {_rows_text(list(line[unordered]))}: "
             f"latency_ms_p25 <= latency_ms <= latency_ms_p75 must hold."
         )
-    for col, (lo, hi) in LIMITS.items():
-        if col in INT_COLUMNS:
-            outside = valid[col] & ((out[col] < lo) | (out[col] > hi))
-            valid[col] &= ~outside
-            if outside.any():
-                problems.append(f"Column {col}: values outside {lo} to {hi:,} on {_rows_text(list(line[outside]))}.")
-
     shape_ok = valid["in_planes"] & valid["out_planes"] & valid["head"] & valid["kernel_conv"]
     not_dividing = shape_ok & ((out["out_planes"] % out["head"]) != 0)
     if not_dividing.any():
@@ -492,8 +573,11 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
     if problems:
         raise ResultFileError(name, problems)
     for col in INT_COLUMNS:
-        out[col] = out[col].astype(int)
-    out["dilation"] = out["dilation"].fillna(1).astype(int)
+        out[col] = out[col].astype("int64")
+    out["dilation"] = out["dilation"].fillna(1).astype("int64")
+    for col in ("threads", "timed_samples"):
+        if col in out:
+            out[col] = out[col].astype("float64")
     out["peak_bytes"] = out["peak_bytes"].astype(float)
     out["source"] = name
     return out

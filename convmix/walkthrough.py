@@ -65,8 +65,10 @@ class Plan:
 def plan_walkthrough(config: ACmixConfig, limit: int | None = None) -> Plan:
     """Decide what to show: the configuration, the fixed variant instead, or nothing (and why).
 
-    A trace keeps every intermediate tensor alive, so its estimated size (convmix.budget) must fit
-    `limit` (default: the server's memory budget) before anything is allocated.
+    A trace keeps every intermediate tensor alive, so its estimated size (convmix.budget.trace_bytes)
+    must fit `limit` (default: the server's memory budget) before anything is allocated. This is
+    the static question, whether the trace could fit at all; building it (convmix.ui.cache)
+    also counts what the process holds at that moment (the budget is a limit on the process).
     """
     problems = config.problems()
     candidate, fallback = config, False
@@ -79,10 +81,44 @@ def plan_walkthrough(config: ACmixConfig, limit: int | None = None) -> Plan:
     refusal = memory.check(
         candidate, memory.memory_budget() if limit is None else limit, cost=memory.trace_bytes,
         what=f"The traced forward of {candidate.describe()}, which keeps every intermediate tensor,",
+        held=0,
     )
     if refusal is not None:
         return Plan(config, None, problems, fallback, refusal)
     return Plan(config, candidate, problems, fallback)
+
+
+def section_extra_bytes(config: ACmixConfig, section: str) -> int:
+    """Memory a walkthrough section allocates beyond the trace it reads (float64 copies of whole
+    tensors, frames for charts), estimated from shapes.
+
+    Every section also builds the overview's step table once (its statistics convert STATS_CHUNK
+    elements to float64 at a time).
+    """
+    c = config
+    n_out = c.batch * c.out_planes * c.out_height * c.out_width
+    area, d = c.height * c.width, c.head_dim
+    table = 8 * STATS_CHUNK + 4096 * 32
+    maps = 3 * 8 * 4 * max(c.padded_area, area)  # the heatmaps' 2-D slices in float64 and frames
+    extra = {
+        "Mix": 6 * 8 * n_out,  # both paths and the re-mix in float64, per-channel norms
+        "conv_p": 5 * 8 * d * area,  # the grid, pe, the plane and their difference in float64
+        "dep_conv": check_shift_bytes(c),
+        "Channel grouping": 4 * 8 * n_out + 512 * c.out_planes,  # out_conv in float64 and differences
+        "Attention inspector": 8 * (c.out_height * c.out_width + 8 * d * c.kernel_att**2),
+    }.get(section, 0)
+    return table + maps + extra
+
+
+def section_refusal(config: ACmixConfig, section: str, limit: int | None = None,
+                    held: int | None = None) -> memory.Refusal | None:
+    """None when the section's extra work fits beside what the process holds (its trace included);
+    else why not, with a nearby configuration."""
+    return memory.check(
+        config, memory.memory_budget() if limit is None else limit,
+        cost=lambda c: section_extra_bytes(c, section),
+        what=f"The section {section} of this walkthrough", held=held,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,14 +330,35 @@ def group_steps(trace: Trace) -> dict[str, list[Step]]:
     return groups
 
 
+STATS_CHUNK = 1 << 20  # elements converted to float64 at a time
+
+
+def _chunks(t: torch.Tensor, most: int = STATS_CHUNK):
+    """Pieces of `t` of at most `most` elements (views where possible), covering it once."""
+    if t.numel() <= most or t.dim() == 0:
+        yield t
+    elif t.is_contiguous():
+        yield from t.view(-1).split(most)
+    else:
+        rows = max(1, most // max(1, t[0].numel()))
+        for part in t.split(rows, dim=0):
+            if part.shape[0] == 1 and part.numel() > most:
+                yield from _chunks(part[0], most)
+            else:
+                yield part
+
+
 def tensor_stats(t: torch.Tensor) -> dict[str, float]:
     """Mean (accumulated in float64), standard deviation, min and max of a tensor.
 
-    No float64 copy of the tensor is made: the largest traced tensors are hundreds of MiB.
+    No float64 copy of the tensor is made (the largest traced tensors are hundreds of MiB, and
+    `mean(dtype=torch.float64)` would copy them whole): the sum runs over pieces of STATS_CHUNK
+    elements.
     """
     x = t.detach()
+    total = sum(float(part.double().sum()) for part in _chunks(x))
     return {
-        "mean": float(x.mean(dtype=torch.float64)),
+        "mean": total / max(1, x.numel()),
         "std": float(x.std()) if x.numel() > 1 else 0.0,
         "min": float(x.min()),
         "max": float(x.max()),
@@ -719,7 +776,8 @@ def shift_kernels(kernel_conv: int) -> torch.Tensor:
 def dep_conv_is_shift(module) -> bool:
     """Whether every output channel of dep_conv holds exactly the shift kernels."""
     w = module.dep_conv.weight.detach()
-    return bool((w == shift_kernels(module.kernel_conv).to(w)).all())
+    # torch.equal on an expanded view compares without allocating a mask of the weight's size.
+    return torch.equal(w, shift_kernels(module.kernel_conv).to(w).expand_as(w))
 
 
 def shift_kernel_frame(module, out_channel: int) -> pd.DataFrame:
@@ -735,17 +793,37 @@ def shift_sum(f_all: torch.Tensor, height: int, width: int, kernel_conv: int, pa
 
     f_all (B, kc², d, H·W) is zero-padded by `padding`; offset i = (a, e) reads rows
     a, a + s, ... of the padded map. Output channel o copies group o // head. (B, C, Ho, Wo).
+    Each offset adds only the rows and columns that fall inside the input (the padding is zeros),
+    so no padded copy of f_all is made: for kernel_conv 15 on an 8×8 map that copy would be 7
+    times f_all's size, in float64.
     """
     b, kc2, d, _ = f_all.shape
-    f = f_all.double().reshape(b, kc2, d, height, width)
-    padded = f.new_zeros(b, kc2, d, height + 2 * padding, width + 2 * padding)
-    padded[..., padding:padding + height, padding:padding + width] = f
-    out = f.new_zeros(b, d, out_height, out_width)
+    f = f_all.reshape(b, kc2, d, height, width)
+    out = torch.zeros(b, d, out_height, out_width, dtype=torch.float64)
     for i in range(kc2):
         a, e = divmod(i, kernel_conv)
-        out += padded[:, i, :, a:a + stride * (out_height - 1) + 1:stride,
-                      e:e + stride * (out_width - 1) + 1:stride]
+        rows = _inside(a - padding, stride, out_height, height)
+        cols = _inside(e - padding, stride, out_width, width)
+        if rows is None or cols is None:
+            continue
+        (r0, r1, y0), (c0, c1, x0) = rows, cols
+        out[:, :, r0:r1, c0:c1] += f[:, i, :, y0:y0 + stride * (r1 - r0 - 1) + 1:stride,
+                                     x0:x0 + stride * (c1 - c0 - 1) + 1:stride].double()
     return out.repeat_interleave(head, dim=1)
+
+
+def _inside(shift: int, stride: int, out_size: int, size: int) -> tuple[int, int, int] | None:
+    """Output positions r0 <= r < r1 whose input position shift + stride·r lies in [0, size), and
+    the first of those input positions; None when there is none."""
+    r0 = 0
+    while r0 < out_size and shift + stride * r0 < 0:
+        r0 += 1
+    r1 = out_size
+    while r1 > r0 and shift + stride * (r1 - 1) >= size:
+        r1 -= 1
+    if r0 >= r1:
+        return None
+    return r0, r1, shift + stride * r0
 
 
 @dataclass(frozen=True)
@@ -756,17 +834,29 @@ class ShiftCheck:
 
 
 def check_shift(trace: Trace, module) -> ShiftCheck:
-    """Compare the traced out_conv with the shift sum of the traced f_all."""
-    out_conv = trace["out_conv"].tensor.double()
-    _, _, ho, wo = out_conv.shape
+    """Compare the traced out_conv with the shift sum of the traced f_all, one batch item at a time
+    (float64 memory of one item: see `check_shift_bytes`)."""
+    out_conv, f_all = trace["out_conv"].tensor, trace["f_all"].tensor
+    b, c, ho, wo = out_conv.shape
     _, _, h, w = trace["f_conv"].tensor.shape
-    expected = shift_sum(trace["f_all"].tensor, h, w, module.kernel_conv,
-                         module.dep_conv.padding[0], module.stride, module.head, ho, wo)
-    return ShiftCheck(
-        float((out_conv - expected).abs().max()),
-        float(out_conv.abs().max()),
-        dep_conv_is_shift(module),
-    )
+    heads = module.head
+    worst = magnitude = 0.0
+    for item in range(b):
+        expected = shift_sum(f_all[item:item + 1], h, w, module.kernel_conv, module.dep_conv.padding[0],
+                             module.stride, 1, ho, wo)  # (1, d, Ho, Wo): one map per group
+        got = out_conv[item].double().reshape(c // heads, heads, ho, wo)
+        worst = max(worst, float((got - expected[0].unsqueeze(1)).abs().max()))
+        magnitude = max(magnitude, float(got.abs().max()))
+    return ShiftCheck(worst, magnitude, dep_conv_is_shift(module))
+
+
+def check_shift_bytes(config: ACmixConfig) -> int:
+    """What check_shift allocates beyond the trace: for one batch item, out_conv in float64, the
+    difference and its absolute value, the shift sum (twice: summed, then per output channel), one
+    offset's slice of f_all in float64; and the shift-kernel pattern (kernel_conv⁴ values, twice)."""
+    c, d = config.out_planes, config.head_dim
+    no, n = config.out_height * config.out_width, config.height * config.width
+    return 8 * (3 * c * no + 2 * d * no + d * n) + 8 * config.kernel_conv**4
 
 
 @dataclass(frozen=True)

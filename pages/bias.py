@@ -11,12 +11,12 @@ import torch
 
 from convmix import bias as cb
 from convmix import charts_bias as charts
-from convmix.budget import memory_budget
+from convmix.budget import in_use, memory_budget
 from convmix.config import ACmixConfig
 from convmix.constraints import module_problems
 from convmix.format import human_bytes
 from convmix.quirks import cite
-from convmix.ui.cache import module_within_budget
+from convmix.ui.cache import bounded_cache, module_within_budget
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config, show_url_notes, url_notes_once
 
@@ -28,8 +28,8 @@ URL_NOTES_KEY = "_bias_url_notes"
 
 # ---------------------------------------------------------------------------------------------
 # Cached compute, keyed by the layer (a frozen LayerSpec), the image key and the size. The
-# forwards are shared objects that nothing mutates; few entries, and the page checks its
-# estimated memory (cb.page_bytes) against the budget before computing anything.
+# forwards are shared objects that nothing mutates; bounded in bytes (convmix.ui.cache.bounded_cache),
+# and the page checks its estimated memory (cb.page_bytes) against the budget before computing anything.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -59,30 +59,30 @@ def load_image(upload: bytes | None, size: int) -> tuple[np.ndarray, str]:
     )
 
 
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def forward(spec: cb.LayerSpec, key: str, size: int, _x: torch.Tensor) -> cb.SeedRun:
     return cb.run_seed_layer(layer_of(spec), _x)
 
 
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def batchnorm_results(spec: cb.LayerSpec, key: str, size: int, _x: torch.Tensor):
     layer, bn = layer_of(spec), batchnorm(spec)
     cancel = cb.bn_cancellation(layer, bn, _x) if spec.bias else None
     return cancel, cb.fold_check(layer, bn, _x)
 
 
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def gradients(spec: cb.LayerSpec, key: str, size: int, _x: torch.Tensor) -> cb.GradientCheck:
     # A batch of two (the image and its mirror) shows the sum over the batch as well.
     return cb.gradient_check(layer_of(spec), torch.cat([_x, _x.flip(3)]))
 
 
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+@bounded_cache(share=16, max_entries=4)
 def homogeneity(spec: cb.LayerSpec, key: str, size: int, _x: torch.Tensor) -> cb.Homogeneity:
     return cb.homogeneity(layer_of(spec), _x)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@bounded_cache(share=32, max_entries=16)
 def padding_demo(spec: cb.LayerSpec, key: str, size: int, padding: int,
                  _x: torch.Tensor) -> cb.PaddingDemo:
     return cb.padding_demo(layer_of(spec), _x, padding)
@@ -257,18 +257,20 @@ def acmix_section() -> None:
 problem = spec.problem(size)
 need = cb.page_bytes(spec, size)
 budget = memory_budget()
+room = budget - in_use()  # the budget limits the whole process (convmix.budget)
 if problem is not None:
     st.error(problem, icon=":material/error:")
-elif need > budget:
-    smaller = cb.fitting_size(spec, size, budget)
+elif need > room:
+    smaller = cb.fitting_size(spec, size, room)
     st.error(
-        f"This layer on a {size}×{size} input would need about {human_bytes(need)}, over this "
-        f"server's memory budget of {human_bytes(budget)}, so it was not run. "
+        f"This layer on a {size}×{size} input would need about {human_bytes(need)}, more than the "
+        f"{human_bytes(max(room, 0))} left of this server's memory budget of {human_bytes(budget)}, "
+        f"so it was not run. "
         + (f"A smaller input that fits: {smaller}×{smaller}." if smaller else
            "Use a larger stride, fewer output channels or a smaller kernel."),
         icon=":material/memory:",
     )
-if problem is not None or need > budget:
+if problem is not None or need > room:
     acmix_section()
     st.stop()
 

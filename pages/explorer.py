@@ -5,13 +5,16 @@ Layout only: grids and counts in convmix.sweep, measurement in convmix.bench, ch
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
 from convmix import bench, charts, sweep
-from convmix.budget import check, memory_budget
-from convmix.format import human_bytes
+from convmix.budget import check, memory_budget, time_limit
+from convmix.format import human_bytes, literal
 from convmix.ui.navigation import ensure_router
+from convmix.ui.session import connection_check, discard_uploads
 from convmix.ui.sidebar import current_config
 
 ensure_router()
@@ -19,7 +22,7 @@ ensure_router()
 MAX_MEASURED = 24  # configurations measured per click
 MAX_BARS = 60  # configurations drawn in the stacked breakdown
 MAX_SHARE_SERIES = 12
-MAX_UPLOADS = 8
+MAX_UPLOADS = 8  # files read per upload; the server's copies of any more are dropped at once
 PICK = "_explorer_pick"  # the highlighted configuration id, set by the selectbox or a chart click
 RESULTS = "_explorer_results"  # (config, device, dtype, impl, budget) -> measured row, this session
 FAILURES = "_explorer_failures"  # configurations the last measurement could not measure, and why
@@ -39,10 +42,15 @@ def runnable_as_fixed(base, axes: tuple[tuple[str, tuple[int, ...]], ...]) -> in
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
-def measured_row(config, device: str, dtype: str, impl: str, budget: str) -> dict:
-    """One configuration measured on this server; shared by all visitors (per configuration + device)."""
+def measured_row(config, device: str, dtype: str, impl: str, budget: str, _still_wanted=None) -> dict:
+    """One configuration measured on this server; shared by all visitors (per configuration + device).
+
+    Within the server's memory budget and time limit; dropped while queued once `_still_wanted()`
+    says the visitor has gone.
+    """
     return bench.measure_config(config, device=device, dtype=dtype, impl=impl,
-                                budget=bench.BUDGETS[budget], memory_limit=memory_budget())
+                                budget=bench.BUDGETS[budget], memory_limit=memory_budget(),
+                                time_limit=time_limit(), still_wanted=_still_wanted)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -265,9 +273,9 @@ with latency_tab:
         st.caption(f"The first {MAX_MEASURED} of {len(configs):,} configurations are measured; narrow the "
                    f"sweep to measure others.")
     refused = {}
-    for c in candidates:
+    for c in candidates:  # what could never fit; what fits beside the server's load is checked when it runs
         refusal = check(c, limit, lambda cc: bench.measurement_bytes(cc, dtype, impl),
-                        what=f"Measuring {sweep.short_id(c)}")
+                        what=f"Measuring {sweep.short_id(c)}", held=0)
         if refusal is not None:
             refused[c] = refusal.message()
     if refused:
@@ -289,11 +297,19 @@ with latency_tab:
     if clicked and pending:
         bar = st.progress(0.0, text="Starting…")
         failures = []
+        still_here = connection_check()
+        cap, started = time_limit(), time.monotonic()
         for i, c in enumerate(pending, 1):
+            if time.monotonic() - started > cap:
+                failures.append(f"This click measured for its {cap:g} s; press the button again for the "
+                                f"other {len(pending) - i + 1}.")
+                break
             if bench.MEASURE_LOCK.locked():
                 bar.progress((i - 1) / len(pending), text="Waiting for another visitor's measurement to finish…")
             try:
-                results[result_key(c)] = measured_row(c, str(device), dtype, impl, budget_name)
+                results[result_key(c)] = measured_row(c, str(device), dtype, impl, budget_name, still_here)
+            except bench.Abandoned:
+                st.stop()  # the visitor has gone: nothing more to measure or draw
             except bench.MeasureError as err:
                 failures.append(f"{sweep.short_id(c)}: {err}")
             bar.progress(i / len(pending), text=f"Measured {i} of {len(pending)}: {labels[sweep.short_id(c)]}")
@@ -310,20 +326,25 @@ with latency_tab:
         accept_multiple_files=True, key="explorer_upload", max_upload_size=max(1, sweep.MAX_BYTES // 1_000_000),
         help=f"Up to {MAX_UPLOADS} files of at most {sweep.MAX_BYTES / 1e6:,.0f} MB and "
              f"{sweep.MAX_ROWS:,} rows each; their rows are drawn beside this server's.")
-    for f in (uploads or [])[:MAX_UPLOADS]:
+    uploads = list(uploads or [])
+    if len(uploads) > MAX_UPLOADS:
+        dropped = discard_uploads(uploads[MAX_UPLOADS:])
+        st.warning(f"Only the first {MAX_UPLOADS} files are read; the other {len(uploads) - MAX_UPLOADS:,} "
+                   + ("were discarded. " if dropped else "are ignored. ")
+                   + f"Upload at most {MAX_UPLOADS} at once.", icon=":material/warning:")
+    for f in uploads[:MAX_UPLOADS]:
         try:
             loaded = read_upload(f.getvalue(), f.name)
         except sweep.ResultFileError as err:
-            st.error(f"**{f.name}** was not loaded:\n\n" + "\n".join(f"- {p}" for p in err.problems),
+            st.error(f"{literal(f.name)} was not loaded:\n\n" + "\n".join(f"- {p}" for p in err.problems),
                      icon=":material/error:")
             continue
         with_latency = loaded[loaded["latency_ms"].notna()]
-        devices = ", ".join(sorted(set(charts.device_labels(with_latency)))) or "no device (counts only)"
-        st.success(f"**{f.name}**: {len(loaded):,} rows, {len(with_latency):,} with latency, measured on "
+        devices = ", ".join(literal(d) for d in sorted(set(charts.device_labels(with_latency)))) \
+            or "no device (counts only)"
+        st.success(f"{literal(f.name)}: {len(loaded):,} rows, {len(with_latency):,} with latency, measured on "
                    f"{devices}.", icon=":material/upload_file:")
         frames.append(loaded)
-    if uploads and len(uploads) > MAX_UPLOADS:
-        st.warning(f"Only the first {MAX_UPLOADS} files are read.")
 
     measured = sweep.add_labels(pd.concat(frames, ignore_index=True), x) if frames else None
     if measured is None or measured["latency_ms"].notna().sum() == 0:
@@ -361,8 +382,9 @@ with latency_tab:
         )
         st.caption(f"Peak memory is the most the allocator holds during one no-grad forward beyond its input "
                    f"and weights, kernels' own buffers included (CUDA's own statistic; on the CPU, the "
-                   f"allocator's events recorded by torch.profiler); this server refuses measurements "
-                   f"estimated above {human_bytes(limit)}.")
+                   f"allocator's events recorded by torch.profiler). This server keeps itself within "
+                   f"{human_bytes(limit)} in all, and each request within {time_limit():g} s: measurements "
+                   f"estimated beyond either are refused.")
 
 st.download_button(
     "Download this sweep as CSV", sweep.to_csv(sweep.sweep_frame(configs, live)), file_name="convmix_sweep.csv",

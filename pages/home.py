@@ -3,7 +3,7 @@
 import streamlit as st
 
 from convmix.bench import BUDGETS, MeasureError
-from convmix.budget import memory_budget
+from convmix.budget import memory_budget, time_limit
 from convmix.compare import compare_impls, unfolded_copy_elements
 from convmix.counting import module_param_counts, stage_costs
 from convmix.diagram import acmix_dot
@@ -13,6 +13,7 @@ from convmix.quirks import cite
 from convmix.runtime import device_description
 from convmix.ui.cache import module_within_budget
 from convmix.ui.navigation import ensure_router, page_links
+from convmix.ui.session import connection_check
 from convmix.ui.sidebar import current_config
 
 ensure_router()
@@ -115,7 +116,8 @@ else:
         with st.spinner("Measuring both implementations (one measurement at a time on this server)…"):
             try:
                 st.session_state[result_key] = compare_impls(
-                    config, budget=BUDGETS["standard"], memory_limit=memory_budget())
+                    config, budget=BUDGETS["standard"], memory_limit=memory_budget(),
+                    time_limit=time_limit(), still_wanted=connection_check())
             except MeasureError as err:
                 st.session_state[result_key] = None
                 st.warning(str(err), icon=":material/block:")

@@ -4,16 +4,15 @@ configuration, so the inspector and the rate sliders never rerun the forward."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from convmix import charts_walkthrough as charts
 from convmix import walkthrough as wt
-from convmix.config import ACmixConfig
+from convmix.budget import OverBudget
 from convmix.counting import module_param_counts
 from convmix.format import human_bytes
 from convmix.quirks import QUIRKS, cite
-from convmix.ui.cache import get_module, get_trace
+from convmix.ui.cache import conv_p_gradients, get_module, get_trace, steps_table
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
 
@@ -27,16 +26,6 @@ SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
             "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping", "Authors' quirks"]
 MAP_SIZE = 250  # a step's heatmap: fits the expander's right column at 1400 px
 PANEL_SIZE = 150  # one of the inspector's five window panels: five fit at 1400 px
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def steps_table(config: ACmixConfig) -> pd.DataFrame:
-    return wt.steps_frame(get_trace(config))
-
-
-@st.cache_data(max_entries=8, show_spinner="Checking conv_p's gradients…")
-def conv_p_gradients(config: ACmixConfig) -> wt.ConvPGradients:
-    return wt.conv_p_gradients(get_module(config), config.make_input())
 
 
 def keep_in_range(key: str, lo: int, hi: int, default: int) -> None:
@@ -93,8 +82,12 @@ if plan.shown is None:
     st.stop()
 
 config = plan.shown
-module = get_module(config)
-trace = get_trace(config)
+try:
+    module = get_module(config)
+    trace = get_trace(config)
+except OverBudget as err:  # fits the budget, but not beside what the server holds right now
+    st.error(str(err), icon=":material/memory:")
+    st.stop()
 d, h = config.head_dim, config.head
 params = module_param_counts(module)
 total = trace.total_cost()
@@ -217,6 +210,7 @@ def step_group(key: str) -> None:
 
 @st.fragment
 def mix_section() -> None:
+    trace, module = get_trace(config), get_module(config)  # fragment reruns: the page's own are gone
     out_att, out_conv = trace["out_att"].tensor, trace["out_conv"].tensor
     own1, own2 = float(module.rate1.detach()), float(module.rate2.detach())
     st.markdown(
@@ -283,6 +277,7 @@ def pick_query_from_map() -> None:
 
 @st.fragment
 def inspector_section() -> None:
+    trace = get_trace(config)  # fragment reruns: the page's own is gone (see the end of the page)
     ho, wo = config.out_height, config.out_width
     # Batch item, head and channel are the slice selector's above: one selector, one truth.
     b, n, ch = sel.batch, sel.head, sel.channel
@@ -546,4 +541,10 @@ VIEWS = {
 for tab, name in zip(st.tabs(SECTIONS, key="section", bind="query-params"), SECTIONS, strict=True):
     with tab:
         if tab.open is not False:
+            if (refusal := wt.section_refusal(config, name)) is not None:
+                st.error(refusal.message(), icon=":material/memory:")
+                continue
             VIEWS[name]()
+# Streamlit keeps this run's functions (fragments, callbacks) and so its globals: let go of the
+# tensors, so that a session never holds a trace beyond the cache's two (the fragments fetch theirs).
+trace = module = groups = None

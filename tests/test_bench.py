@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from convmix import bench
+from convmix import bench, budget
 from convmix.acmix import ATTENTION_IMPLS
 from convmix.config import ACmixConfig
 from convmix.sweep import count_row
@@ -232,7 +232,8 @@ def test_measure_config_refuses_with_reasons(small_peaks):
     with pytest.raises(bench.MeasureError, match="impl must be one of"):
         bench.measure_config(TINY, device="cpu", impl="nonexistent", budget=NO_WAIT)
     with pytest.raises(bench.MeasureError, match="over this server's memory budget"):
-        bench.measure_config(TINY, device="cpu", budget=NO_WAIT, memory_limit=1024)
+        bench.measure_config(TINY.with_(batch=16, height=32, width=32), device="cpu", budget=NO_WAIT,
+                             memory_limit=1024)
 
 
 def test_measurements_wait_for_the_lock(small_peaks):
@@ -252,3 +253,102 @@ def test_measurements_wait_for_the_lock(small_peaks):
     worker.join(timeout=60)
     assert not worker.is_alive() and "latency_ms" in result["row"]
     assert isinstance(bench.MEASURE_LOCK, type(threading.Lock()))
+
+
+# -- issue 11 --------------------------------------------------------------------------------------------
+ITEM1 = ACmixConfig(in_planes=2048, out_planes=2048, kernel_conv=15, variant="fixed", kernel_att=1,
+                    height=8, width=8)
+
+
+def test_the_baseline_convolution_and_every_module_count_in_a_measurement():
+    """Item 1: the plain Conv2d baseline (3.8 GB of weights here) was left out of the estimate, which
+    passed at 1,011 MiB and peaked at 4.9 GB."""
+    with torch.device("meta"):
+        conv = bench.plain_conv(ITEM1)
+        module = ITEM1.build()
+    conv_bytes = 4 * sum(p.numel() for p in conv.parameters())
+    module_bytes = 4 * sum(p.numel() for p in module.parameters())
+    assert bench.baseline_conv_bytes(ITEM1) == conv_bytes > 3.7e9
+    need = bench.measurement_bytes(ITEM1)
+    assert need >= module_bytes + 2 * conv_bytes  # weights, and oneDNN's reordered copy of them
+    refusal = budget.check(ITEM1, 1 << 30, bench.measurement_bytes, "Measuring", held=0)
+    assert refusal is not None and refusal.estimate == need
+    with pytest.raises(bench.MeasureError, match="over this server's memory budget"):
+        bench.measure_config(ITEM1, device="cpu", budget=NO_WAIT, memory_limit=1 << 30)
+
+
+def test_measurement_estimate_covers_what_a_measurement_holds(small_peaks):
+    """The estimate bounds the tensors alive during a real measurement (counted as they are created),
+    baseline weights included: a configuration where the baseline dominates."""
+    from convmix.memory import LiveBytes
+
+    config = ACmixConfig(in_planes=64, out_planes=64, kernel_conv=9, variant="fixed", kernel_att=3,
+                         height=12, width=12, batch=2)
+    counter = LiveBytes()
+    with counter:
+        bench.measure_config(config, device="cpu", budget=NO_WAIT)
+    # Weights are created inside too (the counter sees the modules being built).
+    assert counter.peak <= bench.measurement_bytes(config, device=torch.device("cpu"))
+    assert counter.peak >= bench.baseline_conv_bytes(config)
+
+
+ITEM7 = ACmixConfig(in_planes=8, out_planes=64, kernel_att=1, head=32, kernel_conv=15, height=48, width=48,
+                    batch=64, variant="fixed")
+
+
+def test_a_measurement_over_the_time_limit_is_refused_before_it_runs(monkeypatch):
+    """Item 7: this configuration's measurement held the lock for 233 s; now it is estimated first and
+    refused with what would fit."""
+    ran = []
+    monkeypatch.setattr(bench, "_measure_unlocked", lambda *a, **k: ran.append(a) or {})
+    with pytest.raises(bench.MeasureError) as err:
+        bench.measure_config(ITEM7, device="cpu", budget=bench.BUDGETS["standard"], time_limit=30)
+    text = str(err.value)
+    assert "would take about" in text and "over its limit of 30 s per request" in text
+    assert "A nearby configuration that fits" in text
+    assert ran == []
+
+
+def test_the_time_limit_also_stops_the_timing_in_time(monkeypatch, small_peaks):
+    seen = {}
+    original = bench._measure_unlocked
+
+    def spy(config, dev, tdtype, dtype, impl, budget_):
+        seen["budget"] = budget_
+        return original(config, dev, tdtype, dtype, impl, budget_)
+
+    monkeypatch.setattr(bench, "_measure_unlocked", spy)
+    limit = bench.measurement_seconds(TINY, "reference", bench.BUDGETS["thorough"]) + 0.5
+    bench.measure_config(TINY, device="cpu", budget=bench.BUDGETS["thorough"], time_limit=limit)
+    assert seen["budget"].max_seconds <= 0.5 + 1e-9
+
+
+def test_queued_work_of_a_visitor_who_left_is_dropped(monkeypatch):
+    """Item 8: a visitor who closed the tab still had its queued measurement run (30 s for nobody)."""
+    ran = []
+    monkeypatch.setattr(bench, "_measure_unlocked", lambda *a, **k: ran.append(a) or {})
+    here = {"connected": True}
+    outcome = {}
+
+    def visitor():
+        try:
+            bench.measure_config(TINY, device="cpu", budget=NO_WAIT, still_wanted=lambda: here["connected"])
+            outcome["result"] = "measured"
+        except bench.Abandoned as err:
+            outcome["result"] = str(err)
+
+    bench.MEASURE_LOCK.acquire()  # another visitor's measurement is running
+    try:
+        worker = threading.Thread(target=visitor)
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive()  # queued
+        here["connected"] = False  # the tab closes
+        worker.join(timeout=5 * bench.LOCK_POLL_SECONDS + 2)
+        assert not worker.is_alive()  # it gave up while the lock was still held
+    finally:
+        bench.MEASURE_LOCK.release()
+    assert "nobody waits" in outcome["result"] and ran == []
+    # A visitor who stays gets the measurement.
+    bench.measure_config(TINY, device="cpu", budget=NO_WAIT, still_wanted=lambda: True)
+    assert len(ran) == 1

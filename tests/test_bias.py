@@ -658,3 +658,85 @@ def test_page_bytes_bounds_what_the_page_computes(spec, size):
 
     assert cpu_allocator_peak(everything) <= cb.page_bytes(spec, size)
     assert cb.fitting_size(spec, 448, cb.page_bytes(spec, size)) >= size
+
+
+# -- issue 11 --------------------------------------------------------------------------------------------
+def _record_resizes(monkeypatch) -> list[tuple[int, int]]:
+    sizes: list[tuple[int, int]] = []
+    original = Image.Image.resize
+
+    def resize(self, size, *args, **kwargs):
+        sizes.append(tuple(size))
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    return sizes
+
+
+def _exif_rotated(img: Image.Image, orientation: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _encode(img, "JPEG", exif=exif)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _encode(Image.new("RGB", (4096, 1), (9, 99, 199)), "PNG"),  # 97 bytes, passes the header checks
+        _exif_rotated(Image.new("RGB", (1, 4096), (9, 99, 199))),  # 1×4096, rotated to 4096×1
+    ],
+    ids=["4096x1 PNG", "1x4096 JPEG with EXIF rotation"],
+)
+def test_a_thin_image_is_never_resized_beyond_the_square(monkeypatch, data):
+    """Item 2: resized whole before cropping, a 4096×1 image became 1,835,008×448 (4.2 GB)."""
+    sizes = _record_resizes(monkeypatch)
+    img = cb.decode_upload(data)
+    assert img.size == (4096, 1)  # the orientation is applied before anything else
+    out = cb.square_crop(img, 448)
+    assert out.shape == (448, 448, 3)
+    assert sizes and all(w * h <= 448 * 448 for w, h in sizes)
+    assert abs(int(out[100, 100, 2]) - 199) <= 3  # the image's colour, not padding
+
+
+def test_square_crop_equals_resize_then_crop(monkeypatch):
+    """Cropping the centre square first and resampling it (PIL's box) gives ResNet's resize-then-crop
+    pixels: checked where the crop falls on whole pixels of the resized image."""
+    rng = np.random.default_rng(5)
+    for (w, h), size in (((60, 40), 20), ((40, 60), 20), ((90, 30), 60), ((64, 64), 32)):
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8))
+        scale = size / min(w, h)
+        new_w, new_h = round(w * scale), round(h * scale)
+        resized = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+        left, top = (new_w - size) // 2, (new_h - size) // 2
+        expected = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.int16)
+        got = cb.square_crop(img, size).astype(np.int16)
+        assert np.abs(got - expected).max() <= 1
+
+
+def test_the_size_is_checked_again_after_the_exif_orientation(monkeypatch):
+    monkeypatch.setattr(cb, "MAX_SIDE", 100)
+    data = _exif_rotated(Image.new("RGB", (50, 100)))  # within limits as stored, and as rotated
+    assert cb.decode_upload(data).size == (100, 50)
+    checks = []
+    original = cb.check_size
+    monkeypatch.setattr(cb, "check_size", lambda w, h, limits: checks.append((w, h)) or original(w, h, limits))
+    cb.decode_upload(data)
+    assert checks == [(50, 100), (100, 50)]  # the header's size, then the oriented image's
+
+
+@pytest.mark.parametrize("cut", [2, 3, 10, 20, 50, 100, 200, 400])
+def test_a_jpeg_cut_inside_its_header_is_a_message(cut):
+    """Item 9: a JPEG cut inside its header raised UnboundLocalError ('fmt')."""
+    data = _encode(Image.new("RGB", (40, 30), (1, 2, 3)), "JPEG")
+    with pytest.raises(cb.ImageError, match="not an image that can be read|damaged or truncated"):
+        cb.decode_upload(data[:cut])
+
+
+def test_a_phone_cameras_mpo_is_read_as_its_first_frame():
+    """Item 12: phone cameras save MPO files (a JPEG followed by more frames); the first is the photo."""
+    photo, preview = Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (20, 10), (0, 0, 255))
+    buf = io.BytesIO()
+    photo.save(buf, "MPO", save_all=True, append_images=[preview])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    img = cb.decode_upload(buf.getvalue())
+    assert img.size == (40, 30) and abs(int(np.asarray(img)[5, 5, 0]) - 200) < 6

@@ -93,6 +93,10 @@ def run_here(capsys, *args: str) -> tuple[int, str, str]:
         (["--impl", "imaginary"], "argument --impl: invalid choice"),
         (["--device", "tpu"], "use auto, cpu or cuda"),
         (["--memory-limit", "lots"], "not a memory size: 'lots'"),
+        # Item 9: these raised OverflowError, even with --counts-only.
+        (["--memory-limit", "1e999"], "a memory budget must be at most 1 PiB"),
+        (["--memory-limit", "1e999", "--counts-only"], "a memory budget must be at most 1 PiB"),
+        (["--time-limit", "1e999"], "a time limit must be more than 0"),
     ],
 )
 def test_bad_arguments_are_reported_clearly(capsys, args, message):
@@ -117,3 +121,35 @@ def test_help_lists_the_registered_attention_implementations(capsys):
     assert code == 0
     for impl in ATTENTION_IMPLS:
         assert impl in out
+
+
+def test_an_unreadable_budget_variable_is_reported(capsys, monkeypatch):
+    """Item 9: CONVMIX_MEMORY_BUDGET=1e999 raised OverflowError."""
+    monkeypatch.setenv("CONVMIX_MEMORY_BUDGET", "1e999")
+    code, _, err = run_here(capsys, "--in-planes", "4", "--size", "6", "--counts-only")
+    assert code == 2 and "CONVMIX_MEMORY_BUDGET cannot be used" in err and "Traceback" not in err
+
+
+def test_the_baseline_counts_in_the_cli_too(tmp_path, monkeypatch):
+    """Item 1: this sweep peaked at 4,672 MiB under the default 1 GiB budget; now it is skipped with
+    the estimate, before anything is built."""
+    monkeypatch.setenv("CONVMIX_MEMORY_BUDGET", "")  # the CLI's own default
+    out = tmp_path / "wide.csv"
+    result = run("--in-planes", "2048", "--kernel-conv", "15", "--variant", "fixed", "--kernel-att", "1",
+                 "--size", "8", "--budget", "quick", "--out", str(out), timeout=120)
+    assert_no_traceback(result)
+    assert result.returncode == 2 and not out.exists()
+    assert "skipped: Measuring this configuration would need about" in result.stderr
+    assert "over this server's memory budget of 1.0 GiB" in result.stderr
+
+
+def test_time_limit_skips_what_would_take_longer(tmp_path):
+    out = tmp_path / "slow.csv"
+    result = run("--in-planes", "8", "--out-planes", "64", "--kernel-att", "1", "--head", "32",
+                 "--kernel-conv", "15", "--variant", "fixed", "--size", "48", "--batch", "64", "4",
+                 "--budget", "quick", "--time-limit", "30", "--memory-limit", "16GiB", "--out", str(out),
+                 timeout=240)
+    assert_no_traceback(result)
+    refused = [line for line in result.stderr.splitlines() if "B=64" in line]
+    assert refused and "skipped: Measuring this configuration would take about" in refused[0]
+    assert "over its limit of 30 s per request" in result.stderr

@@ -178,9 +178,9 @@ def test_upload_valid_and_invalid_files(page):
         [("gpu.csv", fixture_file(), "text/csv"), ("broken.csv", bad, "text/csv")]).run()
     assert not page.exception
     (error,) = page.error
-    assert "**broken.csv** was not loaded" in error.value
-    assert "Column variant: line 2 must be one of official, fixed" in error.value
-    assert "**gpu.csv**: 3 rows, 3 with latency, measured on Fixture GPU (test data), bfloat16." in text(page)
+    assert "`broken.csv` was not loaded" in error.value
+    assert "Column variant: line 2 must be one of official, fixed (found `unofficial`)" in error.value
+    assert "`gpu.csv`: 3 rows, 3 with latency, measured on `Fixture GPU (test data), bfloat16`." in text(page)
     t = titles(page)
     assert "ACmix latency, measured on Fixture GPU (test data), bfloat16" in t
     assert "Peak memory, measured on Fixture GPU (test data), bfloat16" in t
@@ -205,3 +205,66 @@ def test_memory_refusal_is_explained(page, monkeypatch):
     assert not page.exception
     assert "over this server's memory budget of 1.0 MiB" in text(page)
     assert page.button(key="explorer_measure").disabled
+
+
+# -- issue 11 --------------------------------------------------------------------------------------------
+def test_user_text_is_shown_as_text_not_markdown(page):
+    """Item 11: upload names and the file's device_name were rendered as markdown (a link and a
+    remote image appeared, and the browser fetched it)."""
+    image = "![p](http://127.0.0.1:9/probe.png)"
+    name = "[click](http://127.0.0.1:9/x) :red[red] $x^2$.csv"
+    page.file_uploader(key="explorer_upload").set_value(
+        [(name, fixture_file(device_name=image), "text/csv"),
+         ("**bold**.csv", fixture_file().replace(b"official", b"![q](http://127.0.0.1:9/q.png)", 1), "text/csv")]
+    ).run()
+    assert not page.exception
+    success = page.success[0].value
+    assert success.startswith(f"`{name}`: 3 rows") and f"`{image}, bfloat16`" in success
+    (error,) = page.error
+    assert error.value.startswith("`**bold**.csv` was not loaded")
+    assert "(found `![q](http://127.0.0.…`)" in error.value
+    # Every visitor-supplied piece of text sits inside a code span.
+    for text in (success, error.value):
+        outside = "".join(part for i, part in enumerate(text.split("`")) if i % 2 == 0)
+        assert "](" not in outside and ":red[" not in outside and "**" not in outside
+
+
+def test_uploads_beyond_the_limit_are_dropped(page, monkeypatch):
+    """Item 12: 150 files of 1.9 MB raised the server to 1 GB and held it after the tab closed."""
+    from convmix.ui import session
+
+    dropped = []
+    # The page imports the name on every run, so it gets this stand-in (which records what it drops).
+    monkeypatch.setattr(session, "discard_uploads", lambda files: dropped.extend(files) or len(files))
+
+    files = [(f"r{i}.csv", fixture_file(), "text/csv") for i in range(11)]
+    page.file_uploader(key="explorer_upload").set_value(files).run()
+    assert not page.exception
+    assert [s.value.split(":")[0] for s in page.success] == [f"`r{i}.csv`" for i in range(8)]
+    assert "Only the first 8 files are read; the other 3 were discarded" in text(page)
+    assert [f.name for f in dropped] == ["r8.csv", "r9.csv", "r10.csv"]
+
+
+def test_a_measurement_whose_baseline_does_not_fit_is_refused_before_the_click(page):
+    """Item 1: with both "vary" chips removed, this configuration passed at an estimated 1,011 MiB and
+    peaked at 4.9 GB (its plain Conv2d baseline alone is 3.8 GB)."""
+    for name, value in (("in_planes", 2048), ("out_planes", 2048), ("kernel_conv", 15), ("kernel_att", 1),
+                        ("height", 8), ("width", 8)):
+        page.sidebar.number_input(key=name).set_value(value).run()
+    page.sidebar.radio(key="variant").set_value("fixed").run()
+    page.multiselect(key="explorer_vary").set_value([]).run()
+    assert not page.exception
+    body = text(page)
+    assert "Measuring Cin=2048 C=2048 ka=1 h=4 kc=15" in body and "over this server's memory budget" in body
+    assert page.button(key="explorer_measure").disabled
+
+
+def test_a_measurement_over_the_time_limit_is_a_message(page, small_peaks, monkeypatch):
+    """Item 7: a measurement estimated beyond the time limit is refused when it would run, and says
+    what would fit."""
+    monkeypatch.setenv("CONVMIX_TIME_LIMIT", "0.001")
+    at = tiny(page)
+    at.button(key="explorer_measure").click().run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "would take about" in warnings and "over its limit of 0.0 s per request" in warnings

@@ -257,3 +257,47 @@ def test_conv_p_bias_gradient_is_shown_as_rounding(app):
     assert float(shown["‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖, float64"]) < 1e-12
     assert float(shown["the same, float32"]) < 1e-4
     assert "dead parameter" in all_text(at)
+
+
+# -- issue 11 --------------------------------------------------------------------------------------------
+ROOMY = ACmixConfig(in_planes=8, out_planes=64, kernel_att=1, head=4, kernel_conv=1, height=64, width=64,
+                    batch=4, variant="fixed")
+
+
+def test_each_sections_extra_work_is_checked_beside_the_trace(app, headroom):
+    """Item 4: a section's own work (float64 copies for the mix, the shift check, ...) is estimated
+    and refused before it allocates, when it does not fit beside what the server holds."""
+    from convmix import walkthrough as wt
+
+    app(PAGE)  # imports and first-run allocations are not what this test is about
+    admission = budget.trace_bytes(ROOMY) - budget.module_bytes(ROOMY)
+    headroom(admission + (8 << 20))  # the trace fits; what is left after it is ~45 MiB
+    at = app(PAGE, query_params=ROOMY.to_query_params(only_changed=True))
+    assert not at.exception and not at.main.error  # the overview fits
+    show(at, "dep_conv")
+    assert not at.exception and not at.main.error
+    assert wt.section_extra_bytes(ROOMY, "Mix") > 50 << 20
+    show(at, "Mix")
+    assert not at.exception
+    (error,) = at.main.error
+    assert "The section Mix of this walkthrough would need about" in error.value
+
+
+def test_a_trace_that_fits_the_budget_but_not_the_server_now_is_a_message(app, headroom, forwards):
+    """Item 5: the budget counts what the server holds; a trace that would fit an idle server but not
+    this one now is refused at build time, with the same kind of message."""
+    app(PAGE)
+    big = ROOMY.with_(batch=16)
+    headroom(budget.trace_bytes(big) // 4)
+    assert wt_plan_fits(big)
+    at = app(PAGE, query_params=big.to_query_params(only_changed=True))
+    assert not at.exception
+    (error,) = at.main.error
+    assert "this server holds now" in error.value and "A nearby configuration that fits" in error.value
+    assert forwards["n"] == 1  # the warm-up's default configuration only
+
+
+def wt_plan_fits(config) -> bool:
+    from convmix import walkthrough as wt
+
+    return wt.plan_walkthrough(config).shown == config

@@ -250,7 +250,7 @@ def test_result_file_problems_are_named(change, message):
 
 def test_result_file_limits(monkeypatch):
     monkeypatch.setattr(sweep, "MAX_ROWS", 2)
-    with pytest.raises(sweep.ResultFileError, match="It has 3 rows; the limit is 2"):
+    with pytest.raises(sweep.ResultFileError, match="It has more than 2 rows; the limit is 2"):
         sweep.read_results(result_csv())
     monkeypatch.setattr(sweep, "MAX_BYTES", 100)
     with pytest.raises(sweep.ResultFileError, match="the limit is 0 MB|the limit is"):
@@ -276,3 +276,96 @@ def test_rows_of_a_real_measurement_survive_the_file(tmp_path):
     for col in sweep.REQUIRED_COLUMNS:
         a, b = df[col].iloc[0], back[col].iloc[0]
         assert a == b or (isinstance(a, float) and math.isclose(a, b)), col
+
+
+# -- issue 11: hostile result files ----------------------------------------------------------------------
+def test_thousands_of_columns_are_refused_before_any_work():
+    """Item 6: a 73 KB file with 12,000 column names took 164 s of CPU before it was refused."""
+    import time
+
+    header = ",".join(f"c{i}" for i in range(12_000)) + "\n"
+    data = (header + ",".join("1" for _ in range(12_000)) + "\n").encode()
+    assert len(data) < 100_000
+    start = time.process_time()
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(data)
+    assert err.value.problems == ["Its header line has 72,889 characters; a result file's has at most 16,000."]
+    assert time.process_time() - start < 5  # generous; it is milliseconds
+    short = ",".join(f"{i}" for i in range(300)) + "\n" + ",".join("1" for _ in range(300)) + "\n"
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(short.encode())
+    assert err.value.problems == ["It has 300 columns; the limit is 256."]
+    repeated = ("device," * 200 + "x\n" + "1," * 200 + "1\n").encode()
+    with pytest.raises(sweep.ResultFileError, match="Repeated column: `device`"):
+        sweep.read_results(repeated)
+    with pytest.raises(sweep.ResultFileError, match="header line has 20,000 characters"):
+        sweep.read_results(("x" * 20_000 + "\n1\n").encode())
+
+
+def test_a_repeated_header_is_caught_before_pandas_renames_it():
+    """Item 10: pandas renamed a second `device` to `device.1`, so the check never fired."""
+    data = result_csv().replace(b"torch_version", b"device", 1)
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(data)
+    assert "Repeated column: `device`." in err.value.problems
+    assert "Missing column: torch_version." in err.value.problems
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        # Item 9: these raised IntCastingNaNError, OverflowError or TypeError.
+        ("macs", "1e400", "Column macs: line 2 must hold whole numbers of at least 1 (found `1e400`)"),
+        ("flops", "inf", "Column flops: line 2 must hold whole numbers of at least 1 (found `inf`)"),
+        ("dilation", "1e400", "Column dilation: line 2 must hold whole numbers of at least 1"),
+        ("threads", "1e400", "Column threads: line 2 must hold whole numbers of at least 1"),
+        ("timed_samples", "nan", "Column timed_samples: line 2 must hold whole numbers"),
+        # Item 10: these became -9,223,372,036,854,775,808 or were accepted.
+        ("flops", "1e30", "Column flops: line 2 must hold whole numbers of at least 1 (found `1e30`)"),
+        ("macs", "9" * 30, "Column macs: values outside 1 to 1,000,000,000,000,000,000 on line 2"),
+        ("dilation", "999999", "Column dilation: values outside 1 to 8 on line 2"),
+        ("threads", "100000", "Column threads: values outside 1 to 4,096 on line 2"),
+        ("peak_bytes", "1e300", "Column peak_bytes: line 2 must be a non-negative number up to 9.01e+15"),
+        ("latency_ms", "1e308", "Column latency_ms: line 2 must be a non-negative number up to 6.05e+08"),
+        ("floor_ratio", "inf", "Column floor_ratio: line 2 must be a non-negative number up to 1e+12"),
+    ],
+)
+def test_every_column_is_range_checked(column, value, message):
+    data = result_csv()
+    if column.encode() not in data.splitlines()[0]:
+        data = add_column(data, column, "1")
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(edit(data, column, 2, value))
+    assert message in " ".join(err.value.problems)
+
+
+def add_column(data: bytes, column: str, value: str) -> bytes:
+    lines = data.decode().splitlines()
+    return "\n".join([lines[0] + "," + column] + [line + "," + value for line in lines[1:]]).encode() + b"\n"
+
+
+def test_a_row_with_an_extra_field_is_named():
+    """Item 9: one extra field made pandas use the first column as the index (TypeError at raw.index + 2)."""
+    lines = result_csv().decode().splitlines()
+    lines[2] += ",surplus"
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(("\n".join(lines) + "\n").encode())
+    assert err.value.problems == [f"Line 3 must hold {len(lines[0].split(','))} fields, as the header does."]
+
+
+def test_values_quoted_in_problems_cannot_become_markdown():
+    """Item 11: what a file says is shown as text: quoted values are code spans, never links or images."""
+    hostile = "![p](http://127.0.0.1:9/x.png)"
+    with pytest.raises(sweep.ResultFileError) as err:
+        sweep.read_results(edit(result_csv(), "variant", 2, hostile))
+    text = " ".join(err.value.problems)
+    assert "(found `![p](http://127.0.0.…`)" in text
+    df = sweep.read_results(edit(result_csv(), "device_name", 2, hostile))
+    assert df["device_name"].iloc[0] == hostile  # kept as data; pages show it as text
+
+
+def test_big_valid_values_stay_exact():
+    data = edit(edit(result_csv(), "macs", 2, str(10**18)), "peak_bytes", 2, str(2**53))
+    df = sweep.read_results(data)
+    assert int(df["macs"].iloc[0]) == 10**18 and df["peak_bytes"].iloc[0] == 2**53
+    assert sweep.read_results(sweep.to_csv(df))["macs"].iloc[0] == 10**18  # and survive a round trip

@@ -510,3 +510,100 @@ def test_conv_p_gradients_leave_the_shared_module_alone():
 def test_offset_label_names_the_kernel_row_and_column():
     assert wt.offset_label(5, 3, 1) == "i=5: kernel row 1, column 2 (shift +0, +1)"
     assert wt.offset_label(0, 5, 2) == "i=0: kernel row 0, column 0 (shift -2, -2)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11, item 4: every section's extra work is estimated, and no float64 copies of whole tensors
+# ---------------------------------------------------------------------------------------------
+# The issue's configuration (kernel_conv 15 on an 8×8 map), at batch 4 instead of 64.
+ITEM4 = ACmixConfig(in_planes=8, out_planes=128, kernel_att=1, head=2, kernel_conv=15, height=8, width=8,
+                    batch=4, variant="fixed")
+
+
+@pytest.fixture(scope="module")
+def item4():
+    module = ITEM4.build()
+    return module, trace_forward(module, ITEM4.make_input())
+
+
+def peak_of(fn, *args):
+    from convmix.memory import LiveBytes
+
+    counter = LiveBytes()
+    with counter:
+        result = fn(*args)
+    return counter.peak, result
+
+
+def test_check_shift_makes_no_padded_float64_copy(item4):
+    """check_shift made float64 copies of f_all and of a zero-padded buffer: 4.76 GB at batch 64."""
+    module, trace = item4
+    f_all = trace["f_all"].tensor
+    padded_copy = 8 * f_all.shape[0] * f_all.shape[1] * f_all.shape[2] * (8 + 14) ** 2
+    peak, check = peak_of(wt.check_shift, trace, module)
+    assert peak <= wt.check_shift_bytes(ITEM4) < padded_copy // 50
+    assert check.max_difference < 1e-4 * check.max_magnitude and check.weights_are_shift
+
+
+def test_shift_check_still_catches_other_kernels(item4):
+    module, trace = item4
+    broken = ITEM4.build()
+    with torch.no_grad():
+        broken.dep_conv.weight[0, 0, 0, 0] += 1.0
+    check = wt.check_shift(trace_forward(broken, ITEM4.make_input()), broken)
+    assert not check.weights_are_shift and check.max_difference > 1e-3
+
+
+@pytest.mark.parametrize("shape, index", [((64, 1024, 40), None), ((8, 3, 200, 300), (slice(None), 1)),
+                                          ((2, 4, 300, 300), (slice(None), slice(None), slice(None, None, 3)))])
+def test_statistics_without_a_float64_copy(shape, index):
+    """tensor_stats's mean(dtype=float64) copied the whole tensor to float64 (the overview's peak)."""
+    t = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    if index is not None:
+        t = t[index]  # a view that is not contiguous
+    peak, stats = peak_of(wt.tensor_stats, t)
+    assert peak <= 8 * wt.STATS_CHUNK + 4096
+    ref = t.numpy().astype(np.float64)
+    assert stats["mean"] == pytest.approx(ref.mean(), rel=1e-9, abs=1e-12)
+    assert stats["std"] == pytest.approx(ref.std(ddof=1), rel=1e-5)
+    assert (stats["min"], stats["max"]) == (ref.min(), ref.max())
+
+
+def _section_work(section, trace, module, config):
+    """What the page computes for a section, beyond drawing the map slices."""
+    out_att, out_conv = trace["out_att"].tensor, trace["out_conv"].tensor
+    if section == "Mix":
+        wt.path_shares(out_att, out_conv, 0.5, 0.5)
+        remixed = wt.remix(out_att, out_conv, 0.7, 0.2)
+        same = float((wt.remix(out_att, out_conv, 0.5, 0.5) - trace["out"].tensor.double()).abs().max())
+        return remixed, same, wt.channel_shares(out_att, out_conv, 0.7, 0.2)
+    if section == "conv_p":
+        return wt.conv_p_plane_error(trace, module), wt.conv_p_frame(module)
+    if section == "dep_conv":
+        return wt.check_shift(trace, module), wt.shift_kernel_frame(module, 0)
+    if section == "Channel grouping":
+        return wt.group_spread(trace, config), wt.channel_grouping_frame(config)
+    if section == "Overview":
+        return wt.steps_frame(trace)
+    raise KeyError(section)
+
+
+@pytest.mark.parametrize("section", ["Overview", "Mix", "conv_p", "dep_conv", "Channel grouping"])
+@pytest.mark.parametrize("name", ["item4", "wide-map"])
+def test_each_sections_estimate_covers_its_work(item4, section, name):
+    if name == "item4":
+        config, (module, trace) = ITEM4, item4
+    else:
+        config = ACmixConfig(in_planes=8, out_planes=64, head=2, kernel_att=3, height=48, width=48, batch=3)
+        module = config.build()
+        trace = trace_forward(module, config.make_input())
+    peak, _ = peak_of(_section_work, section, trace, module, config)
+    assert peak <= wt.section_extra_bytes(config, section)
+
+
+def test_a_section_that_does_not_fit_beside_the_trace_is_refused():
+    limit = budget.in_use() + wt.section_extra_bytes(ITEM4, "Overview") + (4 << 20)
+    assert wt.section_refusal(ITEM4, "Overview", limit) is None
+    assert wt.section_extra_bytes(ITEM4.with_(batch=64), "Mix") > 8 << 20
+    refusal = wt.section_refusal(ITEM4.with_(batch=64), "Mix", budget.in_use() + (4 << 20))
+    assert refusal is not None and "The section Mix of this walkthrough would need about" in refusal.message()

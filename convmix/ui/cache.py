@@ -1,57 +1,288 @@
-"""Cached modules and traces, keyed by the (hashable, frozen) configuration."""
+"""Cached modules and traces: keyed by what determines them, bounded by bytes as well as entries.
+
+A module's weights depend on its hyperparameters, variant and seed, not on the input's size or
+batch, so one module serves every input size. A trace depends on the whole configuration. Each
+cache holds at most `max_entries` entries and a share of the memory budget in bytes (modules a
+quarter, traces half); what would not fit is evicted, least recently used first, and an object
+larger than the whole share is returned without being kept.
+
+Building anything is admitted by convmix.budget, which counts what the process holds (the
+budget is a limit on the process); when it does not fit, cached entries are evicted one at a time
+(traces first) until it does or nothing is left, and then OverBudget is raised with a message.
+
+Pages cache their own costly results with `bounded_cache`, which bounds them the same way.
+The caches live inside `st.cache_resource` holders, so clearing Streamlit's caches (as the tests
+do) clears them too.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
+import numpy as np
 import streamlit as st
+import torch
 
 from convmix import budget
 from convmix.config import ACmixConfig
 from convmix.trace import Trace, trace_forward
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MODULE_SHARE, TRACE_SHARE = 4, 2  # modules may hold 1/4 of the budget, traces 1/2
+MAX_MODULES, MAX_TRACES = 16, 2
 
 
-def adopt_secret_budget() -> None:
-    """Use `memory_budget` from Streamlit secrets when $CONVMIX_MEMORY_BUDGET is not set.
+class ByteCache(Generic[T]):
+    """A thread-safe LRU cache bounded by entries and by bytes (`share` of the memory budget).
 
-    Setting the variable once makes every convmix.budget.memory_budget() call, in pages and in the
-    library, see the same budget.
+    Concurrent requests for the same missing key build it once: the others wait for the first.
     """
-    if os.environ.get(budget.BUDGET_ENV):
-        return
-    try:
-        secret = st.secrets.get("memory_budget")
-    except Exception:  # no secrets file at all: nothing to adopt
-        return
-    if secret in (None, ""):
-        return
-    try:
-        os.environ[budget.BUDGET_ENV] = str(budget.parse_bytes(secret))
-    except ValueError as err:
-        _log.warning("ignoring secrets.memory_budget: %s", err)
+
+    def __init__(self, max_entries: int, share: int):
+        self.max_entries, self.share = max_entries, share
+        self._items: OrderedDict[Hashable, tuple[T, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def max_bytes(self) -> int:
+        return budget.memory_budget() // self.share
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(size for _, size in self._items.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
+    def evict_one(self) -> bool:
+        """Drop the least recently used entry; False when there was none."""
+        with self._lock:
+            if not self._items:
+                return False
+            self._items.popitem(last=False)
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def _put(self, key: Hashable, value: T, size: int) -> None:
+        limit = self.max_bytes()
+        with self._lock:
+            if size > limit:
+                return  # larger than the whole share: used once, not kept
+            self._items[key] = (value, size)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries or sum(s for _, s in self._items.values()) > limit:
+                self._items.popitem(last=False)
+
+    def get_or_build(self, key: Hashable, build: Callable[[], T], size_of: Callable[[T], int]) -> T:
+        found = self.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            gate = self._building.setdefault(key, threading.Lock())
+        with gate:
+            found = self.get(key)  # built by another request while this one waited
+            if found is not None:
+                return found
+            try:
+                value = build()
+                self._put(key, value, size_of(value))
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
+            return value
+
+
+def object_bytes(obj, _seen: set | None = None) -> int:
+    """Bytes of the tensors and arrays inside `obj` (dataclasses, tuples, lists, dicts), shared
+    storage counted once: what a cached result holds."""
+    seen = set() if _seen is None else _seen
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        key = ("t", storage._cdata)
+        if key in seen:
+            return 0
+        seen.add(key)
+        return storage.nbytes()
+    if isinstance(obj, np.ndarray):
+        base = obj if obj.base is None else obj.base
+        if ("a", id(base)) in seen:
+            return 0
+        seen.add(("a", id(base)))
+        return int(getattr(base, "nbytes", obj.nbytes))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return sum(object_bytes(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
+    if isinstance(obj, (tuple, list)):
+        return sum(object_bytes(item, seen) for item in obj)
+    if isinstance(obj, dict):
+        return sum(object_bytes(item, seen) for item in obj.values())
+    return 0
+
+
+@st.cache_resource(show_spinner=False)
+def _page_caches() -> dict[str, ByteCache]:
+    return {}
+
+
+def bounded_cache(share: int, max_entries: int):
+    """Like `st.cache_resource`, bounded by bytes (1/`share` of the memory budget) as well as entries.
+
+    The key is the function's arguments whose names do not start with an underscore (as Streamlit
+    does); they must be hashable. Results are measured with `object_bytes`.
+    """
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        name = f"{fn.__module__}.{fn.__qualname__}"
+
+        @functools.wraps(fn)
+        def cached(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            key = tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_"))
+            caches = _page_caches()
+            store = caches.setdefault(name, ByteCache(max_entries, share))
+            return store.get_or_build(key, lambda: fn(*args, **kwargs), object_bytes)
+
+        return cached
+
+    return decorate
+
+
+@st.cache_resource(show_spinner=False)
+def _module_cache() -> ByteCache:
+    return ByteCache(MAX_MODULES, MODULE_SHARE)
+
+
+@st.cache_resource(show_spinner=False)
+def _trace_cache() -> ByteCache:
+    return ByteCache(MAX_TRACES, TRACE_SHARE)
+
+
+def make_room() -> bool:
+    """Evict one cached entry, traces first, then modules, then the pages' results; False when all
+    caches are empty."""
+    return (_trace_cache().evict_one() or _module_cache().evict_one()
+            or any(store.evict_one() for store in list(_page_caches().values())))
+
+
+def module_key(config: ACmixConfig, impl: str = "reference") -> tuple:
+    """What a module's weights depend on: its hyperparameters, variant and seed (not the input)."""
+    return (tuple(sorted(config.module_kwargs().items())), config.seed, impl)
+
+
+def _tensor_bytes(module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def get_module(config: ACmixConfig, impl: str = "reference"):
+    """The ACmix module for `config` (shared, read-only: pages never change its weights).
+
+    Raises convmix.budget.OverBudget when building it would not fit the memory budget.
+    """
+
+    def build():
+        with budget.admitted(config, budget.memory_budget(), budget.build_bytes, "Building this module",
+                             make_room=make_room):
+            return config.build(impl=impl)
+
+    return _module_cache().get_or_build(module_key(config, impl), build, _tensor_bytes)
+
+
+def get_trace(config: ACmixConfig) -> Trace:
+    """One traced forward of the configuration's module on its seeded input.
+
+    Raises convmix.budget.OverBudget when the trace would not fit beside what the process holds.
+    """
+
+    def build() -> Trace:
+        module = get_module(config)
+        cost = lambda c: budget.trace_bytes(c) - budget.module_bytes(c)  # noqa: E731 (weights exist)
+        with budget.admitted(config, budget.memory_budget(), cost,
+                             f"The traced forward of {config.describe()}, which keeps every "
+                             f"intermediate tensor,", make_room=make_room), \
+                st.spinner("Running the forward pass…"):
+            return trace_forward(module, config.make_input())
+
+    def size_of(trace: Trace) -> int:
+        return trace.tensor_bytes() + trace.output.numel() * trace.output.element_size()
+
+    return _trace_cache().get_or_build(config, build, size_of)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def steps_table(config: ACmixConfig):
+    """The walkthrough's table of steps (convmix.walkthrough.steps_frame), one per configuration.
+
+    Defined here, not in the page: Streamlit keeps a cached function, and a function keeps the
+    globals of the script that defined it (a page's globals hold its trace).
+    """
+    from convmix.walkthrough import steps_frame
+
+    return steps_frame(get_trace(config))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def conv_p_gradients(config: ACmixConfig):
+    """conv_p's gradients on a copy of the configuration's module (convmix.walkthrough.conv_p_gradients),
+    one per configuration; defined here for the reason steps_table is."""
+    from convmix.walkthrough import conv_p_gradients as gradients
+
+    return gradients(get_module(config), config.make_input())
 
 
 def module_within_budget(config: ACmixConfig):
-    """The cached module, or None after a warning when its weights alone exceed the budget."""
-    refusal = budget.check(config, budget.memory_budget(), budget.module_bytes, "Building this module")
-    if refusal is not None:
-        st.warning(refusal.message(), icon=":material/memory:")
+    """The cached module, or None after a warning when building it does not fit the budget."""
+    try:
+        return get_module(config)
+    except budget.OverBudget as err:
+        st.warning(str(err), icon=":material/memory:")
         return None
-    return get_module(config)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def get_module(config: ACmixConfig, impl: str = "reference"):
-    """The ACmix module for `config` (shared, read-only: pages never change its weights)."""
-    return config.build(impl=impl)
+def adopt_secret_budget() -> None:
+    """Use `memory_budget` and `time_limit` from Streamlit secrets where $CONVMIX_MEMORY_BUDGET and
+    $CONVMIX_TIME_LIMIT are not set.
 
-
-# Each trace may be as large as the memory budget (pages check it first), so keep only two.
-@st.cache_resource(max_entries=2, show_spinner="Running the forward pass…")
-def get_trace(config: ACmixConfig) -> Trace:
-    """One traced forward of the configuration's module on its seeded input."""
-    module = get_module(config)
-    return trace_forward(module, config.make_input())
+    Setting the variables once makes every convmix.budget call, in pages and in the library, see the
+    same limits.
+    """
+    for env, secret_name, parse in ((budget.BUDGET_ENV, "memory_budget", budget.parse_bytes),
+                                    (budget.TIME_LIMIT_ENV, "time_limit", budget.parse_seconds)):
+        if os.environ.get(env):
+            continue
+        try:
+            secret = st.secrets.get(secret_name)
+        except Exception:  # no secrets file at all: nothing to adopt
+            return
+        if secret in (None, ""):
+            continue
+        try:
+            os.environ[env] = str(parse(secret))
+        except ValueError as err:
+            _log.warning("ignoring secrets.%s: %s", secret_name, err)
