@@ -11,10 +11,16 @@ from __future__ import annotations
 import itertools
 
 from .config import ACmixConfig
-from .i18n import _
+from .i18n import _, ngettext
 
 LAYOUTS = ("wide", "narrow")
 FONT_SIZE = {"wide": 11, "narrow": 14}  # points, before the browser scales the drawing to its box
+NODE_MARGIN_PT = 8  # Graphviz's default horizontal margin of a box (0.11 inch), each side
+# Graphviz sizes boxes from its own Latin font metrics, which take a Chinese character for half its
+# width: each box is given at least the width its lines need in the app's font, at these widths in
+# em (measured in Chromium: Source Sans draws digits at 0.5 em, letters at about 0.42, a space at
+# 0.2; CJK characters are one em), with a little room to spare.
+CHAR_EM = {"wide": 1.0, "space": 0.22, "digit": 0.52, "other": 0.47}
 # The app's font stack (.streamlit/config.toml): Chinese labels are drawn with the shipped CJK font.
 FONT_NAME = "Source Sans,convmix-cjk,sans-serif"
 # The narrow layout, one node per rank: every node on one path (edges in `_EDGES` plus these).
@@ -52,22 +58,51 @@ def node_lines(config: ACmixConfig | None, layout: str = "wide") -> dict[str, li
     out_shape = _shape(b, cout, c.out_height, c.out_width)
     mix = ["out = rate1 · out_att", "+ rate2 · out_conv"] if layout == "narrow" else \
         ["out = rate1 · out_att + rate2 · out_conv"]
+
+    def count(value: object) -> int:  # the n of a plural form; a symbol reads as a plural
+        return value if isinstance(value, int) else 2
+
     return {
         "x": [_("input x"), _shape(b, c.in_planes, c.height, c.width)],
         "stage1": [_("Stage I: conv1, conv2, conv3"), _("1×1 convs → q, k, v"),
                    "3 × " + _shape(b, cout, c.height, c.width)],
-        "heads": [_("split into {heads} heads × {dim} channels", heads=h, dim=d),
-                  _("scale q by {dim}^-1/2", dim=d)],
-        "pe": [_("conv_p(coordinate grid)"), _("2 → {dim} channels", dim=d)],
-        "win": ["pad_att + unfold", _("{ka}×{ka} = {positions} window positions", ka=ka, positions=kk)],
+        "heads": [_("split into heads × channels"), f"{h} × {d}", _("scale q by {dim}^-1/2", dim=d)],
+        "pe": [_("conv_p(coordinate grid)"),
+               ngettext("2 → {dim} channel", "2 → {dim} channels", count(d), dim=d)],
+        "win": ["pad_att + unfold", ngettext("{ka}×{ka} = {positions} window position",
+                                             "{ka}×{ka} = {positions} window positions", count(kk),
+                                             ka=ka, positions=kk)],
         "soft": [_("logits q·(k + pe_q − pe_k)"), _("softmax over {positions}", positions=kk)],
         "att": [_("weighted sum of v"), "out_att " + out_shape],
-        "fc": [_("fc: 1×1 conv {inputs} → {groups} groups", inputs=three_h, groups=kc2),
+        "fc": [ngettext("fc: 1×1 conv {inputs} → {groups} group", "fc: 1×1 conv {inputs} → {groups} groups",
+                        count(kc2), inputs=three_h, groups=kc2),
                _("(q, k, v × head → kernel offsets)")],
         "dep": [_("dep_conv: {kc}×{kc} grouped conv", kc=kc),
                 _("(groups = {dim}, shift-kernel init)", dim=d), "out_conv " + out_shape],
         "mix": [*mix, out_shape],
     }
+
+
+def is_wide_char(ch: str) -> bool:
+    """A character drawn one em wide: CJK ideographs, kana, CJK and full-width punctuation."""
+    code = ord(ch)
+    return 0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF00 <= code <= 0xFFEF
+
+
+def char_em(ch: str) -> float:
+    if is_wide_char(ch):
+        return CHAR_EM["wide"]
+    return CHAR_EM["space"] if ch == " " else CHAR_EM["digit"] if ch.isdigit() else CHAR_EM["other"]
+
+
+def text_width_em(line: str) -> float:
+    """How wide `line` is drawn, in em, a little more than it needs (see CHAR_EM)."""
+    return sum(char_em(ch) for ch in line)
+
+
+def node_width_pt(lines: list[str], layout: str) -> float:
+    """The width a box needs for `lines` in `layout`'s font size, margins included."""
+    return max(text_width_em(line) for line in lines) * FONT_SIZE[layout] + 2 * NODE_MARGIN_PT
 
 
 def _quoted(text: str) -> str:
@@ -87,13 +122,19 @@ def acmix_dot(config: ACmixConfig | None, layout: str = "wide") -> str:
     ]
     for key, label in nodes.items():
         text = "\\n".join(_quoted(line) for line in label)
-        lines.append(f'  {key} [label="{text}", fillcolor="{_FILL.get(key, "#f8d3e0")}"];')
+        width = node_width_pt(label, layout) / 72  # inches; a minimum, Graphviz may make it wider
+        group = ", group=column" if narrow else ""  # one group: stacked on one vertical line
+        lines.append(f'  {key} [label="{text}", width={width:.2f}{group}, '
+                     f'fillcolor="{_FILL.get(key, "#f8d3e0")}"];')
     attention, convolution = _("attention path (Stage II)"), _("convolution path (Stage II)")
     lines.append(f'  subgraph cluster_att {{ label="{_quoted(attention)}"; color="#c2185b"; '
                  "heads; pe; win; soft; att; }")
     lines.append(f'  subgraph cluster_conv {{ label="{_quoted(convolution)}"; color="#1565c0"; '
                  "fc; dep; }")
-    lines += [f"  {a} -> {z};" for a, z in _EDGES]
+    chain = set(itertools.pairwise(_NARROW_CHAIN)) if narrow else set()
+    # In the narrow layout only the column's own edges pull nodes into line; the edges that skip
+    # ahead (Stage I to fc, the attention output to the mix) go round it.
+    lines += [f"  {a} -> {z}{'' if not narrow or (a, z) in chain else ' [weight=0]'};" for a, z in _EDGES]
     if narrow:
         # Invisible edges complete the one path through every node: one node per rank.
         lines += [f"  {a} -> {z} [style=invis];" for a, z in itertools.pairwise(_NARROW_CHAIN)

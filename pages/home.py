@@ -6,14 +6,14 @@ from convmix.bench import BUDGETS, MeasureError
 from convmix.budget import memory_budget, time_limit
 from convmix.compare import compare_impls, unfolded_copy_elements
 from convmix.counting import module_param_counts, stage_costs
-from convmix.diagram import LAYOUTS, acmix_dot
+from convmix.diagram import FONT_SIZE, LAYOUTS, acmix_dot
 from convmix.fast import fast_attention_parts, fast_attention_peak_elements
 from convmix.format import human_bytes
 from convmix.i18n import _, ngettext, pgettext
 from convmix.quirks import cite
 from convmix.runtime import device_description
 from convmix.ui.cache import module_within_budget
-from convmix.ui.navigation import ensure_router, page_links
+from convmix.ui.navigation import PAGE_LINKS_CSS, ensure_router, page_links
 from convmix.ui.session import connection_check
 from convmix.ui.sidebar import current_config
 
@@ -23,15 +23,19 @@ config = current_config()
 # The diagram in two layouts (convmix.diagram); the box it stands in shows the one that fits: side
 # by side where the box is wide, one column on a phone, so that labels stay legible. A container
 # query decides by the box's own width (the page's columns stack below 640 px, the sidebar takes
-# room above), and the CSS goes in once, with the page.
+# room above). Streamlit draws all Graphviz text at one small size; the labels get back the size
+# the layout was made for, so that they fill their boxes. The CSS goes in once, with the page.
 DIAGRAM_KEY = "acmix_diagram"
-NARROW_BELOW_PX = 560
+NARROW_BELOW_PX = 530  # the wide layout is about 500 pt wide (11 pt labels): narrower boxes shrink them
 st.html(
     "<style>"
     f".st-key-{DIAGRAM_KEY} {{container-type: inline-size;}}"
     f"@container (max-width: {NARROW_BELOW_PX - 1}px) {{.st-key-{DIAGRAM_KEY}_wide {{display: none;}}}}"
     f"@container (min-width: {NARROW_BELOW_PX}px) {{.st-key-{DIAGRAM_KEY}_narrow {{display: none;}}}}"
-    "</style>"
+    + "".join(f".st-key-{DIAGRAM_KEY}_{layout} svg g.graph text {{font-size: {FONT_SIZE[layout]}px;}}"
+              for layout in LAYOUTS)
+    + PAGE_LINKS_CSS
+    + "</style>"
 )
 
 
@@ -43,6 +47,12 @@ def stage_label(stage: str) -> str:
         "convolution": pgettext("ACmix stage", "convolution"),
         "mix": pgettext("ACmix stage", "mix"),
     }.get(stage, stage)
+
+
+def timing_help(timing) -> str:
+    return ngettext("Median of {samples} timed sample, IQR {p25:,.1f}–{p75:,.1f} ms.",
+                    "Median of {samples} timed samples, IQR {p25:,.1f}–{p75:,.1f} ms.", timing.samples,
+                    samples=timing.samples, p25=timing.p25_ms, p75=timing.p75_ms)
 
 
 st.title("convmix")
@@ -130,7 +140,7 @@ else:
     parts = fast_attention_parts(config)
     st.markdown(_(
         "**Where the reference's time goes**, {quirk}: `unfold_k` and `unfold_v` hold "
-        "K = {copies:,} shifted copies of k and of v, B·C·K·Ho·Wo = {copy:,} values each "
+        "K shifted copies of k and of v (K = {copies:,}), B·C·K·Ho·Wo = {copy:,} values each "
         "({copy_bytes} in float32), and `unfold_rpe` holds K copies of the positional encoding; "
         "the logits are then computed elementwise over these copies, "
         "`q · (unfold_k + q_pe − unfold_rpe)`, and the weighted sum `att · unfold_v` is one more "
@@ -161,14 +171,12 @@ else:
         ref, fast = comparison.results["reference"], comparison.results["fast"]
         cols = st.columns(4)
         cols[0].metric(_("Reference latency"), _("{ms:,.1f} ms", ms=ref.timing.median_ms),
-                       help=_("Median of {samples} timed samples, IQR {p25:,.1f}–{p75:,.1f} ms.",
-                              samples=ref.timing.samples, p25=ref.timing.p25_ms, p75=ref.timing.p75_ms))
+                       help=timing_help(ref.timing))
         ratio = comparison.latency_ratio
         cols[1].metric(_("Fast latency"), _("{ms:,.1f} ms", ms=fast.timing.median_ms),
                        delta=(_("{ratio:,.1f}× faster", ratio=ratio) if ratio >= 1
                               else _("{ratio:,.1f}× slower", ratio=1 / ratio)), delta_color="off",
-                       help=_("Median of {samples} timed samples, IQR {p25:,.1f}–{p75:,.1f} ms.",
-                              samples=fast.timing.samples, p25=fast.timing.p25_ms, p75=fast.timing.p75_ms))
+                       help=timing_help(fast.timing))
         cols[2].metric(_("Reference peak memory"), human_bytes(ref.peak_bytes),
                        help=_("Measured: the most the allocator held during one no-grad forward "
                               "beyond its input and weights, kernels' own buffers included, "

@@ -107,6 +107,15 @@ def page_links() -> None:
     URL-bound sidebar values across a page switch (passing them as query_params as well would
     write each one twice into the URL), and `lang` is not bound, so naming it does not repeat it.
     """
-    for spec in PAGE_SPECS[1:]:
-        st.page_link(spec.path, label=_("**{title}**: {blurb}", title=_(spec.title), blurb=_(spec.blurb)),
-                     icon=spec.icon, query_params=language_params())
+    with st.container(key=PAGE_LINKS_KEY):
+        for spec in PAGE_SPECS[1:]:
+            st.page_link(spec.path, label=_("**{title}**: {blurb}", title=_(spec.title), blurb=_(spec.blurb)),
+                         icon=spec.icon, query_params=language_params())
+
+
+PAGE_LINKS_KEY = "page_links"
+# Streamlit draws a page link on one line and cuts what does not fit; these labels are sentences
+# and wrap instead (on a phone most of each would be cut).
+PAGE_LINKS_CSS = (f".st-key-{PAGE_LINKS_KEY} [data-testid='stPageLink-NavLink'] span, "
+                  f".st-key-{PAGE_LINKS_KEY} [data-testid='stPageLink-NavLink'] p "
+                  "{white-space: normal; overflow: visible;}")

@@ -1,0 +1,94 @@
+"""Every view of the app that a browser check or a screenshot visits: each page of
+convmix.ui.navigation, and each section of the walkthrough (its `?section=` values).
+
+The walkthrough's sections are read from the page's source (pages/walkthrough.py cannot be imported
+outside a Streamlit run): the module-level `SECTIONS`, a list of names or a mapping whose keys are
+the URL values, each a string literal or an N_("...") call. Anything else is an error here, not a
+silently shorter list.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from convmix.i18n import LANGUAGES
+from convmix.ui.navigation import PAGE_SPECS, url_path
+
+ROOT = Path(__file__).resolve().parents[2]
+WALKTHROUGH = "pages/walkthrough.py"
+SECTION_PARAM = "section"
+
+
+@dataclass(frozen=True)
+class View:
+    page: str  # the page's file, as in PAGE_SPECS
+    path: str  # its URL path ("" for home)
+    section: str | None = None  # a walkthrough section's URL value
+
+    @property
+    def name(self) -> str:
+        """A short name usable in a test id and a file name: home, bias, walkthrough-stage-i, …"""
+        stem = self.path or "home"
+        if self.section is None:
+            return stem
+        return stem + "-" + "-".join("".join(ch if ch.isalnum() else " " for ch in self.section.lower()).split())
+
+    def url(self, base: str, lang: str) -> str:
+        params = {SECTION_PARAM: self.section} if self.section is not None else {}
+        params["lang"] = lang
+        return f"{base}/{self.path}?{urlencode(params)}"
+
+
+def _literal(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_" and len(node.args) == 1:
+        return _literal(node.args[0])
+    raise ValueError(f"{WALKTHROUGH}: SECTIONS holds {ast.dump(node)[:80]}, not a string or N_() call")
+
+
+def walkthrough_sections(source: Path = ROOT / WALKTHROUGH) -> list[str]:
+    """The URL values of the walkthrough's sections, in order."""
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "SECTIONS" for t in targets) and node.value is not None:
+            value = node.value
+            if isinstance(value, (ast.List, ast.Tuple)):
+                return [_literal(item) for item in value.elts]
+            if isinstance(value, ast.Dict):
+                return [_literal(key) for key in value.keys]
+            raise ValueError(f"{WALKTHROUGH}: SECTIONS is neither a list nor a dict literal")
+    raise ValueError(f"{WALKTHROUGH} defines no SECTIONS")
+
+
+def views() -> list[View]:
+    """Every page; the walkthrough once per section (its first section is what the bare page shows)."""
+    out: list[View] = []
+    for spec in PAGE_SPECS:
+        if spec.path == WALKTHROUGH:
+            out += [View(spec.path, url_path(spec), section) for section in walkthrough_sections()]
+        else:
+            out.append(View(spec.path, url_path(spec)))
+    return out
+
+
+LANGS = tuple(LANGUAGES)
+
+
+DRAWN = """() => [...document.querySelectorAll(
+    "[data-testid='stVegaLiteChart'], [data-testid='stGraphVizChart']")].every(
+    chart => chart.offsetParent === null || chart.querySelector('svg, canvas'))"""
+
+
+def settle(pg, timeout_ms: float = 180_000) -> None:
+    """Wait until the script has finished and every visible chart and diagram has been drawn."""
+    from .server import wait_idle
+
+    wait_idle(pg, timeout_ms)
+    pg.wait_for_function(DRAWN, timeout=60_000)
+    pg.wait_for_timeout(300)
