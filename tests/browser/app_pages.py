@@ -92,3 +92,32 @@ def settle(pg, timeout_ms: float = 180_000) -> None:
     wait_idle(pg, timeout_ms)
     pg.wait_for_function(DRAWN, timeout=60_000)
     pg.wait_for_timeout(300)
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1400, "height": 1000}}
+MAIN_OVERFLOW = """() => {
+    const main = document.querySelector("[data-testid='stMain']");
+    return [main.scrollWidth, main.clientWidth];
+}"""
+# What sticks out past the main area's right edge (for the message of a failed check).
+WIDER_THAN_MAIN = """() => {
+    const main = document.querySelector("[data-testid='stMain']");
+    const right = main.getBoundingClientRect().left + main.clientWidth;
+    const out = [];
+    for (const el of main.querySelectorAll('*')) {
+        const box = el.getBoundingClientRect();
+        if (box.width > 0 && box.right > right + 1) {
+            const ancestor = el.parentElement && el.parentElement.closest('[data-testid]');
+            out.push(`${el.tagName.toLowerCase()}${el.dataset.testid ? '[' + el.dataset.testid + ']' : ''}`
+                     + ` in ${ancestor ? ancestor.dataset.testid : '?'}: right edge ${Math.round(box.right)} > ${Math.round(right)}`);
+        }
+        if (out.length >= 8) break;
+    }
+    return out;
+}"""
+
+
+def exceptions(pg) -> list[str]:
+    """The text of every Streamlit exception box on the page."""
+    return [e.inner_text()[:300] for e in pg.locator("[data-testid='stException']").all()]
