@@ -80,15 +80,23 @@ def views() -> list[View]:
 LANGS = tuple(LANGUAGES)
 
 
+# Every visible chart has drawn its marks (Vega: svg.marks or canvas.marks) and every visible diagram
+# its graph (Graphviz: g.graph); a chart's toolbar icons are SVGs too, so "an svg" is not enough.
 DRAWN = """() => [...document.querySelectorAll(
     "[data-testid='stVegaLiteChart'], [data-testid='stGraphVizChart']")].every(
-    chart => chart.offsetParent === null || chart.querySelector('svg, canvas'))"""
+    chart => chart.offsetParent === null || chart.querySelector('.marks, g.graph'))"""
+CONTENT = "[data-testid='stMain'] [data-testid='stElementContainer']"
 
 
 def settle(pg, timeout_ms: float = 180_000) -> None:
-    """Wait until the script has finished and every visible chart and diagram has been drawn."""
+    """Wait until the script has run and finished, and every visible chart and diagram is drawn.
+
+    A fresh page is idle before its first run as well as after it: the run has started once the
+    main area holds an element (a new browser context starts empty), and then idle means finished.
+    """
     from .server import wait_idle
 
+    pg.wait_for_selector(CONTENT, timeout=timeout_ms)
     wait_idle(pg, timeout_ms)
     pg.wait_for_function(DRAWN, timeout=60_000)
     pg.wait_for_timeout(300)
@@ -100,19 +108,27 @@ MAIN_OVERFLOW = """() => {
     const main = document.querySelector("[data-testid='stMain']");
     return [main.scrollWidth, main.clientWidth];
 }"""
-# What sticks out past the main area's right edge (for the message of a failed check).
+# What makes the main area wider than the screen (for the message of a failed check): elements past
+# its right edge that no scrolling or clipping box of their own holds in.
 WIDER_THAN_MAIN = """() => {
     const main = document.querySelector("[data-testid='stMain']");
     const right = main.getBoundingClientRect().left + main.clientWidth;
+    const held = el => {
+        for (let a = el.parentElement; a && a !== main; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX !== 'visible' && a.getBoundingClientRect().right <= right + 1) return true;
+        }
+        return false;
+    };
     const out = [];
     for (const el of main.querySelectorAll('*')) {
         const box = el.getBoundingClientRect();
-        if (box.width > 0 && box.right > right + 1) {
-            const ancestor = el.parentElement && el.parentElement.closest('[data-testid]');
-            out.push(`${el.tagName.toLowerCase()}${el.dataset.testid ? '[' + el.dataset.testid + ']' : ''}`
-                     + ` in ${ancestor ? ancestor.dataset.testid : '?'}: right edge ${Math.round(box.right)} > ${Math.round(right)}`);
+        if (box.width > 0 && box.right > right + 1 && !held(el)) {
+            const owner = el.closest('[data-testid]');
+            const text = (el.innerText || el.textContent || '').trim().slice(0, 40);
+            out.push(`${el.tagName.toLowerCase()} in ${owner ? owner.dataset.testid : '?'} ` +
+                     `(${Math.round(box.width)} px wide, right edge ${Math.round(box.right)} > ${Math.round(right)}): ${text}`);
         }
-        if (out.length >= 8) break;
+        if (out.length >= 6) break;
     }
     return out;
 }"""
