@@ -25,7 +25,7 @@ st.set_page_config(page_title=_("convmix: ACmix and Conv2d bias, explained"), pa
 
 page = st.navigation(build_pages())
 language_menu()
-config_sidebar(note=sidebar_note(page.title))
+config_sidebar(note=sidebar_note(page))
 try:
     page.run()
 finally:

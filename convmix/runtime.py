@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .i18n import _, ngettext
+
 THREADS_ENV = "CONVMIX_THREADS"
 MAX_THREADS = 1024
 _configured = False
@@ -71,8 +73,12 @@ def configure_torch() -> None:
 
 
 def device_description() -> str:
-    """What torch sees, in words."""
+    """What torch sees, in words (in the current language)."""
     if torch.cuda.is_available():
         idx = torch.cuda.current_device()
-        return f"CUDA: {torch.cuda.get_device_name(idx)} (torch {torch.__version__})"
-    return f"CPU only, {torch.get_num_threads()} threads (torch {torch.__version__})"
+        return _("CUDA: {name} (torch {version})", name=torch.cuda.get_device_name(idx),
+                 version=torch.__version__)
+    threads = torch.get_num_threads()
+    return ngettext("CPU only, {threads} thread (torch {version})",
+                    "CPU only, {threads} threads (torch {version})", threads,
+                    threads=threads, version=torch.__version__)

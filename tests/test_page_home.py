@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -9,6 +10,8 @@ import pytest
 
 from convmix import ACmix
 from convmix.config import ACmixConfig
+from convmix.i18n import language
+from tests.i18n_text import english_left, visible_texts
 
 HOME = "pages/home.py"
 
@@ -72,15 +75,24 @@ def test_kernel_conv_5_fixed_runs_official_explains(app):
     assert shown["Output shape"] == "1 × 64 × 56 × 56"
 
 
-def test_links_to_the_other_pages_carry_no_query_string(app):
-    """Streamlit carries the URL-bound configuration across a page switch by itself; a query
-    string on the link as well wrote every parameter twice (browser test: test_links_...)."""
-    at = app(query_params={"kernel_att": 5, "stride": 2})
-    links = at.get("page_link")
-    from convmix.ui.navigation import PAGE_SPECS
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_links_to_the_other_pages_carry_only_the_language(app, lang):
+    """Each link names the language (a link opened in a new tab keeps it); the URL-bound
+    configuration is not repeated: Streamlit carries it across a page switch by itself, and a query
+    string with it as well wrote every parameter twice (browser test: test_language_links.py)."""
+    from convmix.ui.navigation import PAGE_SPECS, url_path
 
-    assert len(links) == len(PAGE_SPECS) - 1
-    assert all(not link.proto.query_string for link in links)
+    with language(lang):
+        at = app(query_params={"kernel_att": 5, "stride": 2, "lang": lang})
+    links = at.get("page_link")
+    assert [link.proto.page for link in links] == [url_path(spec) for spec in PAGE_SPECS[1:]]
+    assert all(link.proto.query_string == f"lang={lang}" for link in links)
+
+
+def test_links_name_the_language_the_browser_chose(app):
+    at = app()  # no lang in the URL: the browser's language (English under AppTest)
+    assert "lang" not in at.query_params
+    assert all(link.proto.query_string == "lang=en" for link in at.get("page_link"))
 
 
 def test_claims_on_the_home_page_name_their_conventions(app):
@@ -192,3 +204,104 @@ def test_warm_reruns_are_stable_and_timed(app, capsys, record_property):
     record_property("home_warm_rerun_median_ms", round(median_ms, 1))
     with capsys.disabled():
         print(f"\nhome page warm rerun under AppTest: median {median_ms:.0f} ms of {len(times)}")
+
+
+# -- languages and the shared chrome -----------------------------------------------------------------
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+LANGUAGE_MENU = {"Language · 语言", "中文"}  # bilingual on purpose (convmix.ui.language)
+
+
+def test_home_and_sidebar_in_chinese(app):
+    with language("zh"):  # AppTest formats widget labels in the test's own thread
+        at = app(query_params={"lang": "zh"})
+    assert not at.exception
+    assert english_left(at, area="main") == []
+    assert english_left(at, area="sidebar") == []
+    shown = metrics(at)
+    assert shown["参数量"] == "17,822" and shown["输出形状"] == "1 × 64 × 56 × 56"
+    assert at.sidebar.markdown[0].value == "### ACmix 配置"
+    assert [c.value for c in at.sidebar.caption] == ["模块", "输入"]
+    assert all(CJK.search(n.help) for n in at.sidebar.number_input)
+    diagrams = at.get("graphviz_chart")
+    assert len(diagrams) == 2 and all("注意力路径（阶段 II）" in d.proto.spec for d in diagrams)
+    assert any("torch 检测到" in m.value for m in at.markdown)
+
+
+def test_home_and_sidebar_in_english_have_no_chinese(app):
+    at = app(query_params={"lang": "en"})
+    assert not at.exception
+    chinese = [t for t in visible_texts(at) if CJK.search(t) and t not in LANGUAGE_MENU]
+    # The only Chinese on the English page is the language menu's own name for Chinese.
+    assert chinese == []
+    assert at.sidebar.radio(key="lang").options == ["English", "中文"]
+
+
+def test_a_configuration_that_cannot_run_is_said_in_chinese(app):
+    with language("zh"):
+        at = app(query_params={"lang": "zh", "kernel_conv": 5})
+    assert not at.exception
+    box = at.sidebar.error[0].value
+    assert box.startswith("**该配置无法运行：**") and "**fixed** 变体可以运行它" in box
+    assert CJK.search(at.main.info[0].value)
+    assert not at.metric
+
+
+def test_sidebar_lists_the_parameters_in_the_constructors_order(app):
+    """The page's order of the widgets is the order a phone shows them in, where Streamlit stacks
+    every row's columns: row by row, two to a row, never one column after the other."""
+    at = app()
+    assert [n.key for n in at.sidebar.number_input] == [
+        "in_planes", "out_planes", "kernel_att", "head", "kernel_conv", "stride", "dilation",
+        "height", "width", "batch", "seed"]
+    columns = [[n.key for n in column.number_input] for column in at.sidebar.columns]
+    assert columns == [["in_planes"], ["out_planes"], ["kernel_att"], ["head"], ["kernel_conv"], ["stride"],
+                       ["dilation"], [], ["height"], ["width"], ["batch"], ["seed"]]
+
+
+def test_url_notes_are_worded_again_in_the_chosen_language(app, monkeypatch):
+    """A note about a URL value is kept for the session and worded in the current language on
+    every run, so it follows the language menu."""
+    from convmix import i18n
+
+    original = ACmixConfig.from_query_params.__func__
+
+    def worded(cls, params):
+        config, notes = original(cls, params)
+        return config, [f"{note} [{i18n.get_language()}]" for note in notes]
+
+    monkeypatch.setattr(ACmixConfig, "from_query_params", classmethod(worded))
+    at = app(query_params={"head": "abc"})
+    assert [w.value for w in at.sidebar.warning] == ["URL parameter head='abc' is not a whole number; using 4. [en]"]
+    with language("zh"):
+        at.sidebar.radio(key="lang").set_value("zh").run()
+    assert [w.value[-4:] for w in at.sidebar.warning] == ["[zh]"]
+    at.run()
+    assert len(at.sidebar.warning) == 1  # still said, once, on later runs
+
+
+def test_sidebar_notes_and_page_titles_are_translated():
+    from types import SimpleNamespace
+
+    from convmix.ui.navigation import PAGE_SPECS, sidebar_note, url_path
+
+    for spec in PAGE_SPECS:
+        page = SimpleNamespace(url_path=url_path(spec))
+        with language("zh"):
+            note = sidebar_note(page)
+        assert bool(note) == bool(spec.sidebar_note)
+        assert not note or (CJK.search(note) and not english_left_in(note))
+        assert sidebar_note(page) == spec.sidebar_note  # English outside the block
+        with language("zh"):
+            assert CJK.search(i18n_title(spec.title)), spec.title
+
+
+def english_left_in(text: str) -> list[str]:
+    from tests.i18n_text import english_runs
+
+    return english_runs(text)
+
+
+def i18n_title(title: str) -> str:
+    from convmix.i18n import _
+
+    return _(title)
