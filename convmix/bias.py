@@ -23,7 +23,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from .acmix import ACmix
-from .config import url_choice, url_int
+from .config import url_choice, url_int, url_text
+from .format import literal
+from .i18n import N_, _, pgettext
 
 # The article's layer, ResNet's stem with bias=True.
 IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING = 3, 64, 7, 2, 3
@@ -32,8 +34,20 @@ SEED = 0  # of the random weights
 # The article, as far as it is known: a Chinese blog answer whose page furniture (likes,
 # favourites, tips, comments) is CSDN's; its author and date are not in the saved copy.
 ARTICLE_TITLE = "self.conv1=nn.Conv2d(3,64,kernel_size=7,stride=2,padding=3,bias=True)里面的bias什么意思"
-ARTICLE_TITLE_EN = "What does bias mean in self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)?"
+# The title in other words, for readers of other languages (translated where it is shown).
+ARTICLE_TITLE_EN = N_("What does bias mean in `self.conv1=nn.Conv2d(3,64,kernel_size=7,stride=2,padding=3,"
+                      "bias=True)`?")
 ARTICLE_SITE = "CSDN"  # inferred from the page's furniture
+ARTICLE_LANGUAGE = "zh"  # its quotes need no gloss for a reader of this language
+
+# The article's own sentences the page judges, exactly as the saved copy has them (substrings of its
+# text; tests/test_bias.py checks them against the copy where it is present). Never translated.
+QUOTE_SCALAR = "它是一个标量值,与每个卷积核的输出相加"
+QUOTE_NONLINEAR = "用于增加模型的非线性能力"
+QUOTE_NEEDED = "通常情况下,bias项是需要设置的,因为它可以提供更大的模型拟合能力"
+QUOTE_LEARNED = "偏置项是可学习的参数,需要通过训练过程来学习到合适的值"
+QUOTE_NO_SHIFT = "如果`bias=False`,即没有偏置项,那么卷积核的输出不会进行偏移"
+QUOTE_DEP_CONV = "定义特征融合的卷积层和深度可分离卷积层"
 
 # torchvision's ImageNet normalisation: what a ResNet stem is fed.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,6 +58,10 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 4096
 MAX_PIXELS = 16_000_000
 UPLOAD_FORMATS = ("PNG", "JPEG")
+# Decoding holds up to five copies of the pixels as RGBA: PIL's image, the EXIF-oriented copy, a
+# white background, the composite over it, and the RGB result (measured: at most 15.3 bytes a pixel,
+# a transparent 4000×4000 PNG; tests/test_bias.py checks the bound).
+DECODE_BYTES_PER_PIXEL = 5 * 4
 
 BN_EPS = 1e-5
 
@@ -86,18 +104,24 @@ class LayerSpec:
         return conv_output_size(size, self.kernel, self.stride, self.padding)
 
     def problem(self, size: int) -> str | None:
-        """Why this layer cannot run on a size × size input, with what would; None if it can."""
+        """Why this layer cannot run on a size × size input, with what would (in the active
+        language); None if it can."""
         if size + 2 * self.padding >= self.kernel:
             return None
-        need = -(-(self.kernel - size) // 2)
         fits = [s for s in SIZES if s + 2 * self.padding >= self.kernel]
-        return (f"A {self.kernel}×{self.kernel} kernel does not fit a {size}×{size} input with "
-                f"padding {self.padding}: the padded input is {size + 2 * self.padding} wide. "
-                f"Use padding ≥ {need}, a kernel ≤ {size + 2 * self.padding}, or an input of at "
-                f"least {fits[0]}×{fits[0]}.")
+        return _("A {kernel}×{kernel} kernel does not fit a {size}×{size} input with padding "
+                 "{padding}: the padded input is {padded} wide. Use padding ≥ {need}, a kernel ≤ "
+                 "{padded}, or an input of at least {fit}×{fit}.",
+                 kernel=self.kernel, size=size, padding=self.padding, padded=size + 2 * self.padding,
+                 need=min_padding(self.kernel, size), fit=fits[0])
 
 
 DEFAULT_LAYER = LayerSpec()
+
+
+def min_padding(kernel: int, size: int) -> int:
+    """The smallest padding at which a kernel × kernel window fits a size × size input."""
+    return max(0, -(-(kernel - size) // 2))
 
 
 def seed_layer(spec: LayerSpec = DEFAULT_LAYER, seed: int = SEED, bias: bool | None = None) -> nn.Conv2d:
@@ -139,41 +163,105 @@ class PageView:
     layer: LayerSpec = DEFAULT_LAYER
     size: int = DEFAULT_SIZE
     channel: int = 0
-    row: int | None = None  # None: the middle of the output
+    row: int | None = None  # None: not in the URL, the middle of the output
     col: int | None = None
 
 
-def view_from_query_params(params: Mapping[str, object]) -> tuple[PageView, list[str]]:
+_UNBOUNDED = 10**30  # url_int parses; the range is checked here, so that the note can say why
+
+
+@dataclass(frozen=True)
+class UrlNote:
+    """A URL value the bias page did not take as given: which, why, and what it used instead.
+
+    Kept as data and worded where it is shown (`text()`), in the visitor's language of the moment.
+    `reason`: "not_integer", "not_choice" (of `choices`), or "outside" (lo to hi); `extent` is what
+    sets the range of an output channel, row or column (the channels, or the output's side).
+    """
+
+    name: str
+    shown: str  # the URL's text, cut short; shown as a code span, never as markdown
+    reason: str
+    fallback: object
+    lo: int = 0
+    hi: int = 0
+    choices: tuple = ()
+    extent: int = 0
+
+    def text(self) -> str:
+        value = literal(f"{self.name}={self.shown}", 60)
+        fallback = _url_form(self.fallback)
+        if self.reason == "not_integer":
+            return _("URL parameter {value} is not a whole number; using {fallback}.",
+                     value=value, fallback=fallback)
+        if self.reason == "not_choice":
+            return _("URL parameter {value} is not one of {choices}; using {fallback}.", value=value,
+                     choices=pgettext("list separator", ", ").join(_url_form(c) for c in self.choices),
+                     fallback=fallback)
+        if self.name == "bias_channel":
+            return _("URL parameter {value} is outside {lo} to {hi}: this layer has {count} output "
+                     "channels; using channel {fallback}.",
+                     value=value, lo=self.lo, hi=self.hi, count=self.extent, fallback=fallback)
+        if self.name in ("bias_row", "bias_col"):
+            return _("URL parameter {value} is outside {lo} to {hi}: this layer's output is "
+                     "{side}×{side}; using {fallback}.",
+                     value=value, lo=self.lo, hi=self.hi, side=self.extent, fallback=fallback)
+        return _("URL parameter {value} is outside {lo} to {hi}; using {fallback}.",
+                 value=value, lo=self.lo, hi=self.hi, fallback=fallback)
+
+
+def _url_form(value: object) -> str:
+    """A value as the URL writes it (booleans as true and false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def view_from_query_params(params: Mapping[str, object]) -> tuple[PageView, list[UrlNote]]:
     """Parse the bias page's URL parameters safely, each against the range the others allow
     (the channel against the layer's output channels, the row against its output height...).
 
-    Returns the view and one sentence per value not taken as given, in the sidebar's words.
+    Returns the view and a note for each value not taken as given (`UrlNote.text()` words it).
     """
-    notes: list[str] = []
+    notes: list[UrlNote] = []
 
-    def take(name, parse, *args):
+    def choice(name: str, choices: tuple, fallback):
         if name not in params:
-            return args[-1]
-        value, note = parse(name, params[name], *args)
-        if note:
-            notes.append(note)
+            return fallback
+        value = url_choice(name, params[name], choices, None)[0]
+        if value is None:
+            notes.append(UrlNote(name, url_text(params[name]), "not_choice", fallback, choices=choices))
+            return fallback
         return value
+
+    def integer(name: str, lo: int, hi: int, fallback, extent: int = 0, used: int | None = None):
+        """The URL's integer, or `fallback`; the note names `used` (what the page shows for the
+        fallback) when it is not the fallback itself."""
+        if name not in params:
+            return fallback
+        number = url_int(name, params[name], -_UNBOUNDED, _UNBOUNDED, None)[0]
+        used = fallback if used is None else used
+        if number is None:
+            notes.append(UrlNote(name, url_text(params[name]), "not_integer", used))
+            return fallback
+        if not lo <= number <= hi:
+            notes.append(UrlNote(name, str(number), "outside", used, lo, hi, extent=extent))
+            return fallback
+        return number
 
     layer = DEFAULT_LAYER
     changes: dict[str, object] = {
-        "in_channels": take("bias_in", url_choice, IN_CHANNEL_CHOICES, layer.in_channels),
-        "bias": take("bias_bias", url_choice, (True, False), layer.bias),
+        "in_channels": choice("bias_in", IN_CHANNEL_CHOICES, layer.in_channels),
+        "bias": choice("bias_bias", (True, False), layer.bias),
     }
     for name, field in URL_LAYER.items():
-        changes[field] = take(name, url_int, *LAYER_LIMITS[field], getattr(layer, field))
+        changes[field] = integer(name, *LAYER_LIMITS[field], getattr(layer, field))
     layer = layer.with_(**changes)
-    size = take("bias_size", url_choice, SIZES, DEFAULT_SIZE)
-    channel = take("bias_channel", url_int, 0, layer.out_channels - 1, 0)
+    size = choice("bias_size", SIZES, DEFAULT_SIZE)
+    channel = integer("bias_channel", 0, layer.out_channels - 1, 0, layer.out_channels)
     view = PageView(layer, size, channel)
     if layer.problem(size) is None:
         out = layer.output_size(size)
-        view = replace(view, row=take("bias_row", url_int, 0, out - 1, out // 2),
-                       col=take("bias_col", url_int, 0, out - 1, out // 2))
+        view = replace(view, row=integer("bias_row", 0, out - 1, None, out, out // 2),
+                       col=integer("bias_col", 0, out - 1, None, out, out // 2))
     return view, notes
 
 
@@ -240,15 +328,30 @@ def builtin_scene(size: int = 224) -> np.ndarray:
 
 
 class ImageError(ValueError):
-    """An upload that cannot be used; the message says what failed and what would work."""
+    """An upload that cannot be used; the message says what failed and what would work.
+
+    `str(err)` is the English source sentence (what logs and other modules read); `text()` is the
+    same sentence in the visitor's language. Every message ends with what to upload instead, with
+    the limits filled in (`mb`, `side`).
+    """
+
+    def __init__(self, message: str, **values: object):
+        self.message = message
+        self.values = {"mb": MAX_UPLOAD_BYTES // 2**20, "side": MAX_SIDE, **values}
+        super().__init__(message.format(**self.values))
+
+    def text(self) -> str:
+        return _(self.message, **self.values)
 
 
-def check_size(width: int, height: int, limits: str) -> None:
+def check_size(width: int, height: int) -> None:
     """Refuse, with an ImageError, an image over MAX_SIDE per side or MAX_PIXELS in all."""
     if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise ImageError(
-            f"The image is {width:,}×{height:,} pixels; the limit is {MAX_SIDE:,} per side and "
-            f"{MAX_PIXELS:,} pixels in all. Upload a {limits}."
+            N_("The image is {width:,}×{height:,} pixels; the limit is {side:,} per side and "
+               "{pixels:,} pixels in all. Upload a PNG or JPEG of at most {mb} MB and {side}×{side} "
+               "pixels."),
+            width=width, height=height, pixels=MAX_PIXELS,
         )
 
 
@@ -262,13 +365,14 @@ def decode_upload(data: bytes) -> Image.Image:
     MPO file (a JPEG followed by more frames) is read as its first frame, a JPEG. The size is
     checked again after the EXIF orientation is applied, on the image that is returned.
     """
-    limits = f"PNG or JPEG, at most {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_SIDE}×{MAX_SIDE} pixels"
     if not data:
-        raise ImageError(f"The file is empty. Upload a {limits}.")
+        raise ImageError(N_("The file is empty. Upload a PNG or JPEG of at most {mb} MB and "
+                            "{side}×{side} pixels."))
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is "
-            f"{MAX_UPLOAD_BYTES // 2**20} MB. Upload a smaller {limits}."
+            N_("The file is {size:.1f} MB; the limit is {mb} MB. Upload a smaller PNG or JPEG, of "
+               "at most {side}×{side} pixels."),
+            size=len(data) / 2**20,
         )
     fmt = None  # known once PIL has read the header; a file cut inside it never gets that far
     try:
@@ -277,30 +381,38 @@ def decode_upload(data: bytes) -> Image.Image:
             img = Image.open(io.BytesIO(data))
             fmt = img.format
             if fmt not in UPLOAD_FORMATS + ("MPO",):
-                raise ImageError(f"The file is a {fmt or 'unknown'} image. Upload a {limits}.")
-            check_size(*img.size, limits)
+                raise ImageError(N_("The file is a {fmt} image. Upload a PNG or JPEG of at most "
+                                    "{mb} MB and {side}×{side} pixels."), fmt=literal(fmt or "?", 20))
+            check_size(*img.size)
             img.load()  # an MPO loads its first frame (the photo; later frames are previews or depth)
             img = ImageOps.exif_transpose(img)
-            check_size(*img.size, limits)
+            check_size(*img.size)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(
-            f"This file is not an image that can be read. Upload a {limits}."
-        ) from None
+        raise ImageError(N_("This file is not an image that can be read. Upload a PNG or JPEG of "
+                            "at most {mb} MB and {side}×{side} pixels.")) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(
-            f"The image declares too many pixels to decode safely. Upload a {limits}."
-        ) from None
+        raise ImageError(N_("The image declares too many pixels to decode safely. Upload a PNG or "
+                            "JPEG of at most {mb} MB and {side}×{side} pixels.")) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError) as err:
-        what = f"The {'JPEG' if fmt == 'MPO' else fmt} file" if fmt else "The file"
-        raise ImageError(
-            f"{what} is damaged or truncated ({str(err)[:120]}). Upload a complete {limits}."
-        ) from None
+        # PIL's own words say where the data ends; shown as text (a code span), never as markdown.
+        detail = literal(str(err), 120)
+        if fmt:
+            raise ImageError(N_("The {fmt} file is damaged or truncated ({detail}). Upload a "
+                                "complete PNG or JPEG of at most {mb} MB and {side}×{side} pixels."),
+                             fmt="JPEG" if fmt == "MPO" else fmt, detail=detail) from None
+        raise ImageError(N_("The file is damaged or truncated ({detail}). Upload a complete PNG or "
+                            "JPEG of at most {mb} MB and {side}×{side} pixels."),
+                         detail=detail) from None
     if img.mode.startswith("I;16") or img.mode == "I":
         # 16-bit greyscale: PIL's own conversion clips at 255; rescale the 0-65535 range instead.
-        grey = np.asarray(img, dtype=np.float64) / 257.0
-        img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
+        # In place and in float32 (exact here: k/257 is never within 0.002 of a half), so that a
+        # 16-megapixel image costs 4 bytes a pixel beside PIL's own, not 32 (DECODE_BYTES_PER_PIXEL).
+        grey = np.asarray(img, dtype=np.float32)
+        grey /= 257.0
+        np.clip(np.rint(grey, out=grey), 0, 255, out=grey)
+        img = Image.fromarray(grey.astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent pixels carry arbitrary colour; show them as white, as a viewer would.
         rgba = img.convert("RGBA")
@@ -451,13 +563,13 @@ def explain_output(layer: nn.Conv2d, run: SeedRun, channel: int, row: int, col: 
 
     Sums in float64, so the difference to the forward's float32 value is the forward's rounding.
     """
-    _, ho, wo = run.y.shape
+    ho, wo = run.y.shape[1:]
     if not (0 <= channel < run.y.shape[0] and 0 <= row < ho and 0 <= col < wo):
         raise ValueError(
             f"(channel, row, col) = ({channel}, {row}, {col}) is outside the output "
             f"{tuple(run.y.shape)}."
         )
-    (k, _), (s, _), (p, _) = layer.kernel_size, layer.stride, layer.padding
+    k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
     padded = F.pad(run.x[0], (p, p, p, p)).double()
     top, left = row * s - p, col * s - p
     patch = padded[:, row * s : row * s + k, col * s : col * s + k]
@@ -539,8 +651,10 @@ class PaddingDemo:
 
 
 def first_all_padding(size: int, kernel: int, stride: int) -> int:
-    """The smallest padding at which some window of a size × size input lies wholly in it."""
-    return next(p for p in range(kernel + 1) if bool((real_taps(size, size, kernel, stride, p) == 0).any()))
+    """The smallest padding at which some window of a size × size input lies wholly in it (among
+    the paddings at which the kernel fits the padded input at all)."""
+    return next(p for p in range(min_padding(kernel, size), kernel + 1)
+                if bool((real_taps(size, size, kernel, stride, p) == 0).any()))
 
 
 def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo:
@@ -548,7 +662,7 @@ def padding_demo(layer: nn.Conv2d, x: torch.Tensor, padding: int) -> PaddingDemo
     bias (0 for a layer without one)."""
     if padding < 0:
         raise ValueError(f"padding must be ≥ 0, got {padding}.")
-    (k, _), (s, _) = layer.kernel_size, layer.stride
+    k, s = layer.kernel_size[0], layer.stride[0]
     h, w = x.shape[2:]
     if min(h, w) + 2 * padding < k:
         raise ValueError(
@@ -748,6 +862,41 @@ def homogeneity(layer: nn.Conv2d, x: torch.Tensor, alpha: float = 2.0) -> Homoge
 
 
 # ---------------------------------------------------------------------------------------------
+# Everything the page computes on one layer and one image
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageResults:
+    """The bias page's computations on one layer and input: what `page_bytes` estimates."""
+
+    run: SeedRun
+    cancellation: BNCancellation | None  # None for a layer without a bias
+    fold: FoldCheck
+    gradient: GradientCheck | None  # the image and its mirror; None without a bias
+    homogeneity: Homogeneity | None  # None without a bias
+    first_empty: int  # the smallest padding with an all-padding window
+    layer_padding: PaddingDemo  # at the layer's own padding
+    first_padding: PaddingDemo  # at max(first_empty, the layer's padding)
+
+
+def page_results(layer: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> PageResults:
+    k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+    biased = layer.bias is not None
+    first = first_all_padding(int(x.shape[-1]), k, s)
+    return PageResults(
+        run=run_seed_layer(layer, x),
+        cancellation=bn_cancellation(layer, bn, x) if biased else None,
+        fold=fold_check(layer, bn, x),
+        gradient=gradient_check(layer, torch.cat([x, x.flip(3)])) if biased else None,
+        homogeneity=homogeneity(layer, x) if biased else None,
+        first_empty=first,
+        layer_padding=padding_demo(layer, x, p),
+        first_padding=padding_demo(layer, x, max(first, p)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Bias inside ACmix
 # ---------------------------------------------------------------------------------------------
 
@@ -810,14 +959,58 @@ def demo_padding_max(spec: LayerSpec) -> int:
     return max(12, spec.kernel + 3)
 
 
+def demo_padding_min(spec: LayerSpec, size: int) -> int:
+    """The padding demonstration's smallest padding: the kernel must fit the padded input."""
+    return min_padding(spec.kernel, size)
+
+
+def _columns(spec: LayerSpec, side: int) -> int:
+    """Values of the column buffer PyTorch's CPU convolution may unfold the input into (im2col):
+    in_channels·k² per output position; it outgrows the output itself for large kernels."""
+    return spec.in_channels * spec.kernel * spec.kernel * side * side
+
+
+def padding_bytes(spec: LayerSpec, size: int, padding: int) -> int:
+    """What one padding demonstration allocates: the output at that padding, its deviation from
+    the bias and the mask (about three float32 outputs), and the convolution's column buffer."""
+    side = conv_output_size(size, spec.kernel, spec.stride, padding)
+    return 4 * (3 * spec.out_channels * side * side + _columns(spec, side)
+                + spec.in_channels * size * size)
+
+
 def page_bytes(spec: LayerSpec, size: int) -> int:
-    """Bytes the bias page's computations hold at their peak, from shapes: about 24 float32
-    tensors of the output's size (the output with and without bias, BatchNorm with and without
-    it, the folded layer, a two-image gradient, and their temporaries; measured at 16 to 20 on
-    three layers), taking the padding demonstration's largest output as the size."""
+    """Bytes the bias page's computations hold at their peak, from shapes, float32.
+
+    The larger of two stages: the page's results (`page_results`), about 24 tensors of the output's
+    size (the output with and without bias, BatchNorm with and without it, the folded layer, a
+    two-image gradient, and their temporaries; measured at 11 to 20), taking the padding
+    demonstration's largest output as the size; and the BatchNorm's running statistics, gathered
+    once from the layer's output on the built-in scene at DEFAULT_SIZE (measured at 2 to 3 outputs).
+    Each stage adds two of the convolution's column buffers (`_columns`), and the inputs.
+    """
     widest = max(spec.output_size(size), conv_output_size(size, spec.kernel, spec.stride,
                                                           demo_padding_max(spec)))
-    return 4 * (24 * spec.out_channels * widest * widest + 2 * spec.in_channels * size * size)
+    statistics = spec.output_size(DEFAULT_SIZE)
+    results = 24 * spec.out_channels * widest * widest + 2 * _columns(spec, widest)
+    running = 4 * spec.out_channels * statistics * statistics + 2 * _columns(spec, statistics)
+    return 4 * (max(results, running) + 2 * spec.in_channels * max(size, DEFAULT_SIZE) ** 2)
+
+
+def upload_bytes(data: bytes, size: int) -> int:
+    """What decoding an upload and cropping it to size × size allocates at most, from the image's
+    header (nothing is decoded): DECODE_BYTES_PER_PIXEL per pixel, and the square. 0 for a file
+    whose header cannot be read or declares too many pixels: decode_upload refuses it before
+    decoding anything."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Exception:  # noqa: BLE001 - any unreadable header: decode_upload says why
+        return 0
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        return 0  # refused from the header, before decoding
+    return DECODE_BYTES_PER_PIXEL * width * height + 3 * size * size
 
 
 def fitting_size(spec: LayerSpec, size: int, budget: int) -> int | None:

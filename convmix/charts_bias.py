@@ -1,4 +1,9 @@
-"""Altair charts for the bias page: arrays in, alt.Chart out. No Streamlit."""
+"""Altair charts for the bias page: arrays in, alt.Chart out. No Streamlit.
+
+Every label is translated here, in the language active when the chart is built (convmix.i18n);
+titles passed in are translated by the caller. Each chart is at most PHONE_WIDTH pixels wide, or
+stretches to its container, so that nothing scrolls sideways on a phone.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from .i18n import N_, _, pgettext
+
 # Largest side of a feature-map heatmap: 112×112 = 12,544 cells, the seed layer's output on 224².
 MAX_MAP_SIDE = 112
-IN_CHANNEL_NAMES = {1: ("grey",), 3: ("R", "G", "B")}  # by the layer's input channels
+# A phone's main column is about 358 pixels wide at a 390-pixel viewport: charts of fixed size
+# stay within this, axes and labels included.
+PHONE_WIDTH = 340
+IN_CHANNEL_NAMES = {1: (N_("grey"),), 3: ("R", "G", "B")}  # by the layer's input channels
+PATCH_PANEL = 100  # a patch panel's largest side in pixels: three side by side fit a phone
 # Streamlit's default autosize "fit" squeezes the plot to make room for a long title or legend;
 # "pad" keeps the cells at the size asked for and grows the chart around them.
 _PAD = alt.AutoSizeParams(type="pad")
@@ -60,14 +71,15 @@ def _cell_size(h: int, w: int, size: int) -> dict[str, int]:
 def map_heatmap(
     arr: np.ndarray,
     title: str,
-    value_title: str = "value",
+    value_title: str,
     *,
     signed: bool = True,
     domain: tuple[float, float] | None = None,
     size: int = 260,
     max_side: int = MAX_MAP_SIDE,
 ) -> alt.Chart:
-    """Heatmap of a 2-D feature map with row/col/value tooltips.
+    """Heatmap of a 2-D feature map with row/col/value tooltips, at most about `size` pixels a side
+    plus its axes (keep `size` ≤ 270 for a phone), the colour legend below it.
 
     `signed`: a diverging scale centred on 0 (sign matters before a ReLU); else sequential.
     Maps larger than max_side are block-averaged and the title says so.
@@ -75,7 +87,8 @@ def map_heatmap(
     pooled, block = pool_for_display(arr, max_side)
     df = map_frame(pooled, block)
     h, w = pooled.shape
-    subtitle = f"shown as means of {block}×{block} blocks" if block > 1 else alt.Undefined
+    subtitle = _("shown as means of {block}×{block} blocks", block=block) if block > 1 else alt.Undefined
+    row_title, col_title = _("row"), _("column")
     scale = (
         alt.Scale(scheme="redblue", reverse=True, domainMid=0)
         if signed
@@ -91,12 +104,14 @@ def map_heatmap(
         alt.Chart(df, title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
         .mark_rect()
         .encode(
-            x=alt.X("col:O", title="column", axis=alt.Axis(values=_ticks(w, block), labelAngle=0)),
-            y=alt.Y("row:O", title="row", axis=alt.Axis(values=_ticks(h, block))),
-            color=alt.Color(value_field, title=value_title, scale=scale),
+            x=alt.X("col:O", title=col_title, axis=alt.Axis(values=_ticks(w, block), labelAngle=0)),
+            y=alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(h, block))),
+            # Below the map, not beside it: the chart stays as narrow as the map and its axis.
+            color=alt.Color(value_field, title=value_title, scale=scale,
+                            legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=160)),
             tooltip=[
-                alt.Tooltip("row:O"),
-                alt.Tooltip("col:O", title="column"),
+                alt.Tooltip("row:O", title=row_title),
+                alt.Tooltip("col:O", title=col_title),
                 alt.Tooltip(value_field, title=value_title, format=".4f"),
             ],
         )
@@ -110,25 +125,26 @@ def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str
     labels = np.where(mask, true_label, false_label)
     df = map_frame(labels)
     h, w = mask.shape
+    row_title, col_title = _("row"), _("column")
     return (
-        alt.Chart(df, title=title)
+        alt.Chart(df, title=alt.TitleParams(title, anchor="start"))
         .mark_rect()
         .encode(
-            x=alt.X("col:O", title="column", axis=alt.Axis(values=_ticks(w, 1), labelAngle=0)),
-            y=alt.Y("row:O", title="row", axis=alt.Axis(values=_ticks(h, 1))),
+            x=alt.X("col:O", title=col_title, axis=alt.Axis(values=_ticks(w, 1), labelAngle=0)),
+            y=alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(h, 1))),
             color=alt.Color(
                 "value:N",
                 title=None,
                 scale=alt.Scale(domain=[true_label, false_label], range=["#d62728", "#e8e8e8"]),
-                legend=alt.Legend(orient="bottom"),
+                legend=alt.Legend(orient="bottom", direction="vertical"),
             ),
             tooltip=[
-                alt.Tooltip("row:O"),
-                alt.Tooltip("col:O", title="column"),
-                alt.Tooltip("value:N", title="window"),
+                alt.Tooltip("row:O", title=row_title),
+                alt.Tooltip("col:O", title=col_title),
+                alt.Tooltip("value:N", title=_("window")),
             ],
         )
-        .properties(**_cell_size(h, w, 260), autosize=_PAD)
+        .properties(**_cell_size(h, w, 240), autosize=_PAD)
     )
 
 
@@ -142,27 +158,29 @@ def patch_frame(
     `quantity` names the row and states its largest |value|; `relative` is value / that maximum,
     so one colour scale serves three quantities of very different size.
     """
-    c, k, _ = patch.shape
+    c, k = patch.shape[:2]
     ch, dy, dx = np.indices((c, k, k))
+    padding = np.broadcast_to(is_padding, (c, k, k)).ravel()
     base = {
-        "in_channel": np.array(IN_CHANNEL_NAMES[c])[ch.ravel()],
+        "in_channel": np.array([_(name) for name in IN_CHANNEL_NAMES[c]])[ch.ravel()],
         "dy": dy.ravel(),
         "dx": dx.ravel(),
         "input_row": (top + dy).ravel(),
         "input_col": (left + dx).ravel(),
-        "padding": np.broadcast_to(is_padding, (c, k, k)).ravel(),
+        "padding": padding,
+        "in_padding": np.where(padding, pgettext("answer", "yes"), pgettext("answer", "no")),
     }
+    names = (N_("input patch (max |·| {peak})"), N_("weights W[c] (max |·| {peak})"),
+             N_("patch × weights (max |·| {peak})"))
     frames = []
-    for order, (name, arr) in enumerate(
-        (("input patch", patch), ("weights W[c]", weights), ("patch × weights", products))
-    ):
+    for order, (name, arr) in enumerate(zip(names, (patch, weights, products), strict=True)):
         values = np.asarray(arr, dtype=np.float64).ravel()
         peak = float(np.abs(values).max())
         frames.append(
             pd.DataFrame(
                 {
                     **base,
-                    "quantity": f"{name} (max |·| {peak:.3g})",
+                    "quantity": _(name, peak=format(peak, ".3g")),
                     "order": order,
                     "value": values,
                     "relative": values / peak if peak > 0 else np.zeros_like(values),
@@ -172,19 +190,26 @@ def patch_frame(
     return pd.concat(frames, ignore_index=True)
 
 
-def patch_chart(df: pd.DataFrame, cell: int | None = None) -> alt.FacetChart:
+def patch_cell(kernel: int) -> int:
+    """Pixels per tap: a k×k panel at most PATCH_PANEL wide, cells between 4 and 28 pixels."""
+    return max(4, min(28, PATCH_PANEL // kernel))
+
+
+def patch_chart(df: pd.DataFrame, cell: int | None = None) -> alt.VConcatChart:
     """A grid of k×k panels: rows patch, weights, products; columns the input channels (R, G, B
     or grey). Padding taps grey.
 
-    Colour is value / the row's largest |value| (stated in the row header), red positive, blue
-    negative; tooltips give the values themselves. Cells shrink for large kernels so that a row
-    of panels stays about 150 pixels tall.
+    Colour is value / the row's largest |value| (stated in the row's title), red positive, blue
+    negative; tooltips give the values themselves. Each row is titled above its panels and the
+    legend sits below the grid, so the chart is as wide as its panels (at most about 320 pixels: it
+    fits a phone); cells shrink for large kernels (`patch_cell`).
     """
     k = int(df["dy"].max()) + 1
-    cell = cell or max(8, min(20, 150 // k))
+    cell = cell or patch_cell(k)
     channels = list(dict.fromkeys(df["in_channel"]))
     rows = list(df.sort_values("order")["quantity"].unique())
-    return (
+    value_title = _("value / row max")
+    base = (
         alt.Chart(df)
         .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
@@ -195,45 +220,55 @@ def patch_chart(df: pd.DataFrame, cell: int | None = None) -> alt.FacetChart:
                 alt.value("#cccccc"),
                 alt.Color(
                     "relative:Q",
-                    title="value / row max",
+                    title=value_title,
                     scale=alt.Scale(scheme="redblue", reverse=True, domain=[-1, 1]),
+                    legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=160),
                 ),
             ),
             tooltip=[
-                alt.Tooltip("quantity:N"),
-                alt.Tooltip("in_channel:N", title="input channel"),
-                alt.Tooltip("input_row:Q", title="input row"),
-                alt.Tooltip("input_col:Q", title="input column"),
-                alt.Tooltip("value:Q", format=".5f"),
-                alt.Tooltip("padding:N", title="in padding"),
+                alt.Tooltip("quantity:N", title=_("quantity")),
+                alt.Tooltip("in_channel:N", title=_("input channel")),
+                alt.Tooltip("input_row:Q", title=_("input row")),
+                alt.Tooltip("input_col:Q", title=_("input column")),
+                alt.Tooltip("value:Q", title=_("value"), format=".5f"),
+                alt.Tooltip("in_padding:N", title=_("in the padding")),
             ],
         )
         .properties(width=cell * k, height=cell * k)
-        .facet(
-            row=alt.Row("quantity:N", title=None, sort=rows,
-                        header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=220)),
-            column=alt.Column("in_channel:N", title=None, sort=channels),
-        )
     )
+    panels = [
+        base.transform_filter(alt.datum.order == order)
+        .facet(
+            column=alt.Column("in_channel:N", title=None, sort=channels,
+                              header=alt.Header(labels=order == 0, labelPadding=2)),
+            spacing=10,
+        )
+        .properties(title=alt.TitleParams(name, anchor="start", fontSize=12, fontWeight="normal",
+                                          limit=PHONE_WIDTH))
+        for order, name in enumerate(rows)
+    ]
+    return alt.vconcat(*panels, spacing=8)
 
 
 def survival_chart(
     biases: np.ndarray, fractions: np.ndarray, current: float, learned: float
 ) -> alt.LayerChart:
-    """Fraction of positions a ReLU keeps as b varies; rules at the slider and the layer's bias."""
+    """Fraction of positions a ReLU keeps as b varies; rules at the slider and the layer's bias.
+    Stretches to its container's width."""
+    bias_title, kept_title = _("bias b"), _("fraction kept")
+    slider, layer = _("slider"), _("the layer's bias")
     line_df = pd.DataFrame({"bias": np.asarray(biases), "kept": np.asarray(fractions)})
-    marks_df = pd.DataFrame(
-        {"bias": [current, learned], "which": ["slider", "layer's bias"]}
-    )
+    marks_df = pd.DataFrame({"bias": [current, learned], "which": [slider, layer]})
     line = (
-        alt.Chart(line_df, title="Positions kept by ReLU(conv(x) + b) as b varies")
+        alt.Chart(line_df, title=alt.TitleParams(_("Positions kept by ReLU(conv(x) + b) as b varies"),
+                                                 anchor="start"))
         .mark_line()
         .encode(
-            x=alt.X("bias:Q", title="bias b"),
-            y=alt.Y("kept:Q", title="fraction kept", axis=alt.Axis(format="%"),
+            x=alt.X("bias:Q", title=bias_title, scale=alt.Scale(nice=False)),
+            y=alt.Y("kept:Q", title=kept_title, axis=alt.Axis(format="%"),
                     scale=alt.Scale(domain=[0, 1])),
-            tooltip=[alt.Tooltip("bias:Q", format=".3f"),
-                     alt.Tooltip("kept:Q", title="kept", format=".2%")],
+            tooltip=[alt.Tooltip("bias:Q", title=bias_title, format=".3f"),
+                     alt.Tooltip("kept:Q", title=kept_title, format=".2%")],
         )
     )
     rules = (
@@ -244,17 +279,16 @@ def survival_chart(
             color=alt.Color(
                 "which:N",
                 title=None,
-                scale=alt.Scale(
-                    domain=["slider", "layer's bias"], range=["#d62728", "#7f7f7f"]
-                ),
+                scale=alt.Scale(domain=[slider, layer], range=["#d62728", "#7f7f7f"]),
                 legend=alt.Legend(orient="bottom"),
             ),
             strokeDash=alt.StrokeDash(
                 "which:N",
-                scale=alt.Scale(domain=["slider", "layer's bias"], range=[[1, 0], [4, 3]]),
+                scale=alt.Scale(domain=[slider, layer], range=[[1, 0], [4, 3]]),
                 legend=None,
             ),
-            tooltip=[alt.Tooltip("which:N"), alt.Tooltip("bias:Q", format=".3f")],
+            tooltip=[alt.Tooltip("which:N", title=_("line")),
+                     alt.Tooltip("bias:Q", title=bias_title, format=".3f")],
         )
     )
     return alt.layer(line, rules).properties(height=260)
@@ -264,7 +298,8 @@ def agreement_chart(
     first: np.ndarray, second: np.ndarray, first_title: str, second_title: str, title: str,
     highlight: int | None = None,
 ) -> alt.LayerChart:
-    """One point per channel, first vs second, on the identity line: agreement made visible."""
+    """One point per channel, first vs second, on the identity line: agreement made visible.
+    Stretches to its container's width."""
     df = pd.DataFrame(
         {"channel": np.arange(len(first)), "first": np.asarray(first, dtype=np.float64),
          "second": np.asarray(second, dtype=np.float64)}
@@ -276,12 +311,12 @@ def agreement_chart(
     diagonal = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(
         color="#999999", strokeDash=[4, 3]
     ).encode(x="v:Q", y="v:Q")
-    points = alt.Chart(df, title=title).mark_circle(size=60).encode(
+    points = alt.Chart(df, title=alt.TitleParams(title, anchor="start")).mark_circle(size=60).encode(
         x=alt.X("first:Q", title=first_title),
         y=alt.Y("second:Q", title=second_title),
         color=alt.condition("datum.chosen", alt.value("#d62728"), alt.value("#1f77b4")),
         tooltip=[
-            alt.Tooltip("channel:Q"),
+            alt.Tooltip("channel:Q", title=_("output channel")),
             alt.Tooltip("first:Q", title=first_title, format=".3e"),
             alt.Tooltip("second:Q", title=second_title, format=".3e"),
         ],

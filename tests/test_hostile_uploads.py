@@ -118,11 +118,10 @@ def test_hostile_images_decode_or_are_refused(monkeypatch):
 
 def test_hostile_images_on_the_bias_page(app):
     rng = random.Random(12)
-    # One input size per session: moving the size down while the output row and column stay bound to
-    # larger values is the bias page's own URL-state question (issue 10), not an upload's.
     for size in (448, 64):
         at = app("pages/bias.py", query_params={"bias_size": size})
-        at.radio(key="bias_source").set_value("Your image").run()
+        # The image menu is convmix.ui.widgets.choice: its widget key carries the language.
+        at.radio(key="bias_source__en").set_value("upload").run()
         for i in range(6):
             at.get("file_uploader")[0].set_value((f"fuzz{i}.png", hostile_image(rng), "image/png"))
             at.run()
