@@ -24,6 +24,9 @@ QUERY_SELECTION = "query"  # name of the point selection on the clickable query 
 # Fixed-size charts: Streamlit's default autosize ("fit") squeezes a chart's height when its
 # legend sits below it; "pad" keeps the plot at the size asked for.
 PAD = alt.AutoSizeParams(type="pad")
+# Charts as wide as their container: only the width fits, the height stays as asked.
+FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
+_CLOSING = set("）》」』】〕，。、：；！？,.:;!?)")  # never starts a line
 OVERLAP = 0.5  # of a cell, see map_heatmap
 TITLE_SIZE = 13  # px, Vega's default title font size
 
@@ -49,15 +52,20 @@ def title_lines(text: str, width: float, size: int = TITLE_SIZE) -> list[str]:
 
 
 def _pieces(text: str) -> list[str]:
-    """Words with their following space; each CJK character is a piece of its own."""
-    pieces, word = [], ""
+    """Words with their following space; each CJK character is a piece of its own. A short formula in
+    ASCII parentheses, "(o // h)", stays one piece, and closing punctuation stays with what it closes."""
+    pieces, word, depth = [], "", 0
     for ch in text:
-        if ord(ch) >= 0x2E80:
+        depth += (ch in "(（") - (ch in ")）")
+        if ch in _CLOSING and not word and pieces:
+            pieces[-1] += ch
+            continue
+        if ord(ch) >= 0x2E80 and ch != "（" and depth <= 0:
             if word:
                 pieces.append(word)
                 word = ""
             pieces.append(ch)
-        elif ch == " ":
+        elif ch == " " and depth <= 0:
             pieces.append(word + " ")
             word = ""
         else:
@@ -68,7 +76,7 @@ def _pieces(text: str) -> list[str]:
 
 
 def _title(text: str, width: float) -> alt.TitleParams:
-    return alt.TitleParams(title_lines(text, max(width, 120)), anchor="start", fontSize=TITLE_SIZE)
+    return alt.TitleParams(title_lines(text, max(width, 200)), anchor="start", fontSize=TITLE_SIZE)
 
 
 def _legend(value_title: str | None, orient: str = "bottom", length: int = 160) -> alt.Legend:
@@ -149,14 +157,15 @@ def map_heatmap(
         width=width, height=height, autosize=PAD)
 
 
-def window_panel(df: pd.DataFrame, *, size: int = 170) -> alt.LayerChart:
+def window_panel(df: pd.DataFrame, *, size: int = 170, y_title: bool = True) -> alt.LayerChart:
     """One kernel_att × kernel_att panel of the inspector (the rows of one panel of
     convmix.walkthrough.window_panels_frame), with its own colour scale.
 
     Axes are offsets from the query in input pixels; values are written in when a cell is at
     least 24 pixels wide; cells whose key comes from reflection padding have a dashed outline. The
     page lays the five panels out in a wrapping row: side by side on a wide screen, stacked on a
-    phone.
+    phone. `y_title=False` leaves the y axis untitled (the panels after the first), which keeps the
+    row narrow enough for five at 1400 px.
     """
     k = int(df["dy"].max()) + 1
     lo_x, hi_x = float(df["offset_x"].min()), float(df["offset_x"].max())
@@ -167,7 +176,8 @@ def window_panel(df: pd.DataFrame, *, size: int = 170) -> alt.LayerChart:
         ticks = ticks[:: (len(ticks) + 10) // 11]
     x = alt.X("x0:Q", title=_("offset x"), scale=_axis_scale(lo_x - half, hi_x + half),
               axis=alt.Axis(values=ticks, format="d", labelOverlap=False))
-    y = alt.Y("y0:Q", title=_("offset y"), scale=_axis_scale(lo_y - half, hi_y + half, reverse=True),
+    y = alt.Y("y0:Q", title=_("offset y") if y_title else None,
+              scale=_axis_scale(lo_y - half, hi_y + half, reverse=True),
               axis=alt.Axis(values=ticks, format="d", labelOverlap=False))
     tooltip = [
         alt.Tooltip("panel:N", title=_("quantity")),
@@ -210,7 +220,8 @@ def window_panel(df: pd.DataFrame, *, size: int = 170) -> alt.LayerChart:
 
 def window_panels(df: pd.DataFrame, *, size: int = 170) -> list[alt.LayerChart]:
     """The inspector's five panels (a frame from convmix.walkthrough.window_panels_frame), in order."""
-    return [window_panel(part, size=size) for _order, part in df.groupby("order", sort=True)]
+    return [window_panel(part, size=size, y_title=i == 0)
+            for i, (_order, part) in enumerate(df.groupby("order", sort=True))]
 
 
 def key_window_chart(df: pd.DataFrame, query: tuple[int, int], title: str,
@@ -273,7 +284,7 @@ def fc_matrix_chart(df: pd.DataFrame) -> alt.LayerChart:
         layers.append(base.mark_text(fontSize=9).encode(
             text=alt.Text("value:Q", format=".2f"), color=alt.value("black"), tooltip=tooltip))
     return alt.layer(*layers, title="fc.weight[:, :, 0, 0].T").properties(
-        width="container", height=min(700, 22 * len(rows)))
+        width="container", height=min(700, 22 * len(rows)), autosize=FIT_X)
 
 
 def shift_kernel_chart(df: pd.DataFrame, kernel_conv: int, title: str) -> alt.Chart | alt.FacetChart:
@@ -335,7 +346,7 @@ def grouping_charts(df: pd.DataFrame) -> list[alt.Chart]:
                     axis=alt.Axis(values=list(range(0, n, max(1, n // 8))), labelAngle=0)),
             color=alt.Color(f"{field}:Q", scale=alt.Scale(scheme="turbo"), legend=None),
             tooltip=tooltip,
-        ).properties(width="container", height=28)
+        ).properties(width="container", height=28, autosize=FIT_X)
 
     return [
         strip("attention head", _("attention path: head of each output channel (c // d)")),
@@ -356,4 +367,4 @@ def channel_share_chart(df: pd.DataFrame) -> alt.LayerChart:
     rule = alt.Chart(pd.DataFrame({"y": [0.5]})).mark_rule(strokeDash=[4, 3], color="grey").encode(
         y="y:Q")
     return alt.layer(bars, rule, title=_title(_("The attention path's share per output channel"), 320)).properties(
-        height=200, width="container")
+        height=200, width="container", autosize=FIT_X)

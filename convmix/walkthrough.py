@@ -177,12 +177,13 @@ def plan_walkthrough(config: ACmixConfig, limit: int | None = None) -> Plan:
     return Plan(config, candidate, problems, fallback)
 
 
-def section_extra_bytes(config: ACmixConfig, section: str) -> int:
+def section_extra_bytes(config: ACmixConfig, section: str, shift: bool = True) -> int:
     """Memory a walkthrough section (an id of SECTIONS) allocates beyond the trace it reads (float64
     copies of whole tensors, frames for charts), estimated from shapes.
 
     Every section also builds the overview's step table once (its statistics convert STATS_CHUNK
-    elements to float64 at a time).
+    elements to float64 at a time). `shift=False`: dep_conv no longer holds the shift kernels, and
+    its section measures their distance from them instead (`shift_distance`).
     """
     c = config
     n_out = c.batch * c.out_planes * c.out_height * c.out_width
@@ -192,7 +193,7 @@ def section_extra_bytes(config: ACmixConfig, section: str) -> int:
     extra = {
         "mix": 6 * 8 * n_out,  # both paths and the re-mix in float64, per-channel norms
         "conv_p": 5 * 8 * d * area,  # the grid, pe, the plane and their difference in float64
-        "dep_conv": check_shift_bytes(c),
+        "dep_conv": check_shift_bytes(c) if shift else shift_distance_bytes(c),
         "channel_grouping": 4 * 8 * n_out + 512 * c.out_planes,  # out_conv in float64 and differences
         "attention_inspector": 8 * (c.out_height * c.out_width + 8 * d * c.kernel_att**2),
     }.get(section, 0)
@@ -200,12 +201,12 @@ def section_extra_bytes(config: ACmixConfig, section: str) -> int:
 
 
 def section_refusal(config: ACmixConfig, section: str, limit: int | None = None,
-                    held: int | None = None) -> memory.Refusal | None:
+                    held: int | None = None, shift: bool = True) -> memory.Refusal | None:
     """None when the section's extra work fits beside what the process holds (its trace included);
     else why not, with a nearby configuration."""
     return memory.check(
         config, memory.memory_budget() if limit is None else limit,
-        cost=lambda c: section_extra_bytes(c, section),
+        cost=lambda c: section_extra_bytes(c, section, shift),
         what=_("The section “{section}” of this walkthrough", section=section_title(section)), held=held,
     )
 
@@ -861,7 +862,7 @@ def conv_p_gradients(module, x: torch.Tensor, seed: int = 0) -> ConvPGradients:
 
     norms = []
     for dtype in (torch.float64, torch.float32):
-        twin = copy.deepcopy(module).to(dtype)
+        twin = copy.deepcopy(module).to(dtype).requires_grad_(True)  # frozen copies too (trained layers)
         twin.zero_grad(set_to_none=True)
         with torch.enable_grad():
             out = twin(x.to(dtype))
@@ -914,6 +915,11 @@ def shift_distance(module) -> float:
     w = module.dep_conv.weight.detach().double()
     pattern = shift_kernels(module.kernel_conv).to(w).expand_as(w)
     return float((w - pattern).norm() / pattern.norm())
+
+
+def shift_distance_bytes(config: ACmixConfig) -> int:
+    """What shift_distance allocates: dep_conv's weight in float64 and the difference (twice)."""
+    return 3 * 8 * config.out_planes * config.kernel_conv**4
 
 
 def shift_kernel_frame(module, out_channel: int) -> pd.DataFrame:

@@ -37,7 +37,7 @@ FLOAT = st.column_config.NumberColumn(format="%.4g")
 STAT = st.column_config.NumberColumn(format="%.3g", width=62)
 FC_HEADS_SHOWN = 16  # rows per q/k/v drawn in the fc matrix
 MAP_SIZE = 250  # a step's heatmap: fits the expander's right column at 1400 px, and a phone
-PANEL_SIZE = 150  # one of the inspector's five window panels: five fit in a row at 1400 px
+PANEL_SIZE = 136  # one of the inspector's five window panels: five fit in a row at 1400 px
 SECTION_KEY = "wt_section"  # the open section's id (convmix.walkthrough.SECTIONS); ?section= follows it
 SECTION_NOTE = "_wt_section_note"
 INPUT_KEY = "wt_input"  # the sidebar module's input: a picture id, UPLOAD or sources.NOISE
@@ -52,7 +52,6 @@ PAGE_CSS = """<style>
 [data-testid='stMain'] [data-testid='stMarkdownContainer'] table {display: block; overflow-x: auto;}
 @media (max-width: 640px) {
   .st-key-wt_slice [data-testid='stColumn'] {min-width: calc(50% - 1rem) !important;}
-  .st-key-wt_metrics [data-testid='stColumn'] {min-width: calc(50% - 1rem) !important;}
 }
 </style>"""
 
@@ -287,18 +286,19 @@ for note in notes:
 box = st.container(border=True, key="wt_source")
 with box:
     st.markdown("**" + _("What this page shows") + "**")
-    described = st.container()
+    box_text, box_image = st.columns([3, 1], gap="medium")
+    described = box_text.container()
 
 if words.is_sidebar_source(named):
     plan = wt.plan_walkthrough(requested)
     if plan.problems and plan.fallback:
-        with box:
+        with box_text:
             st.info(_(
                 "The official variant cannot run this configuration (the sidebar says why). Shown instead: the "
                 "**fixed** variant, with the same submodules and parameters, dep_conv padded by kernel_conv // 2, "
                 "`h_out = ceil(H / stride)` and the window dilation applied."), icon=":material/build:")
     if plan.shown is None:
-        with box:
+        with box_text:
             if plan.refusal is not None:
                 st.error(plan.refusal.message(), icon=":material/memory:")
             elif plan.requested.variant == "official":
@@ -308,10 +308,10 @@ if words.is_sidebar_source(named):
                 st.info(_("This variant cannot run this configuration, so there is nothing to walk through: the "
                           "sidebar says why and what would work."), icon=":material/arrow_back:")
         st.stop()
-    with box:
+    with box_text:
         source = sidebar_source(plan.shown, named)
 else:
-    with box:
+    with box_text:
         st.caption(_("The sidebar's configuration does not apply while a network's layer is shown."))
         source = network_controls(named)
 write_url(source)
@@ -319,11 +319,11 @@ write_url(source)
 try:
     walk = get_walk(source)
 except OverBudget as err:  # fits the budget, but not beside what the server holds right now
-    with box:
+    with box_text:
         st.error(str(err), icon=":material/memory:")
     st.stop()
 except sources.SourceError as err:
-    with box:
+    with box_text:
         show_refusal(words.source_error(err))
     st.stop()
 
@@ -331,14 +331,12 @@ config = walk.config
 module, trace = walk.module, walk.trace
 shift = wt.weights_are_shift(module)
 with described:
-    left, right = st.columns([3, 1], gap="medium")
-    left.markdown(words.module_sentence(source, config))
-    left.markdown(words.input_sentence(source, config, dict(walk.facts)))
-    image = shown_image(source, config)
-    if image is not None:
-        right.image(image[0], width=160)
-        if image[1]:
-            right.caption(image[1])
+    st.markdown(words.module_sentence(source, config))
+    st.markdown(words.input_sentence(source, config, dict(walk.facts)))
+if (image := shown_image(source, config)) is not None:
+    box_image.image(image[0], width=160)
+    if image[1]:
+        box_image.caption(image[1])
 
 d, h = config.head_dim, config.head
 params = module_param_counts(module)
@@ -405,9 +403,9 @@ def draw_step(step, expanded: bool) -> None:
             st.caption(_("The authors' statement:"))
             st.code(step.info.code, language="python", wrap_lines=True)
             row = steps.loc[steps["step"] == step.name].iloc[0]
+            headers = [_("shape"), _("memory"), _("parameters of {owner}", owner=owner), _("multiply-adds"), "FLOPs"]
             st.markdown(
-                f"| {_('shape')} | {_('memory')} | {_('parameters of {owner}', owner=owner)} | "
-                f"{_('multiply-adds')} | FLOPs |\n|---|---|---|---|---|\n"
+                "| " + " | ".join(headers) + " |\n|---|---|---|---|---|\n"
                 f"| {shape} | {wt.memory_text(row)} | {step.params:,} | {step.cost.macs:,} | {step.cost.flops:,} |\n\n"
                 + _("Statistics of the whole tensor: mean {mean:.4g} · std {std:.4g} · min {min:.4g} · max {max:.4g}",
                     mean=row["mean"], std=row["std"], min=row["min"], max=row["max"])
@@ -528,7 +526,7 @@ CELL_COLUMNS = ("j", "dy", "dx", "offset_y", "offset_x", "key_row", "key_col", "
 
 def output_headers() -> dict[str, str]:
     return {"channel in head": _("channel in head"), "output channel": _("output channel"),
-            "Σ_j w_j · v_j": "Σ_j w_j · v_j", "out_att entry": _("recorded out_att"),
+            "Σ_j w_j · v_j": "Σ_j w_j · v_j", "out_att entry": _("out_att entry"),
             "difference": _("difference")}
 
 
@@ -585,7 +583,7 @@ def inspector_section() -> None:
         "**The window, position by position** (dashed outline: the key is a reflection-padding copy). The "
         "positional code is 0 at the centre and, away from the border, the same at every query; content + "
         "position = logit; softmax turns the logits into weights."))
-    with st.container(horizontal=True, key="wt_window_panels", gap="medium"):
+    with st.container(horizontal=True, key="wt_window_panels", gap="small"):
         for panel in charts.window_panels(wt.window_panels_frame(insp, ch), size=PANEL_SIZE):
             st.altair_chart(panel, width="content")
     err = float((cells["content"] + cells["positional"] - cells["logit"]).abs().max())
@@ -831,7 +829,7 @@ VIEWS = {
 for name, tab in section_tabs():
     with tab:
         if tab.open is not False:
-            if (refusal := wt.section_refusal(config, name)) is not None:
+            if (refusal := wt.section_refusal(config, name, shift=shift)) is not None:
                 st.error(refusal.message(), icon=":material/memory:")
                 continue
             VIEWS[name]()

@@ -262,11 +262,11 @@ def get_walk(source):
             need = sources.network_build_bytes(source.network, resolver)
             with _admitted_fixed(ACmixConfig(), need, "network", layer):
                 resolver.network(source.network)
-        if sidebar:
+        if sidebar:  # built for this trace alone: the trace cache keeps it (and frees it) with the trace
             with budget.admitted(source.config, budget.memory_budget(),
                                  lambda c: sources.materialize_bytes(dataclasses.replace(source, config=c), resolver),
                                  _("Building the module and its input"), make_room=make_room):
-                m = ws.materialized(source)
+                m = sources.materialize(source, resolver, budget.memory_budget())
         else:
             need = sources.materialize_bytes(source, resolver)
             with _admitted_fixed(ACmixConfig(), need, "forward" if isinstance(source, sources.NetworkLayer)
