@@ -9,7 +9,7 @@ that a page can say in the visitor's language what failed and what would work.
 Four kinds of source:
 
 * `RandomInit(config)`: the sidebar's configuration, weights drawn from its seed, on seeded noise
-  (`config.build()`, `config.make_input()`): what the walkthrough has always shown.
+  (`config.build()`, `config.make_input()`).
 * `RandomInitPicture(config, picture)`: the same module on photographs passed through the seed's
   stem (`convmix.activations.stem_features`). Batch item 0 is the chosen picture; further items
   are the other built-in pictures in catalogue order, so that batch items differ.
@@ -21,16 +21,18 @@ Four kinds of source:
   through the seed's stem at the layer's width (seeded noise when `picture` is None).
 
 Networks are references: `ResNetRef(depth, seed)`, the authors' ACmix ResNet randomly initialised
-here, and `CheckpointRef(sha256)`, an uploaded checkpoint. A `Resolver` turns references into
+here, `CheckpointRef(sha256)`, an uploaded checkpoint, and `DigitsRef(sha256)`, a network trained on
+the digits in this process. A `Resolver` turns references into
 modules (through the builder registered for the reference's type in `NETWORK_BUILDERS`),
 checkpoints and uploaded bytes; the app keeps them in a byte-bounded cache, tests build them
 directly. What a network does with an image is its *kind*, an adapter registered per module class
 in `NETWORK_KINDS`: the layers it has, the image's tensor, the memory a forward up to a layer needs,
-and the input captured there. A network trained on the digits (convmix.train) plugs in as a third
-kind of network: a frozen reference (say `DigitsRef(config)`) with a builder in NETWORK_BUILDERS
-that returns its trained module, and a NetworkKind for that module's class in NETWORK_KINDS whose
-image is a digit of the data set; `NetworkLayer(DigitsRef(...), layer, digit, 8)` then materialises
-like any other layer (the URL form in to_query/from_query is the one place to extend).
+and the input captured there. A network trained on the digits (convmix.train, the "Train it live" page) is the third kind of
+network: `DigitsRef(sha256)` names a frozen copy of it (`freeze_trained`), which a resolver holds
+like an upload (`Resolver(trained=...)`, `CachedResolver.keep_trained`); its builder returns that
+copy, and the NetworkKind of `DigitsNet` takes a held-out digit (`HeldOutDigit(position)`) as its
+image, so `NetworkLayer(DigitsRef(...), "mixer", HeldOutDigit(0), 8)` materialises like any other
+layer: the trained ACmix layer on the activation its own forward feeds it for that digit.
 
 Networks are shared by every session, so captures through one network run one at a time, and the
 module handed out is a copy of the network's layer (same weights), which a trace may instrument.
@@ -62,10 +64,12 @@ from .activations import (
     to_network_input,
 )
 from .bias import ImageError
-from .budget import memory_budget, weights_and_input_bytes
+from .budget import build_bytes, memory_budget, module_bytes, weights_and_input_bytes
 from .bytecache import ByteBoundedCache
 from .checkpoint import COPIES, Checkpoint, CheckpointError, build_acmix, find_acmix_layers, load_resnet
 from .config import LIMITS, ACmixConfig
+from .digits import SIZE as DIGIT_SIZE
+from .digits import default_split, load_digits
 from .models import (
     DEPTHS,
     HEAD,
@@ -76,6 +80,7 @@ from .models import (
     block_layout,
     min_input_size,
 )
+from .train_net import DigitsNet, layer_inputs
 
 # Image sizes a network input may have: multiples of 32 (every stride divides them) up to this.
 MAX_IMAGE_SIZE = 512
@@ -109,6 +114,16 @@ PictureRef = BuiltinPicture | UploadedPicture
 
 
 @dataclass(frozen=True)
+class HeldOutDigit:
+    """Digit number `position` of the held-out digits (convmix.digits.default_split().held_out)."""
+
+    position: int
+
+
+ImageRef = PictureRef | HeldOutDigit
+
+
+@dataclass(frozen=True)
 class ResNetRef:
     """The authors' ACmix ResNet-`depth` (1000 classes), randomly initialised from `seed`."""
 
@@ -128,7 +143,22 @@ class CheckpointRef:
         return self.sha256[:SHORT_HASH]
 
 
-NetworkRef = ResNetRef | CheckpointRef
+@dataclass(frozen=True)
+class DigitsRef:
+    """A frozen copy of a network trained on the digits, named by the SHA-256 of its weights
+    (`freeze_trained`). What it was trained with rides along for the page, outside equality."""
+
+    sha256: str
+    step: int = field(default=0, compare=False)
+    config: object = field(default=None, compare=False)  # its convmix.train.TrainConfig
+    held_out_accuracy: float | None = field(default=None, compare=False)
+
+    @property
+    def short(self) -> str:
+        return self.sha256[:SHORT_HASH]
+
+
+NetworkRef = ResNetRef | CheckpointRef | DigitsRef
 
 
 def sha256(data: bytes) -> str:
@@ -154,8 +184,8 @@ class RandomInitPicture:
 @dataclass(frozen=True)
 class NetworkLayer:
     network: NetworkRef
-    layer: str  # e.g. "layer3.0.conv2"
-    image: PictureRef
+    layer: str  # e.g. "layer3.0.conv2", or "mixer" in a digits network
+    image: ImageRef  # a picture for a ResNet, a held-out digit for a digits network
     image_size: int = DEFAULT_IMAGE_SIZE
 
 
@@ -180,10 +210,12 @@ Source = RandomInit | RandomInitPicture | NetworkLayer | LayerAlone
 class SourceError(ValueError):
     """A source that cannot be materialised. `code` says which rule failed, `values` the figures.
 
-    Codes: "budget" (need, budget, what: "module", "stem", "forward" or "layer"; layer), "network_too_large" (need, limit, depth), "config"
-    (problems), "net_seed" (seed, low, high),
-    "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind, short),
-    "picture" (reason), "image_size" (size, low, high), "layer" (reason), "network_kind" (name).
+    Codes: "budget" (need, budget, what: "module", "stem", "forward" or "layer"; layer),
+    "network_too_large" (need, limit, depth), "config" (problems), "net_seed" (seed, low, high),
+    "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind: "checkpoint",
+    "picture" or "trained"; short), "picture" (reason), "image_size" (size, low, high), "layer"
+    (reason), "network_kind" (name), "digit" (position, low, high), "no_acmix" (a digits network
+    without an ACmix layer).
     """
 
     def __init__(self, code: str, message: str, **values):
@@ -217,9 +249,22 @@ class Resolver:
     """
 
     def __init__(self, checkpoints: Mapping[str, Checkpoint] | None = None,
-                 pictures: Mapping[str, bytes] | None = None):
+                 pictures: Mapping[str, bytes] | None = None,
+                 trained: Mapping[str, nn.Module] | None = None):
         self._checkpoints = dict(checkpoints or {})
         self._pictures = dict(pictures or {})
+        self._trained = dict(trained or {})
+
+    def holds_network(self, ref: NetworkRef) -> bool:
+        """Whether `network(ref)` would return a network already built (no cache here: False)."""
+        return False
+
+    def trained(self, ref: DigitsRef) -> nn.Module:
+        found = self._trained.get(ref.sha256)
+        if found is None:
+            raise SourceError("upload_missing", f"The trained network {ref.short} is not held here; open it "
+                              "from the training page again.", kind="trained", short=ref.short)
+        return found
 
     def checkpoint(self, ref: CheckpointRef) -> Checkpoint:
         found = self._checkpoints.get(ref.sha256)
@@ -250,9 +295,19 @@ class CachedResolver(Resolver):
     """A resolver over one `ByteBoundedCache` shared by every visitor: built networks are kept
     under ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256)."""
 
-    def __init__(self, cache: ByteBoundedCache):
-        super().__init__()
+    def __init__(self, cache: ByteBoundedCache, trained: Mapping[str, nn.Module] | None = None):
+        super().__init__(trained=trained)
         self.cache = cache
+
+    def holds_network(self, ref: NetworkRef) -> bool:
+        return ("network", ref) in self.cache
+
+    def keep_trained(self, sha: str, net: nn.Module) -> None:
+        self.cache.put(("trained", sha), net)
+
+    def trained(self, ref: DigitsRef) -> nn.Module:
+        found = self.cache.get(("trained", ref.sha256))
+        return found if found is not None else super().trained(ref)
 
     def keep_checkpoint(self, sha: str, checkpoint: Checkpoint) -> None:
         self.cache.put(("checkpoint", sha), checkpoint)
@@ -293,12 +348,47 @@ def _build_from_checkpoint(ref: CheckpointRef, resolver: Resolver, budget: int) 
         raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
 
 
+def _build_trained(ref: DigitsRef, resolver: Resolver, budget: int) -> nn.Module:
+    """The frozen copy itself (a few hundred KB at most), held by the resolver."""
+    return resolver.trained(ref)
+
+
 # How each kind of reference becomes a network: (ref, resolver, budget) -> module in eval mode.
-# A network trained on the digits adds its reference type here and its module class to NETWORK_KINDS.
 NETWORK_BUILDERS: dict[type, Callable[[object, Resolver, int], nn.Module]] = {
     ResNetRef: _build_resnet,
     CheckpointRef: _build_from_checkpoint,
+    DigitsRef: _build_trained,
 }
+
+
+def network_build_bytes(ref: NetworkRef, resolver: Resolver) -> int:
+    """What `resolver.network(ref)` allocates: a ResNet's weights when it is not built yet; nothing
+    for a checkpoint (its network takes the checkpoint's own tensors) or a trained copy (held)."""
+    if isinstance(ref, ResNetRef) and not resolver.holds_network(ref):
+        check_resnet_ref(ref)
+        return resnet_weight_bytes(ref.depth)
+    return 0
+
+
+def weights_hash(net: nn.Module) -> str:
+    """SHA-256 of a network's state dict (names, dtypes, shapes and values), independent of where it
+    is stored."""
+    h = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    return h.hexdigest()
+
+
+def freeze_trained(net: nn.Module, step: int = 0, config: object = None,
+                   held_out_accuracy: float | None = None) -> tuple[DigitsRef, nn.Module]:
+    """A frozen copy of a trained network (eval mode, no gradients) and the reference that names it:
+    training may go on in the original without changing what the reference shows."""
+    frozen = copy.deepcopy(net).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return DigitsRef(weights_hash(frozen), step, config, held_out_accuracy), frozen
 
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -329,17 +419,23 @@ def check_resnet_ref(ref: ResNetRef) -> None:
 
 @dataclass(frozen=True)
 class NetworkKind:
-    """What a kind of network does with an image: its layers, its input, its cost, its capture."""
+    """What a kind of network does with an image: its layers, its input, its cost, its capture.
+
+    `capture` returns the layer, the input that reached it, and facts about the forward (name,
+    value pairs, e.g. the digits network's prediction); `image_facts` says what the image is."""
 
     layers: Callable[[nn.Module], list[str]]
     image_sizes: Callable[[nn.Module], list[int]]
-    image_tensor: Callable[[nn.Module, PictureRef, int, Resolver], torch.Tensor]
-    forward_bytes: Callable[[nn.Module, str, int], int]  # up to the layer's input, one image
-    capture: Callable[[nn.Module, torch.Tensor, str, int], tuple[ACmix, torch.Tensor]]
+    image_tensor: Callable[[nn.Module, ImageRef, int, Resolver], torch.Tensor]
+    forward_bytes: Callable[[nn.Module, str, int], int]  # up to the layer's input, one image, weights included
+    capture: Callable[[nn.Module, torch.Tensor, str, int], tuple[ACmix, torch.Tensor, tuple]]
+    image_facts: Callable[[ImageRef], tuple] = lambda image: ()
 
 
 def picture_rgb(picture: PictureRef, height: int, width: int, resolver: Resolver) -> np.ndarray:
     """A picture as a (height, width, 3) uint8 array; uploads are decoded with the bias page's checks."""
+    if not isinstance(picture, BuiltinPicture | UploadedPicture):
+        raise SourceError("picture", "A network of pictures needs a picture.", reason="not a picture")
     if isinstance(picture, BuiltinPicture):
         try:
             return images.picture_rgb(picture.id, height, width)
@@ -361,7 +457,61 @@ def _resnet_weights(model: nn.Module) -> int:
 
 def _resnet_capture(model, x, layer, budget):
     reached = layer_input(model, x, layer, budget)
-    return reached.module, reached.x
+    return reached.module, reached.x, ()
+
+
+# -- the digits network -------------------------------------------------------------------------------
+
+DIGITS_LAYERS = ("mixer",)  # the ACmix layer of convmix.train_net.DigitsNet (a test checks it)
+
+
+def held_out_count() -> int:
+    return len(default_split().held_out)
+
+
+def _digit_index(image: ImageRef) -> int:
+    """The row of the digits file that held-out digit `image` is."""
+    if not isinstance(image, HeldOutDigit):
+        raise SourceError("picture", "A digits network reads a held-out digit, not a picture.",
+                          reason="not a digit")
+    count = held_out_count()
+    if isinstance(image.position, bool) or not isinstance(image.position, int) or not 0 <= image.position < count:
+        raise SourceError("digit", f"Held-out digit {image.position!r} does not exist; they are numbered 0 to "
+                          f"{count - 1}.", position=image.position, low=0, high=count - 1)
+    return int(default_split().held_out[image.position])
+
+
+def digit_pixels(image: ImageRef) -> torch.Tensor:
+    """(1, 1, 8, 8) raw pixel values 0-16 of a held-out digit (what DigitsNet takes)."""
+    index = _digit_index(image)
+    return load_digits().images[index:index + 1]
+
+
+def _digit_facts(image: ImageRef) -> tuple:
+    index = _digit_index(image)
+    return (("label", int(load_digits().labels[index])), ("dataset_index", index))
+
+
+def _digits_forward_bytes(model: nn.Module, layer: str, size: int) -> int:
+    """The digits network's forward on one digit: weights, the digit, the stem's maps, the layer's
+    own forward peak and the rest (all small; counted alive at once)."""
+    module = model.get_submodule(layer)
+    config = module_config(module, (1, module.in_planes, size, size))
+    weights = sum(t.numel() for t in model.state_dict().values())
+    return ELEMENT * (weights + size * size + 4 * module.in_planes * size * size) + config.estimate_peak_bytes()
+
+
+def _digits_capture(model, x, layer, budget):
+    """The network's own forward with a hook on every ACmix layer (convmix.train.layer_inputs)."""
+    seen, logits = layer_inputs(model, x)
+    return model.get_submodule(layer), seen[layer], (("prediction", int(logits.argmax(1))),)
+
+
+def _digits_layers(model: nn.Module) -> list[str]:
+    names = list(model.acmix_layers())
+    if not names:
+        raise SourceError("no_acmix", "This network has no ACmix layer (the plain-convolution ablation).")
+    return names
 
 
 NETWORK_KINDS: dict[type, NetworkKind] = {
@@ -373,6 +523,14 @@ NETWORK_KINDS: dict[type, NetworkKind] = {
         forward_bytes=lambda model, layer, size: forward_bytes_until(
             model.depth, layer, 1, size, size, _resnet_weights(model)),
         capture=_resnet_capture,
+    ),
+    DigitsNet: NetworkKind(
+        layers=_digits_layers,
+        image_sizes=lambda model: [DIGIT_SIZE],
+        image_tensor=lambda model, image, size, resolver: digit_pixels(image),
+        forward_bytes=_digits_forward_bytes,
+        capture=_digits_capture,
+        image_facts=_digit_facts,
     ),
 }
 
@@ -396,6 +554,7 @@ class Materialized:
     x: torch.Tensor  # (B, in_planes, H, W): what the module receives
     config: ACmixConfig  # the module's hyperparameters and the input's shape (not its weights)
     estimate_bytes: int  # the estimate checked against the budget
+    facts: tuple = ()  # (name, value) pairs about the input: a digit's label and the prediction
 
 
 def module_config(module: ACmix, x_shape: tuple[int, ...], seed: int = 0) -> ACmixConfig:
@@ -469,14 +628,16 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
                               size=source.image_size, low=sizes[0], high=sizes[-1], step=IMAGE_STEP)
         need = kind.forward_bytes(model, source.layer, source.image_size)
         _refuse_over_budget(need, budget, "forward", source.layer)
+        facts = kind.image_facts(source.image)
         x = kind.image_tensor(model, source.image, source.image_size, resolver)
         with _lock_for(model):  # the capture hooks the shared network: one capture at a time
-            module, reached = kind.capture(model, x, source.layer, budget)
+            module, reached, found = kind.capture(model, x, source.layer, budget)
         # The walkthrough records a trace through the module it gets; a copy keeps that trace apart
         # from any forward through the network (which is shared by every session).
         module = copy.deepcopy(module)
         seed = getattr(source.network, "seed", 0)
-        return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need)
+        return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need,
+                            facts + tuple(found))
     if isinstance(source, LayerAlone):
         checkpoint = resolver.checkpoint(source.network)
         found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
@@ -498,13 +659,60 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
     raise SourceError("network_kind", f"Unknown source {type(source).__name__}.", name=type(source).__name__)
 
 
+def materialize_bytes(source: Source, resolver: Resolver) -> int:
+    """What `materialize(source, resolver)` allocates beyond what is already held: the module and its
+    input (with the stem's work for pictures), or the network's forward up to the layer and the
+    layer's copy. A network source's network must be built first (`network_build_bytes` says what
+    that costs): its weights are held, not allocated here."""
+    if isinstance(source, RandomInit | RandomInitPicture):
+        config = source.config
+        need = build_bytes(config) + weights_and_input_bytes(config) - module_bytes(config)
+        if isinstance(source, RandomInitPicture):
+            need += stem_bytes(config.batch, config.height, config.width, config.in_planes)
+        return need
+    if isinstance(source, NetworkLayer):
+        model = resolver.network(source.network)
+        kind = network_kind(model)
+        if source.layer not in kind.layers(model) or source.image_size not in kind.image_sizes(model):
+            return 0  # materialize refuses it before it allocates anything
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        layer = model.get_submodule(source.layer)
+        copied = sum(t.numel() * t.element_size() for t in layer.state_dict().values())
+        return kind.forward_bytes(model, source.layer, source.image_size) - weights + copied
+    if isinstance(source, LayerAlone):
+        config = module_config_of_alone(source, resolver)
+        need = 2 * weights_and_input_bytes(config)  # the layer's weights as read and as built
+        if source.picture is not None:
+            need += stem_bytes(1, source.size, source.size, config.in_planes)
+        return need
+    return 0
+
+
+def module_config_of_alone(source: LayerAlone, resolver: Resolver) -> ACmixConfig:
+    """The configuration a LayerAlone source shows (from the checkpoint's shapes, no weights built)."""
+    checkpoint = resolver.checkpoint(source.network)
+    found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
+    layer = found.get(source.layer)
+    if layer is None or not layer.usable:
+        raise SourceError("unknown_layer", f"{source.layer!r} is not a usable ACmix layer of this checkpoint.",
+                          layer=source.layer, layers=[name for name, f in found.items() if f.usable])
+    return ACmixConfig(in_planes=layer.in_planes, out_planes=layer.out_planes, kernel_att=source.kernel_att,
+                       head=layer.head, kernel_conv=layer.kernel_conv, stride=source.stride,
+                       height=source.size, width=source.size)
+
+
 # ---------------------------------------------------------------------------------------------
 # URL query parameters
 # ---------------------------------------------------------------------------------------------
 
 QUERY_KEYS = ("net", "net_seed", "layer", "picture", "image_size")
+NOISE = "noise"  # picture=noise: the sidebar's module on seeded noise
+TRAINED_PREFIX = "digits-"
+DIGIT_PREFIX = "digit-"
 _RESNET_NET = re.compile(r"^resnet([0-9]{2})$")
 _UPLOAD = re.compile(rf"^upload-([0-9a-f]{{{SHORT_HASH}}})$")
+_TRAINED = re.compile(rf"^digits-([0-9a-f]{{{SHORT_HASH}}})$")
+_DIGIT = re.compile(r"^digit-([0-9]{1,6})$")
 _LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 
 
@@ -512,22 +720,30 @@ _LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 class Note:
     """A URL value that was not taken as given: `code` and the figures, worded by the page."""
 
-    code: str  # "net", "net_seed", "layer", "picture", "image_size", "upload_missing"
+    code: str  # "net", "net_seed", "layer", "picture", "image_size", "upload_missing", "trained_missing",
+    # "digit"
     value: str  # the offending value, cut to 40 characters of letters, digits and -_.
     values: tuple[tuple[str, object], ...] = ()
 
 
-def picture_query(picture: PictureRef) -> str:
+def picture_query(picture: ImageRef | None) -> str:
+    if picture is None:
+        return NOISE
+    if isinstance(picture, HeldOutDigit):
+        return f"{DIGIT_PREFIX}{picture.position}"
     return picture.id if isinstance(picture, BuiltinPicture) else UPLOAD_PREFIX + picture.short
 
 
 def to_query(source: Source) -> dict[str, str]:
     """The parameters that name `source` in a URL (the sidebar's own carry a RandomInit's config)."""
     if isinstance(source, RandomInit):
-        return {}
+        return {"picture": NOISE}
     if isinstance(source, RandomInitPicture):
         return {"picture": picture_query(source.picture)}
     if isinstance(source, NetworkLayer):
+        if isinstance(source.network, DigitsRef):
+            return {"net": TRAINED_PREFIX + source.network.short, "layer": source.layer,
+                    "picture": picture_query(source.image)}
         if isinstance(source.network, ResNetRef):
             out = {"net": f"resnet{source.network.depth}", "net_seed": str(source.network.seed)}
         else:
@@ -561,15 +777,29 @@ def _param(params: Mapping[str, object], key: str) -> str | None:
     return str(raw[-1] if isinstance(raw, list | tuple) and raw else raw).strip()
 
 
+def _digit_from_query(raw: str | None, notes: list[Note]) -> HeldOutDigit:
+    if raw is None:
+        return HeldOutDigit(0)
+    count = held_out_count()
+    match = _DIGIT.match(raw)
+    if match and int(match.group(1)) < count:
+        return HeldOutDigit(int(match.group(1)))
+    notes.append(Note("digit", _shown(raw), (("low", 0), ("high", count - 1))))
+    return HeldOutDigit(0)
+
+
 def from_query(
     params: Mapping[str, object], config: ACmixConfig, choice: Source | None = None,
     uploaded_pictures: Mapping[str, UploadedPicture] | None = None,
+    trained: Mapping[str, DigitsRef] | None = None,
 ) -> tuple[Source | None, list[Note]]:
     """The source a URL names, or None when it names none (then the caller decides); one Note per
     value not taken as given. Hostile text never raises.
 
     `choice` is the source this session chose (an upload can only be named by the session that
-    holds it); `uploaded_pictures` maps the short hash of each picture this session uploaded.
+    holds it); `uploaded_pictures` maps the short hash of each picture this session uploaded, and
+    `trained` that of each trained network it opened. Without `layer`, `picture` names the sidebar
+    module's input: a picture, or `noise`.
     """
     uploads = dict(uploaded_pictures or {})
     notes: list[Note] = []
@@ -577,9 +807,25 @@ def from_query(
     if _param(params, "layer") is None:
         if picture_raw is None:
             return None, notes
+        if picture_raw == NOISE:
+            return RandomInit(config), notes
         return RandomInitPicture(config, _picture_from_query(picture_raw, uploads, notes)), notes
     layer = _param(params, "layer") or ""
     net = _param(params, "net") or ""
+    held = _TRAINED.match(net)
+    if held:
+        nets = dict(trained or {})
+        chosen_net = getattr(choice, "network", None)
+        if isinstance(chosen_net, DigitsRef):
+            nets.setdefault(chosen_net.short, chosen_net)
+        ref = nets.get(held.group(1))
+        if ref is None:
+            notes.append(Note("trained_missing", _shown(net)))
+            return None, notes
+        if layer not in DIGITS_LAYERS:
+            notes.append(Note("layer", _shown(layer), (("network", "DigitsNet"),)))
+            return None, notes
+        return NetworkLayer(ref, layer, _digit_from_query(picture_raw, notes), DIGIT_SIZE), notes
     upload = _UPLOAD.match(net)
     if upload:
         chosen_net = getattr(choice, "network", None)

@@ -20,6 +20,7 @@ import torch
 
 from . import acmix as acmix_source
 from .counting import Cost, module_param_counts, step_costs
+from .i18n import N_
 
 
 @dataclass(frozen=True)
@@ -27,72 +28,91 @@ class StepInfo:
     stage: str  # "Stage I", "attention", "convolution", "mix"
     owner: str  # submodule(s) whose parameters or code produce the step ("" for plain tensor ops)
     code: str  # the authors' statement that computes it
-    summary: str  # one correct sentence
+    summary: str  # one correct sentence, marked for translation (convmix.walkthrough.step_summary)
 
 
 STEP_INFO: dict[str, StepInfo] = {
-    "q": StepInfo("Stage I", "conv1", "q = self.conv1(x)",
-                  "1x1 convolution: the query projection, Cin -> C channels, with bias."),
-    "k": StepInfo("Stage I", "conv2", "k = self.conv2(x)",
-                  "1x1 convolution: the key projection; also feeds the conv path."),
-    "v": StepInfo("Stage I", "conv3", "v = self.conv3(x)",
-                  "1x1 convolution: the value projection; also feeds the conv path."),
-    "grid": StepInfo("attention", "", "position(h, w, x.is_cuda)",
-                     "Coordinate grid: channel 0 is x in [-1, 1], channel 1 is y in [-1, 1]."),
-    "pe": StepInfo("attention", "conv_p", "pe = self.conv_p(position(h, w, x.is_cuda))",
-                   "conv_p maps the 2 coordinate channels to head_dim channels, shared by all heads."),
-    "q_att": StepInfo("attention", "", "q_att = q.view(b * self.head, self.head_dim, h, w) * scaling",
-                      "Split q into heads and scale by head_dim^-1/2."),
-    "k_att": StepInfo("attention", "", "k_att = k.view(b * self.head, self.head_dim, h, w)",
-                      "Split k into heads (a view, no copy)."),
-    "v_att": StepInfo("attention", "", "v_att = v.view(b * self.head, self.head_dim, h, w)",
-                      "Split v into heads (a view, no copy)."),
-    "q_strided": StepInfo("attention", "", "q_att = stride(q_att, self.stride)",
-                          "With stride s, only every s-th row and column is a query."),
-    "q_pe": StepInfo("attention", "", "q_pe = stride(pe, self.stride)  # or pe when stride == 1",
-                     "Positional encoding at the query positions."),
-    "k_pad": StepInfo("attention", "pad_att", "self.pad_att(k_att)",
-                      "Reflection padding so that border queries get full windows."),
+    "q": StepInfo("Stage I", "conv1",
+                  "q = self.conv1(x)",
+                  N_("1x1 convolution: the query projection, Cin -> C channels, with bias.")),
+    "k": StepInfo("Stage I", "conv2",
+                  "k = self.conv2(x)",
+                  N_("1x1 convolution: the key projection; also feeds the conv path.")),
+    "v": StepInfo("Stage I", "conv3",
+                  "v = self.conv3(x)",
+                  N_("1x1 convolution: the value projection; also feeds the conv path.")),
+    "grid": StepInfo("attention", "",
+                     "position(h, w, x.is_cuda)",
+                     N_("Coordinate grid: channel 0 is x in [-1, 1], channel 1 is y in [-1, 1].")),
+    "pe": StepInfo("attention", "conv_p",
+                   "pe = self.conv_p(position(h, w, x.is_cuda))",
+                   N_("conv_p maps the 2 coordinate channels to head_dim channels, shared by all "
+                      "heads.")),
+    "q_att": StepInfo("attention", "",
+                      "q_att = q.view(b * self.head, self.head_dim, h, w) * scaling",
+                      N_("Split q into heads and scale by head_dim^-1/2.")),
+    "k_att": StepInfo("attention", "",
+                      "k_att = k.view(b * self.head, self.head_dim, h, w)",
+                      N_("Split k into heads (a view, no copy).")),
+    "v_att": StepInfo("attention", "",
+                      "v_att = v.view(b * self.head, self.head_dim, h, w)",
+                      N_("Split v into heads (a view, no copy).")),
+    "q_strided": StepInfo("attention", "",
+                          "q_att = stride(q_att, self.stride)",
+                          N_("With stride s, only every s-th row and column is a query.")),
+    "q_pe": StepInfo("attention", "",
+                     "q_pe = stride(pe, self.stride)  # or pe when stride == 1",
+                     N_("Positional encoding at the query positions.")),
+    "k_pad": StepInfo("attention", "pad_att",
+                      "self.pad_att(k_att)",
+                      N_("Reflection padding so that border queries get full windows.")),
     "unfold_k": StepInfo("attention", "unfold",
                          "unfold_k = self.unfold(self.pad_att(k_att)).view(b * self.head, "
                          "self.head_dim, self.kernel_att * self.kernel_att, h_out, w_out)",
-                         "kernel_att^2 copies of the keys: one per window position."),
-    "pe_pad": StepInfo("attention", "pad_att", "self.pad_att(pe)",
-                       "The positional encoding, reflection-padded like the keys."),
+                         N_("kernel_att^2 copies of the keys: one per window position.")),
+    "pe_pad": StepInfo("attention", "pad_att",
+                       "self.pad_att(pe)",
+                       N_("The positional encoding, reflection-padded like the keys.")),
     "unfold_rpe": StepInfo("attention", "unfold",
                            "unfold_rpe = self.unfold(self.pad_att(pe)).view(1, self.head_dim, "
                            "self.kernel_att * self.kernel_att, h_out, w_out)",
-                           "The positional encoding at every window position."),
+                           N_("The positional encoding at every window position.")),
     "logits": StepInfo("attention", "",
-                       "att = (q_att.unsqueeze(2) * (unfold_k + q_pe.unsqueeze(2) - unfold_rpe)).sum(1)",
-                       "Dot product of each query with each key in its window, plus the relative "
-                       "positional term q . (pe_query - pe_key)."),
-    "att": StepInfo("attention", "softmax", "att = self.softmax(att)",
-                    "Softmax over the kernel_att^2 window positions."),
-    "v_pad": StepInfo("attention", "pad_att", "self.pad_att(v_att)",
-                      "Reflection padding of the values."),
+                       "att = (q_att.unsqueeze(2) * (unfold_k + q_pe.unsqueeze(2) - "
+                       "unfold_rpe)).sum(1)",
+                       N_("Dot product of each query with each key in its window, plus the relative "
+                          "positional term q . (pe_query - pe_key).")),
+    "att": StepInfo("attention", "softmax",
+                    "att = self.softmax(att)",
+                    N_("Softmax over the kernel_att^2 window positions.")),
+    "v_pad": StepInfo("attention", "pad_att",
+                      "self.pad_att(v_att)",
+                      N_("Reflection padding of the values.")),
     "unfold_v": StepInfo("attention", "unfold",
                          "out_att = self.unfold(self.pad_att(v_att)).view(b * self.head, "
                          "self.head_dim, self.kernel_att * self.kernel_att, h_out, w_out)",
-                         "kernel_att^2 copies of the values."),
+                         N_("kernel_att^2 copies of the values.")),
     "out_att": StepInfo("attention", "",
-                        "out_att = (att.unsqueeze(1) * out_att).sum(2).view(b, self.out_planes, "
-                        "h_out, w_out)",
-                        "Weighted sum of the window's values; heads merged back into C channels."),
+                        "out_att = (att.unsqueeze(1) * out_att).sum(2).view(b, self.out_planes, h_out, "
+                        "w_out)",
+                        N_("Weighted sum of the window's values; heads merged back into C channels.")),
     "qkv_groups": StepInfo("convolution", "",
                            "torch.cat([q.view(b, self.head, self.head_dim, h * w), k.view(...), "
                            "v.view(...)], 1)",
-                           "q, k, v as 3*head groups of head_dim channels (the fc input)."),
-    "f_all": StepInfo("convolution", "fc", "f_all = self.fc(torch.cat([...], 1))",
-                      "fc mixes the 3*head groups into kernel_conv^2 groups, one per kernel offset."),
+                           N_("q, k, v as 3*head groups of head_dim channels (the fc input).")),
+    "f_all": StepInfo("convolution", "fc",
+                      "f_all = self.fc(torch.cat([...], 1))",
+                      N_("fc mixes the 3*head groups into kernel_conv^2 groups, one per kernel offset.")),
     "f_conv": StepInfo("convolution", "",
-                       "f_conv = f_all.permute(0, 2, 1, 3).reshape(x.shape[0], -1, "
-                       "x.shape[-2], x.shape[-1])",
-                       "Back to a feature map with head_dim * kernel_conv^2 channels."),
-    "out_conv": StepInfo("convolution", "dep_conv", "out_conv = self.dep_conv(f_conv)",
-                         "Grouped convolution (groups = head_dim), initialised as shift kernels."),
-    "out": StepInfo("mix", "rate1, rate2", "return self.rate1 * out_att + self.rate2 * out_conv",
-                    "The two paths weighed by the learnable scalars rate1 and rate2."),
+                       "f_conv = f_all.permute(0, 2, 1, 3).reshape(x.shape[0], -1, x.shape[-2], "
+                       "x.shape[-1])",
+                       N_("Back to a feature map with head_dim * kernel_conv^2 channels.")),
+    "out_conv": StepInfo("convolution", "dep_conv",
+                         "out_conv = self.dep_conv(f_conv)",
+                         N_("Grouped convolution (groups = head_dim), initialised as shift kernels.")),
+    "out": StepInfo("mix", "rate1, rate2",
+                    "return self.rate1 * out_att + self.rate2 * out_conv",
+                    N_("The two paths weighed by the learnable scalars rate1 and rate2.")),
 }
 
 

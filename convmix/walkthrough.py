@@ -22,28 +22,118 @@ from .charts_bias import pool_for_display
 from .config import ACmixConfig
 from .constraints import Problem, attention_padding
 from .format import human_bytes
+from .i18n import N_, _
 from .quirks import cite
-from .trace import Step, Trace
+from .trace import Step, Trace, trace_forward
 
 # Largest side of a drawn map; bigger maps are shown as block means (Vega stays fast).
 MAX_MAP_SIDE = 64
 
+# The trace's stages (convmix.trace.StepInfo.stage) and their titles; translate where shown.
 GROUPS: tuple[tuple[str, str], ...] = (
-    ("Stage I", "Stage I"),
-    ("attention", "Attention path"),
-    ("convolution", "Convolution path"),
-    ("mix", "Mix"),
+    ("Stage I", N_("Stage I")),
+    ("attention", N_("Attention path")),
+    ("convolution", N_("Convolution path")),
+    ("mix", N_("Mix")),
 )
 GROUP_INTRO = {
-    "Stage I": "Three 1×1 convolutions project the input to q, k and v. Both paths read all "
-               "three.",
-    "attention": "Local self-attention: q, k, v split into heads; every query attends to the "
-                 "kernel_att × kernel_att window of keys around it, with a relative positional "
-                 "term from conv_p; the softmax weights average the window's values.",
-    "convolution": "The same q, k, v, mixed by fc into kernel_conv² groups, reshaped, and "
-                   "summed as shifted copies by the grouped convolution dep_conv.",
-    "mix": "The two paths' outputs, weighed by two learnable scalars.",
+    "Stage I": N_("Three 1×1 convolutions project the input to q, k and v. Both paths read all three."),
+    "attention": N_("Local self-attention: q, k, v split into heads; every query attends to the "
+                    "kernel_att × kernel_att window of keys around it, with a relative positional term from "
+                    "conv_p; the softmax weights average the window's values."),
+    "convolution": N_("The same q, k, v, mixed by fc into kernel_conv² groups, reshaped, and summed as shifted "
+                      "copies by the grouped convolution dep_conv."),
+    "mix": N_("The two paths' outputs, weighed by two learnable scalars."),
 }
+# Short names of the stages for the overview table's narrow first column.
+STAGE_SHORT = {"Stage I": N_("Stage I"), "attention": N_("attention"), "convolution": N_("convolution"),
+               "mix": N_("mix")}
+
+# ---------------------------------------------------------------------------------------------
+# Sections: a language-neutral id (the URL's `section=`) and a title to translate where shown
+# ---------------------------------------------------------------------------------------------
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", N_("Overview")),
+    ("stage_i", N_("Stage I")),
+    ("attention_path", N_("Attention path")),
+    ("convolution_path", N_("Convolution path")),
+    ("mix", N_("Mix")),
+    ("attention_inspector", N_("Attention inspector")),
+    ("conv_p", "conv_p"),
+    ("fc", "fc"),
+    ("dep_conv", "dep_conv"),
+    ("channel_grouping", N_("Channel grouping")),
+    ("quirks", N_("Authors' quirks")),
+)
+SECTION_IDS = tuple(key for key, _title in SECTIONS)
+DEFAULT_SECTION = "overview"
+# The English tab titles the URL carried before it carried ids (`?section=Attention%20inspector`).
+OLD_SECTION_NAMES = {
+    "Overview": "overview", "Stage I": "stage_i", "Attention path": "attention_path",
+    "Convolution path": "convolution_path", "Mix": "mix", "Attention inspector": "attention_inspector",
+    "conv_p": "conv_p", "fc": "fc", "dep_conv": "dep_conv", "Channel grouping": "channel_grouping",
+    "Authors' quirks": "quirks",
+}
+
+
+def section_title(section: str) -> str:
+    """The section's title in the visitor's language."""
+    return _(dict(SECTIONS)[section])
+
+
+def section_from_url(raw: object) -> tuple[str, str | None]:
+    """(section id, None) for a URL value that names a section (its id, or its old English title,
+    in any case); else (the default, the value as shown text, cut and cleaned, for a note)."""
+    text = raw[-1] if isinstance(raw, list | tuple) and raw else raw
+    if not isinstance(text, str):
+        return DEFAULT_SECTION, None
+    key = text.strip()
+    lowered = {k.lower(): v for k, v in OLD_SECTION_NAMES.items()} | {k: k for k in SECTION_IDS}
+    found = lowered.get(key.lower())
+    if found is not None:
+        return found, None
+    shown = "".join(ch for ch in key[:40] if ch.isalnum() or ch in "-_. '")
+    return DEFAULT_SECTION, shown
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page shows: one module, the input it received, the trace of its own forward
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A source's module (convmix.sources), the input it received and the trace of the module's own
+    forward on that input. Everything the walkthrough draws is read from here."""
+
+    source: object  # the convmix.sources.Source it came from
+    config: ACmixConfig  # the module's hyperparameters and the input's shape
+    module: torch.nn.Module
+    x: torch.Tensor
+    trace: Trace
+    facts: tuple = ()  # (name, value) pairs: a digit's label, the network's prediction
+
+    def fact(self, name: str, default=None):
+        return dict(self.facts).get(name, default)
+
+    def nbytes(self) -> int:
+        """What keeping it holds: the trace's tensors, the output, the input and the weights."""
+        weights = sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
+        output = self.trace.output
+        return (self.trace.tensor_bytes() + output.numel() * output.element_size()
+                + self.x.numel() * self.x.element_size() + weights)
+
+
+def walk(source, module: torch.nn.Module, x: torch.Tensor, config: ACmixConfig, facts: tuple = ()) -> Walk:
+    """Trace the module's own forward on `x` (convmix.trace.trace_forward: one forward, recorded)."""
+    return Walk(source, config, module, x, trace_forward(module, x), tuple(facts))
+
+
+def weights_are_shift(module) -> bool:
+    """Whether dep_conv still holds its shift kernels (true at ACmix's own initialisation; not after
+    training, nor in the authors' ResNet, whose init loop overwrites them)."""
+    return dep_conv_is_shift(module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,20 +170,20 @@ def plan_walkthrough(config: ACmixConfig, limit: int | None = None) -> Plan:
             return Plan(config, None, problems)
     refusal = memory.check(
         candidate, memory.memory_budget() if limit is None else limit, cost=memory.trace_bytes,
-        what=f"The traced forward of {candidate.describe()}, which keeps every intermediate tensor,",
-        held=0,
+        what=_("The traced forward, which keeps every intermediate tensor,"), held=0,
     )
     if refusal is not None:
         return Plan(config, None, problems, fallback, refusal)
     return Plan(config, candidate, problems, fallback)
 
 
-def section_extra_bytes(config: ACmixConfig, section: str) -> int:
-    """Memory a walkthrough section allocates beyond the trace it reads (float64 copies of whole
-    tensors, frames for charts), estimated from shapes.
+def section_extra_bytes(config: ACmixConfig, section: str, shift: bool = True) -> int:
+    """Memory a walkthrough section (an id of SECTIONS) allocates beyond the trace it reads (float64
+    copies of whole tensors, frames for charts), estimated from shapes.
 
     Every section also builds the overview's step table once (its statistics convert STATS_CHUNK
-    elements to float64 at a time).
+    elements to float64 at a time). `shift=False`: dep_conv no longer holds the shift kernels, and
+    its section measures their distance from them instead (`shift_distance`).
     """
     c = config
     n_out = c.batch * c.out_planes * c.out_height * c.out_width
@@ -101,23 +191,23 @@ def section_extra_bytes(config: ACmixConfig, section: str) -> int:
     table = 8 * STATS_CHUNK + 4096 * 32
     maps = 3 * 8 * 4 * max(c.padded_area, area)  # the heatmaps' 2-D slices in float64 and frames
     extra = {
-        "Mix": 6 * 8 * n_out,  # both paths and the re-mix in float64, per-channel norms
+        "mix": 6 * 8 * n_out,  # both paths and the re-mix in float64, per-channel norms
         "conv_p": 5 * 8 * d * area,  # the grid, pe, the plane and their difference in float64
-        "dep_conv": check_shift_bytes(c),
-        "Channel grouping": 4 * 8 * n_out + 512 * c.out_planes,  # out_conv in float64 and differences
-        "Attention inspector": 8 * (c.out_height * c.out_width + 8 * d * c.kernel_att**2),
+        "dep_conv": check_shift_bytes(c) if shift else shift_distance_bytes(c),
+        "channel_grouping": 4 * 8 * n_out + 512 * c.out_planes,  # out_conv in float64 and differences
+        "attention_inspector": 8 * (c.out_height * c.out_width + 8 * d * c.kernel_att**2),
     }.get(section, 0)
     return table + maps + extra
 
 
 def section_refusal(config: ACmixConfig, section: str, limit: int | None = None,
-                    held: int | None = None) -> memory.Refusal | None:
+                    held: int | None = None, shift: bool = True) -> memory.Refusal | None:
     """None when the section's extra work fits beside what the process holds (its trace included);
     else why not, with a nearby configuration."""
     return memory.check(
         config, memory.memory_budget() if limit is None else limit,
-        cost=lambda c: section_extra_bytes(c, section),
-        what=f"The section {section} of this walkthrough", held=held,
+        cost=lambda c: section_extra_bytes(c, section, shift),
+        what=_("The section “{section}” of this walkthrough", section=section_title(section)), held=held,
     )
 
 
@@ -128,166 +218,166 @@ def section_refusal(config: ACmixConfig, section: str, limit: int | None = None,
 
 @dataclass(frozen=True)
 class StepText:
-    explanation: str  # markdown; {names} are filled in with the configuration's numbers
+    explanation: str  # markdown, marked for translation; {names} are filled in with the configuration's numbers
     formula: str  # LaTeX
 
 
 STEP_TEXT: dict[str, StepText] = {
     "q": StepText(
-        "`conv1` is a 1×1 convolution with bias: at every pixel it multiplies the {cin} input "
-        "values by a {c}×{cin} matrix and adds one bias per output channel. Its output is the "
-        "queries. Stage I (conv1, conv2, conv3) is shared: all three projections feed *both* "
-        "paths, the attention path as q, k, v and the convolution path as fc's input groups.",
+        N_("`conv1` is a 1×1 convolution with bias: at every pixel it multiplies the {cin} input "
+           "values by a {c}×{cin} matrix and adds one bias per output channel. Its output is the "
+           "queries. Stage I (conv1, conv2, conv3) is shared: all three projections feed *both* "
+           "paths, the attention path as q, k, v and the convolution path as fc's input groups."),
         r"q_{b,c,y,x} = \sum_{i=0}^{C_{in}-1} W^{(1)}_{c,i}\, x_{b,i,y,x} + b^{(1)}_c",
     ),
     "k": StepText(
-        "`conv2`, the same kind of 1×1 convolution with its own weights: the keys. Like q and "
-        "v it also feeds the convolution path (it is not reserved for attention, and conv3 is not "
-        "a separate 'fusion' layer).",
+        N_("`conv2`, the same kind of 1×1 convolution with its own weights: the keys. Like q and "
+           "v it also feeds the convolution path (it is not reserved for attention, and conv3 is not "
+           "a separate 'fusion' layer)."),
         r"k_{b,c,y,x} = \sum_{i} W^{(2)}_{c,i}\, x_{b,i,y,x} + b^{(2)}_c",
     ),
     "v": StepText(
-        "`conv3`: the values, again a 1×1 convolution with bias. The attention path averages "
-        "them over each window; the convolution path uses v's {h} head groups as {h} of fc's "
-        "{h3} input groups, as it does q's and k's.",
+        N_("`conv3`: the values, again a 1×1 convolution with bias. The attention path averages "
+           "them over each window; the convolution path uses v's {h} head groups as {h} of fc's "
+           "{h3} input groups, as it does q's and k's."),
         r"v_{b,c,y,x} = \sum_{i} W^{(3)}_{c,i}\, x_{b,i,y,x} + b^{(3)}_c",
     ),
     "grid": StepText(
-        "Not a submodule: a 2-channel map of pixel coordinates built during the forward, one "
-        "for the whole batch. Channel 0 is x, running from −1 (left) to 1 (right) and the same "
-        "in every row; channel 1 is y, from −1 (top) to 1 (bottom). Neighbouring pixels differ "
-        "by {step_x} in x and {step_y} in y. (The authors always build it in float32, which "
-        "breaks other dtypes: {q8}; here it takes the input's dtype.)",
+        N_("Not a submodule: a 2-channel map of pixel coordinates built during the forward, one "
+           "for the whole batch. Channel 0 is x, running from −1 (left) to 1 (right) and the same "
+           "in every row; channel 1 is y, from −1 (top) to 1 (bottom). Neighbouring pixels differ "
+           "by {step_x} in x and {step_y} in y. (The authors always build it in float32, which "
+           "breaks other dtypes: {q8}; here it takes the input's dtype.)"),
         r"\mathrm{grid}_{0,y,x} = -1 + \tfrac{2x}{W-1},\qquad "
         r"\mathrm{grid}_{1,y,x} = -1 + \tfrac{2y}{H-1}",
     ),
     "pe": StepText(
-        "`conv_p`, a 1×1 convolution from the 2 coordinate channels to head_dim = {d} "
-        "channels, with bias: the positional encoding, one map shared by all {h} heads. (It does "
-        "not convert feature maps to the number of heads.) Each channel is a plane "
-        "w_x·x + w_y·y + b over the image. Only differences pe(query) − pe(key) reach the "
-        "logits, so conv_p's bias cancels and has no effect on the output.",
+        N_("`conv_p`, a 1×1 convolution from the 2 coordinate channels to head_dim = {d} "
+           "channels, with bias: the positional encoding, one map shared by all {h} heads. (It does "
+           "not convert feature maps to the number of heads.) Each channel is a plane "
+           "w_x·x + w_y·y + b over the image. Only differences pe(query) − pe(key) reach the "
+           "logits, so conv_p's bias cancels and has no effect on the output."),
         r"pe_{c,y,x} = w_{c,0}\,\mathrm{grid}_{0,y,x} + w_{c,1}\,\mathrm{grid}_{1,y,x} + b_c",
     ),
     "q_att": StepText(
-        "q split into {h} heads of {d} channels: channel c goes to head c // {d}, position "
-        "c % {d} in it, and batch and head merge into one axis of B·h = {bh}. q is multiplied "
-        "by d^(−1/2) = {scaling:.4f} once here, instead of scaling every logit (the scaled dot "
-        "product).",
+        N_("q split into {h} heads of {d} channels: channel c goes to head c // {d}, position "
+           "c % {d} in it, and batch and head merge into one axis of B·h = {bh}. q is multiplied "
+           "by d^(−1/2) = {scaling:.4f} once here, instead of scaling every logit (the scaled dot "
+           "product)."),
         r"q^{att}_{bh+n,\,c,\,y,\,x} = d^{-1/2}\; q_{b,\,nd+c,\,y,\,x}",
     ),
     "k_att": StepText(
-        "The same split of k into heads, without scaling. A reshape of a contiguous tensor: a "
-        "view that shares k's memory.",
+        N_("The same split of k into heads, without scaling. A reshape of a contiguous tensor: a "
+           "view that shares k's memory."),
         r"k^{att}_{bh+n,\,c,\,y,\,x} = k_{b,\,nd+c,\,y,\,x}",
     ),
     "v_att": StepText(
-        "The same split of v into heads, a view of v's memory.",
+        N_("The same split of v into heads, a view of v's memory."),
         r"v^{att}_{bh+n,\,c,\,y,\,x} = v_{b,\,nd+c,\,y,\,x}",
     ),
     "q_strided": StepText(
-        "With stride {s} only every {s}-th row and column is a query: a strided slice (a view). "
-        "Keys and values keep their full resolution; unfold (stride {s}) takes the window around "
-        "each of these queries.",
+        N_("With stride {s} only every {s}-th row and column is a query: a strided slice (a view). "
+           "Keys and values keep their full resolution; unfold (stride {s}) takes the window around "
+           "each of these queries."),
         r"q^{att}_{\cdot,c,i,l} \leftarrow q^{att}_{\cdot,\,c,\,s i,\,s l}",
     ),
     "q_pe": StepText(
-        "The positional encoding at the query positions: pe itself when the stride is 1 (the "
-        "same tensor), else every s-th row and column of it.",
+        N_("The positional encoding at the query positions: pe itself when the stride is 1 (the "
+           "same tensor), else every s-th row and column of it."),
         r"pe^{q}_{c,i,l} = pe_{c,\,s i,\,s l}",
     ),
     "k_pad": StepText(
-        "`pad_att`, a ReflectionPad2d({p}), pads the head-split keys by p = {p} on each side so "
-        "that queries at the border get a full {ka}×{ka} window ({hh}×{ww} → {ph}×{pw}). "
-        "Reflection mirrors the map without repeating its edge: padded row −1 holds row 1, row "
-        "−2 holds row 2. It has no parameters.",
+        N_("`pad_att`, a ReflectionPad2d({p}), pads the head-split keys by p = {p} on each side so "
+           "that queries at the border get a full {ka}×{ka} window ({hh}×{ww} → {ph}×{pw}). "
+           "Reflection mirrors the map without repeating its edge: padded row −1 holds row 1, row "
+           "−2 holds row 2. It has no parameters."),
         r"\tilde k_{\cdot,c,y,x} = k^{att}_{\cdot,\,c,\,\rho_H(y),\,\rho_W(x)},\quad "
         r"\rho_H(t) = \begin{cases} -t & t<0\\ t & 0\le t<H\\ 2(H-1)-t & t\ge H\end{cases}",
     ),
     "unfold_k": StepText(
-        "`unfold` (nn.Unfold, kernel {ka}, stride {s}) cuts the {ka}×{ka} window of every query "
-        "out of the padded keys and stores them side by side: K = {K} copies of the keys, "
-        "{bytes_unfold} here. This K-fold copy is why the authors' implementation is memory-"
-        "hungry ({q9}). Window position j = dy·{ka} + dx holds the key {dil_text}at offset "
-        "(dy·δ − p, dx·δ − p) from the query, with δ the window dilation.",
+        N_("`unfold` (nn.Unfold, kernel {ka}, stride {s}) cuts the {ka}×{ka} window of every query "
+           "out of the padded keys and stores them side by side: K = {K} copies of the keys, "
+           "{bytes_unfold} here. This K-fold copy is why the authors' implementation is memory-"
+           "hungry ({q9}). Window position j = dy·{ka} + dx holds the key {dil_text}at offset "
+           "(dy·δ − p, dx·δ − p) from the query, with δ the window dilation."),
         r"U^{k}_{\cdot,c,j,i,l} = \tilde k_{\cdot,\,c,\; s i + \delta\,dy,\; s l + \delta\,dx},"
         r"\qquad j = dy\,k_a + dx",
     ),
     "pe_pad": StepText(
-        "`pad_att` on the positional encoding: the same reflection, so a mirrored key cell also "
-        "gets the positional code of the cell it mirrors.",
+        N_("`pad_att` on the positional encoding: the same reflection, so a mirrored key cell also "
+           "gets the positional code of the cell it mirrors."),
         r"\tilde{pe}_{c,y,x} = pe_{c,\,\rho_H(y),\,\rho_W(x)}",
     ),
     "unfold_rpe": StepText(
-        "The positional encoding of every key of every window, (1, d, K, Ho, Wo): shared by the "
-        "batch and the heads.",
+        N_("The positional encoding of every key of every window, (1, d, K, Ho, Wo): shared by the "
+           "batch and the heads."),
         r"U^{pe}_{c,j,i,l} = \tilde{pe}_{c,\; s i + \delta\,dy,\; s l + \delta\,dx}",
     ),
     "logits": StepText(
-        "For each query and each of its K = {K} keys: Σ_c q[c]·(k[c] + pe_q[c] − pe_key[c]). "
-        "The first part is the content score q·k, the second a relative-position score: because "
-        "conv_p is affine, pe_q − pe_key depends only on the offset between query and key (it is "
-        "exactly 0 at the window centre), except where the key is a reflection-padding copy. q "
-        "already carries the d^(−1/2) scale.",
+        N_("For each query and each of its K = {K} keys: Σ_c q[c]·(k[c] + pe_q[c] − pe_key[c]). "
+           "The first part is the content score q·k, the second a relative-position score: because "
+           "conv_p is affine, pe_q − pe_key depends only on the offset between query and key (it is "
+           "exactly 0 at the window centre), except where the key is a reflection-padding copy. q "
+           "already carries the d^(−1/2) scale."),
         r"a_{j} = \sum_{c=0}^{d-1} q^{att}_{c}\,\big(U^{k}_{c,j} + pe^{q}_{c} - U^{pe}_{c,j}\big)",
     ),
     "att": StepText(
-        "`softmax` over dim 1, the K window positions, separately for every query and head: K "
-        "non-negative weights that sum to 1. No parameters.",
+        N_("`softmax` over dim 1, the K window positions, separately for every query and head: K "
+           "non-negative weights that sum to 1. No parameters."),
         r"w_{j} = \frac{e^{a_j}}{\sum_{j'=0}^{K-1} e^{a_{j'}}}",
     ),
     "v_pad": StepText(
-        "Reflection padding of the values, as for the keys.",
+        N_("Reflection padding of the values, as for the keys."),
         r"\tilde v_{\cdot,c,y,x} = v^{att}_{\cdot,\,c,\,\rho_H(y),\,\rho_W(x)}",
     ),
     "unfold_v": StepText(
-        "K = {K} copies of the values, one per window position (the authors bind this tensor to "
-        "the name out_att before the weighted sum).",
+        N_("K = {K} copies of the values, one per window position (the authors bind this tensor to "
+           "the name out_att before the weighted sum)."),
         r"U^{v}_{\cdot,c,j,i,l} = \tilde v_{\cdot,\,c,\; s i + \delta\,dy,\; s l + \delta\,dx}",
     ),
     "out_att": StepText(
-        "Each query's output is the softmax-weighted sum of the values in its window, channel by "
-        "channel. The heads are then merged back: channel c of head n becomes output channel "
-        "n·{d} + c.",
+        N_("Each query's output is the softmax-weighted sum of the values in its window, channel by "
+           "channel. The heads are then merged back: channel c of head n becomes output channel "
+           "n·{d} + c."),
         r"o^{att}_{b,\,nd+c,\,i,\,l} = \sum_{j=0}^{K-1} w_{bh+n,\,j,\,i,\,l}\;"
         r"U^{v}_{bh+n,\,c,\,j,\,i,\,l}",
     ),
     "qkv_groups": StepText(
-        "The convolution path starts from the same q, k, v. Each is viewed as (B, h, d, H·W) and "
-        "the three are concatenated along dim 1: 3·h = {h3} groups (q heads 0…{hm1}, then k's, "
-        "then v's), each with d = {d} channels at H·W = {n} positions. This is fc's input: the "
-        "projected features, not unfolded windows.",
+        N_("The convolution path starts from the same q, k, v. Each is viewed as (B, h, d, H·W) and "
+           "the three are concatenated along dim 1: 3·h = {h3} groups (q heads 0…{hm1}, then k's, "
+           "then v's), each with d = {d} channels at H·W = {n} positions. This is fc's input: the "
+           "projected features, not unfolded windows."),
         r"G_{b,g,c,t} = \begin{cases} q_{b,\,nd+c,\,t} & g = n\\ k_{b,\,nd+c,\,t} & g = h+n\\ "
         r"v_{b,\,nd+c,\,t} & g = 2h+n \end{cases}",
     ),
     "f_all": StepText(
-        "`fc`, a 1×1 convolution without bias over the group axis: for every within-head channel "
-        "c and position it mixes the {h3} values q_n[c], k_n[c], v_n[c] into kernel_conv² = {kc2} "
-        "values, one per kernel offset. The same {h3}×{kc2} weights serve every channel and "
-        "position, hence {fc_params} parameters.",
+        N_("`fc`, a 1×1 convolution without bias over the group axis: for every within-head channel "
+           "c and position it mixes the {h3} values q_n[c], k_n[c], v_n[c] into kernel_conv² = {kc2} "
+           "values, one per kernel offset. The same {h3}×{kc2} weights serve every channel and "
+           "position, hence {fc_params} parameters."),
         r"F_{b,i,c,t} = \sum_{g=0}^{3h-1} W^{fc}_{i,g}\; G_{b,g,c,t}",
     ),
     "f_conv": StepText(
-        "permute and reshape back to a feature map with d·kc² = {dkc2} channels: channel "
-        "c·{kc2} + i holds fc output i of within-head channel c. (The memory column says "
-        "whether the reshape had to copy.)",
+        N_("permute and reshape back to a feature map with d·kc² = {dkc2} channels: channel "
+           "c·{kc2} + i holds fc output i of within-head channel c. (The memory column says "
+           "whether the reshape had to copy.)"),
         r"\Phi_{b,\;c k_c^2 + i,\;y,\;x} = F_{b,\,i,\,c,\,yW + x}",
     ),
     "out_conv": StepText(
-        "`dep_conv`, a {kc}×{kc} convolution with groups = d = {d} (a grouped convolution, not a "
-        "depthwise-separable one). Group g reads the {kc2} channels of within-head channel g and "
-        "writes output channels g·{h} … g·{h} + {hm1}. At initialisation its weights are shift "
-        "kernels (weight[o, i, a, e] = 1 exactly when i = a·kc + e, with a the kernel row and e "
-        "the kernel column), so the output is the sum of "
-        "the {kc2} fc outputs, each shifted by its kernel offset: a convolution written as "
-        "shifts. The weights stay learnable. Its bias is gone: {q1}.",
+        N_("`dep_conv`, a {kc}×{kc} convolution with groups = d = {d} (a grouped convolution, not a "
+           "depthwise-separable one). Group g reads the {kc2} channels of within-head channel g and "
+           "writes output channels g·{h} … g·{h} + {hm1}. At initialisation its weights are shift "
+           "kernels (weight[o, i, a, e] = 1 exactly when i = a·kc + e, with a the kernel row and e "
+           "the kernel column), so the output is the sum of "
+           "the {kc2} fc outputs, each shifted by its kernel offset: a convolution written as "
+           "shifts. The weights stay learnable. Its bias is gone: {q1}."),
         r"o^{conv}_{b,o,i,l} = \sum_{r=0}^{k_c^2-1}\sum_{a,e} W^{dep}_{o,r,a,e}\;"
         r"\Phi_{b,\;g k_c^2 + r,\; s i + a - p_c,\; s l + e - p_c},\quad g = \lfloor o/h \rfloor",
     ),
     "out": StepText(
-        "The mix: two learnable scalars, both 0.5 at initialisation (α and β in the paper), "
-        "weigh the attention output against the convolution output. They do not re-weight "
-        "attention inside its path.",
+        N_("The mix: two learnable scalars, both 0.5 at initialisation (α and β in the paper), "
+           "weigh the attention output against the convolution output. They do not re-weight "
+           "attention inside its path."),
         r"\mathrm{out} = \mathrm{rate1}\cdot o^{att} + \mathrm{rate2}\cdot o^{conv}",
     ),
 }
@@ -299,7 +389,7 @@ def window_dilation(config: ACmixConfig) -> int:
 
 
 def explanation(name: str, config: ACmixConfig) -> str:
-    """The step's explanation with the configuration's numbers filled in."""
+    """The step's explanation in the visitor's language, with the configuration's numbers filled in."""
     c = config
     d, h, kc = c.head_dim, c.head, c.kernel_conv
     p = attention_padding(c.kernel_att, c.dilation)
@@ -315,11 +405,18 @@ def explanation(name: str, config: ACmixConfig) -> str:
         dil_text=f"(δ = {dil}) " if dil > 1 else "",
         q1=cite("Q1"), q8=cite("Q8"), q9=cite("Q9"),
     )
-    return STEP_TEXT[name].explanation.format(**values)
+    return _(STEP_TEXT[name].explanation, **values)
+
+
+def step_summary(name: str) -> str:
+    """The step's one-sentence summary (convmix.trace.STEP_INFO) in the visitor's language."""
+    from .trace import STEP_INFO
+
+    return _(STEP_INFO[name].summary)
 
 
 def _grid_step(n: int) -> str:
-    return f"2/{n - 1} = {2 / (n - 1):.4f}" if n > 1 else "0 (a single pixel)"
+    return f"2/{n - 1} = {2 / (n - 1):.4f}" if n > 1 else "0"
 
 
 def group_steps(trace: Trace) -> dict[str, list[Step]]:
@@ -365,42 +462,71 @@ def tensor_stats(t: torch.Tensor) -> dict[str, float]:
     }
 
 
-def storage_notes(trace: Trace) -> dict[str, str]:
-    """For each step: 'new' or 'view of <earlier step>' (shares its memory), from live storages."""
+def storage_notes(trace: Trace) -> dict[str, str | None]:
+    """For each step: None when it owns new memory, else the earlier step whose memory it shares (a
+    view), from live storages."""
     owner: dict[int, str] = {}
-    notes: dict[str, str] = {}
+    notes: dict[str, str | None] = {}
     for step in trace.steps:
         ptr = step.tensor.untyped_storage().data_ptr()
         if ptr in owner:
-            notes[step.name] = f"view of {owner[ptr]}"
+            notes[step.name] = owner[ptr]
         else:
             owner[ptr] = step.name
-            notes[step.name] = "new"
+            notes[step.name] = None
     return notes
 
 
+def memory_text(row) -> str:
+    """The overview's memory cell: the bytes a step allocated, or which step's memory it views."""
+    if row["view_of"]:
+        return _("view of {step}", step=row["view_of"])
+    return human_bytes(row["bytes"])
+
+
 def steps_frame(trace: Trace) -> pd.DataFrame:
-    """One row per step: group, shape, statistics, memory, owner, parameters, MACs, FLOPs."""
+    """One row per step (data; `display_steps` words it): stage, name, shape, statistics, the bytes it
+    allocated or the step it views, owner, parameters, MACs, FLOPs."""
     notes = storage_notes(trace)
     rows = []
     for step in trace.steps:
         stats = tensor_stats(step.tensor)
         rows.append({
-            "group": step.info.stage,  # short: the overview table must fit its column
+            "stage": step.info.stage,
             "step": step.name,
             "shape": " × ".join(map(str, step.shape)),
             "mean": stats["mean"],
             "std": stats["std"],
             "min": stats["min"],
             "max": stats["max"],
-            "memory": notes[step.name] if notes[step.name] != "new"
-            else human_bytes(step.tensor.numel() * step.tensor.element_size()),
-            "owner": step.info.owner or "—",
+            "bytes": step.tensor.numel() * step.tensor.element_size(),
+            "view_of": notes[step.name] or "",
+            "owner": step.info.owner,
             "parameters": step.params,
             "multiply-adds": step.cost.macs,
             "FLOPs": step.cost.flops,
         })
     return pd.DataFrame(rows)
+
+
+# The overview table's columns, in order, with their headers (translated where shown).
+STEPS_COLUMNS = (
+    ("stage", N_("stage")), ("step", N_("step")), ("shape", N_("shape")), ("mean", N_("mean")),
+    ("std", N_("std")), ("min", N_("min")), ("max", N_("max")), ("memory", N_("memory")),
+    ("owner", N_("submodule")), ("parameters", N_("params")), ("multiply-adds", N_("multiply-adds")),
+    ("FLOPs", "FLOPs"),
+)
+
+
+def display_steps(frame: pd.DataFrame) -> pd.DataFrame:
+    """The overview table in the visitor's language: stage names, memory cells and headers."""
+    shown = frame.assign(
+        stage=frame["stage"].map(lambda s: _(STAGE_SHORT.get(s, s))),
+        memory=frame.apply(memory_text, axis=1),
+        owner=frame["owner"].map(lambda o: o or "—"),
+    )
+    return shown[[key for key, _title in STEPS_COLUMNS]].rename(
+        columns={key: _(title) for key, title in STEPS_COLUMNS})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,13 +566,14 @@ _LAYOUT = {
 
 def window_label(j: int, kernel_att: int, padding: int, dilation: int = 1) -> str:
     dy, dx = divmod(j, kernel_att)
-    return f"j={j} (offset {dy * dilation - padding:+d}, {dx * dilation - padding:+d})"
+    return _("j={j} (offset {dy:+d}, {dx:+d})", j=j, dy=dy * dilation - padding, dx=dx * dilation - padding)
 
 
 def offset_label(i: int, kernel_conv: int, padding: int) -> str:
     """Conv offset i = a·kernel_conv + e: kernel row a, kernel column e, and the shift it reads."""
     a, e = divmod(i, kernel_conv)
-    return f"i={i}: kernel row {a}, column {e} (shift {a - padding:+d}, {e - padding:+d})"
+    return _("i={i}: kernel row {a}, column {e} (shift {dy:+d}, {dx:+d})", i=i, a=a, e=e, dy=a - padding,
+             dx=e - padding)
 
 
 def step_maps(step: Step, sel: Selection, config: ACmixConfig) -> list[MapSlice]:
@@ -464,39 +591,41 @@ def step_maps(step: Step, sel: Selection, config: ACmixConfig) -> list[MapSlice]
         return x.detach().double().cpu().numpy()
 
     if layout == "bchw":
-        return [MapSlice(f"{name}, channel {out_channel}", f"{name}[{b}, {out_channel}, :, :]",
-                         arr(t[b, out_channel]))]
+        return [MapSlice(_("{name}, channel {channel}", name=name, channel=out_channel),
+                         f"{name}[{b}, {out_channel}, :, :]", arr(t[b, out_channel]))]
     if layout == "grid":
-        return [MapSlice("grid channel 0 (x)", "grid[0, 0, :, :]", arr(t[0, 0])),
-                MapSlice("grid channel 1 (y)", "grid[0, 1, :, :]", arr(t[0, 1]))]
+        return [MapSlice(_("grid channel 0 (x)"), "grid[0, 0, :, :]", arr(t[0, 0])),
+                MapSlice(_("grid channel 1 (y)"), "grid[0, 1, :, :]", arr(t[0, 1]))]
     if layout == "pe":
-        return [MapSlice(f"{name}, channel {c}", f"{name}[0, {c}, :, :]", arr(t[0, c]))]
+        return [MapSlice(_("{name}, channel {channel}", name=name, channel=c), f"{name}[0, {c}, :, :]",
+                         arr(t[0, c]))]
     if layout == "heads":
-        return [MapSlice(f"{name}, head {n}, channel {c}", f"{name}[{row}, {c}, :, :]",
-                         arr(t[row, c]))]
+        return [MapSlice(_("{name}, head {head}, channel {channel}", name=name, head=n, channel=c),
+                         f"{name}[{row}, {c}, :, :]", arr(t[row, c]))]
     if layout == "heads_window":
-        return [MapSlice(f"{name}, head {n}, channel {c}, window position {j}",
-                         f"{name}[{row}, {c}, {j}, :, :]", arr(t[row, c, j]))]
+        return [MapSlice(_("{name}, head {head}, channel {channel}, window position {j}", name=name, head=n,
+                           channel=c, j=j), f"{name}[{row}, {c}, {j}, :, :]", arr(t[row, c, j]))]
     if layout == "pe_window":
-        return [MapSlice(f"{name}, channel {c}, window position {j}", f"{name}[0, {c}, {j}, :, :]",
-                         arr(t[0, c, j]))]
+        return [MapSlice(_("{name}, channel {channel}, window position {j}", name=name, channel=c, j=j),
+                         f"{name}[0, {c}, {j}, :, :]", arr(t[0, c, j]))]
     if layout == "window":
-        return [MapSlice(f"{name}, head {n}, window position {j}", f"{name}[{row}, {j}, :, :]",
-                         arr(t[row, j]))]
+        return [MapSlice(_("{name}, head {head}, window position {j}", name=name, head=n, j=j),
+                         f"{name}[{row}, {j}, :, :]", arr(t[row, j]))]
     hw = (config.height, config.width)
     if layout == "groups":
         return [
-            MapSlice(f"group {kind * h + n}: {letter} of head {n}, channel {c}",
+            MapSlice(_("group {group}: {letter} of head {head}, channel {channel}", group=kind * h + n,
+                       letter=letter, head=n, channel=c),
                      f"qkv_groups[{b}, {kind * h + n}, {c}, :].view(H, W)",
                      arr(t[b, kind * h + n, c].reshape(hw)))
             for kind, letter in enumerate("qkv")
         ]
     if layout == "offsets":
-        return [MapSlice(f"f_all, offset {i}, channel {c}", f"f_all[{b}, {i}, {c}, :].view(H, W)",
-                         arr(t[b, i, c].reshape(hw)))]
+        return [MapSlice(_("f_all, offset {offset}, channel {channel}", offset=i, channel=c),
+                         f"f_all[{b}, {i}, {c}, :].view(H, W)", arr(t[b, i, c].reshape(hw)))]
     if layout == "fconv":
-        return [MapSlice(f"f_conv, channel {c * kc2 + i} (channel {c}, offset {i})",
-                         f"f_conv[{b}, {c * kc2 + i}, :, :]", arr(t[b, c * kc2 + i]))]
+        return [MapSlice(_("f_conv, channel {index} (channel {channel}, offset {offset})", index=c * kc2 + i,
+                           channel=c, offset=i), f"f_conv[{b}, {c * kc2 + i}, :, :]", arr(t[b, c * kc2 + i]))]
     raise KeyError(name)
 
 
@@ -645,11 +774,11 @@ def key_window_frame(trace: Trace, config: ACmixConfig, insp: QueryInspection, c
 
 
 WINDOW_PANELS = (
-    ("positional code", "q_pe − unfold_rpe (channel {channel})"),
-    ("content", "content q·k"),
-    ("positional", "position q·(pe_q − pe_key)"),
-    ("logit", "logit (recorded)"),
-    ("weight", "softmax weight (recorded)"),
+    ("positional code", N_("q_pe − unfold_rpe (channel {channel})")),
+    ("content", N_("content q·k")),
+    ("positional", N_("position q·(pe_q − pe_key)")),
+    ("logit", N_("logit (recorded)")),
+    ("weight", N_("softmax weight (recorded)")),
 )
 
 
@@ -664,7 +793,7 @@ def window_panels_frame(insp: QueryInspection, channel: int) -> pd.DataFrame:
         df = window_grid(insp, "logit")
         df["value"] = insp.pe_diff[channel] if column == "positional code" \
             else insp.cells[column].to_numpy()
-        df["panel"] = title.format(channel=channel)
+        df["panel"] = _(title, channel=channel)
         df["order"] = order
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
@@ -717,7 +846,7 @@ def conv_p_gradients_refusal(config: ACmixConfig, limit: int | None = None) -> m
     return memory.check(
         config, memory.memory_budget() if limit is None else limit,
         cost=lambda c: 2 * memory.trace_bytes(c),
-        what="The gradient check (a float64 forward and backward of this configuration)",
+        what=_("The gradient check (a float64 forward and backward of this module)"),
     )
 
 
@@ -733,7 +862,7 @@ def conv_p_gradients(module, x: torch.Tensor, seed: int = 0) -> ConvPGradients:
 
     norms = []
     for dtype in (torch.float64, torch.float32):
-        twin = copy.deepcopy(module).to(dtype)
+        twin = copy.deepcopy(module).to(dtype).requires_grad_(True)  # frozen copies too (trained layers)
         twin.zero_grad(set_to_none=True)
         with torch.enable_grad():
             out = twin(x.to(dtype))
@@ -759,7 +888,7 @@ def fc_matrix_frame(module, max_heads: int | None = None) -> pd.DataFrame:
             a, e = divmod(i, kc)
             rows.append({
                 "group": g,
-                "input": f"{'qkv'[g // h]} · head {g % h}",
+                "input": _("{kind} · head {head}", kind="qkv"[g // h], head=g % h),
                 "offset": i,
                 "offset label": f"{i}: ({a - pad:+d}, {e - pad:+d})",
                 "value": w[i, g],
@@ -778,6 +907,19 @@ def dep_conv_is_shift(module) -> bool:
     w = module.dep_conv.weight.detach()
     # torch.equal on an expanded view compares without allocating a mask of the weight's size.
     return torch.equal(w, shift_kernels(module.kernel_conv).to(w).expand_as(w))
+
+
+def shift_distance(module) -> float:
+    """‖dep_conv.weight − shift kernels‖ / ‖shift kernels‖ (Frobenius, whole weight): 0 at ACmix's
+    initialisation; how far training (or another initialisation) moved the conv path from shifts."""
+    w = module.dep_conv.weight.detach().double()
+    pattern = shift_kernels(module.kernel_conv).to(w).expand_as(w)
+    return float((w - pattern).norm() / pattern.norm())
+
+
+def shift_distance_bytes(config: ACmixConfig) -> int:
+    """What shift_distance allocates: dep_conv's weight in float64 and the difference (twice)."""
+    return 3 * 8 * config.out_planes * config.kernel_conv**4
 
 
 def shift_kernel_frame(module, out_channel: int) -> pd.DataFrame:
@@ -952,7 +1094,8 @@ def _spaced(start: int, step: int, count: int) -> str:
     items = [start + k * step for k in range(count)]
     if count <= 4:
         return ", ".join(map(str, items))
-    return f"{items[0]}, {items[1]}, …, {items[-1]} (step {step})"
+    return _("{first}, {second}, …, {last} (step {step})", first=items[0], second=items[1], last=items[-1],
+             step=step)
 
 
 def group_spread(trace: Trace, config: ACmixConfig) -> tuple[float, float]:

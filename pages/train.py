@@ -24,7 +24,7 @@ from convmix.train_checkpoint import checkpoint_bytes
 from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, estimate_run_bytes
 from convmix.train_live import advance, stopped_by_time_cap
 from convmix.train_text import ablation_label, busy_message, problem_sentences, stop_message
-from convmix.ui import training
+from convmix.ui import training, walkthrough_source
 from convmix.ui.navigation import ensure_router
 
 ensure_router()
@@ -94,6 +94,7 @@ with st.container(horizontal=True, key="train_controls", vertical_alignment="cen
             file_name=f"convmix-digits-seed{trainer.config.seed}-step{trainer.step_count}.pt",
             mime="application/octet-stream", key="run_download", icon=":material/download:",
             on_click="ignore")
+        walkthrough_source.open_trained_button(trainer)
 if trainer is not None and job != "run":
     st.caption(_("The checkpoint is a dict of tensors and plain values: `torch.load(path, "
                  "weights_only=True)` reads it, and `convmix.train_checkpoint.load_checkpoint(path)` rebuilds "

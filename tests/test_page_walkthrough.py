@@ -1,6 +1,6 @@
 """AppTest of the ACmix walkthrough page: every section at several configurations, the fallback to
 the fixed variant, the memory refusal, and the inspector and rate widgets (which must not run the
-forward again)."""
+forward again). Sources (which module on which input), languages and URLs: test_page_walkthrough_sources.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from convmix.config import ACmixConfig
 from convmix.format import human_bytes
 
 PAGE = "pages/walkthrough.py"
-SECTIONS = ["Overview", "Stage I", "Attention path", "Convolution path", "Mix",
-            "Attention inspector", "conv_p", "fc", "dep_conv", "Channel grouping", "Authors' quirks"]
+SECTIONS = ["overview", "stage_i", "attention_path", "convolution_path", "mix", "attention_inspector", "conv_p",
+            "fc", "dep_conv", "channel_grouping", "quirks"]
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def metrics(at) -> dict[str, str]:
 
 
 def show(at, section: str):
-    at.session_state["section"] = section
+    at.session_state["wt_section"] = section
     return at.run()
 
 
@@ -61,7 +61,7 @@ def test_defaults_every_section(app, forwards):
 
 
 def test_steps_show_source_formula_and_costs(app):
-    at = show(app(PAGE), "Attention path")
+    at = show(app(PAGE), "attention_path")
     assert not at.exception
     codes = [c.value for c in at.code]
     assert any("coordinate_grid" in c for c in codes)  # this project's line
@@ -78,7 +78,7 @@ def test_steps_show_source_formula_and_costs(app):
 
 
 def test_inspector_and_rates_do_not_rerun_the_forward(app, forwards):
-    at = show(app(PAGE), "Attention inspector")
+    at = show(app(PAGE), "attention_inspector")
     assert not at.exception
     assert forwards["n"] == 1
     at.number_input(key="wt_qrow").set_value(5).run()
@@ -89,7 +89,7 @@ def test_inspector_and_rates_do_not_rerun_the_forward(app, forwards):
     output = at.dataframe[-1].value
     assert output["output channel"].tolist() == list(range(48, 64))
     assert (output["Σ_j w_j · v_j"] - output["out_att entry"]).abs().max() < 1e-5
-    show(at, "Mix")
+    show(at, "mix")
     at.slider(key="wt_rate1").set_value(0.0).run()
     assert metrics(at)["attention share"] == "0.0%"
     at.slider(key="wt_rate1").set_value(1.0).run()
@@ -101,14 +101,16 @@ def test_inspector_and_rates_do_not_rerun_the_forward(app, forwards):
 
 def test_inspector_numbers_against_the_trace(app):
     """The displayed out_att entries are the tensor's entries at the chosen query."""
-    from convmix.ui.cache import get_trace
+    from convmix import sources
+    from convmix.ui.cache import get_walk
 
-    at = show(app(PAGE, query_params={"height": 16, "width": 16}), "Attention inspector")
+    at = show(app(PAGE, query_params={"height": 16, "width": 16}), "attention_inspector")
     at.number_input(key="wt_qrow").set_value(0).run()
     at.number_input(key="wt_qcol").set_value(15).run()
     at.number_input(key="wt_head").set_value(2).run()
     assert not at.exception
-    trace = get_trace(ACmixConfig(height=16, width=16))
+    trace = get_walk(sources.RandomInitPicture(ACmixConfig(height=16, width=16),
+                                               sources.BuiltinPicture("chelsea"))).trace
     out_att = trace["out_att"].tensor[0, 32:48, 0, 15]
     shown = at.dataframe[-1].value["out_att entry"].to_numpy()
     assert abs(shown - out_att.double().numpy()).max() < 1e-9
@@ -133,7 +135,7 @@ def test_configurations(app, params):
     config = ACmixConfig(**params)
     module = config.build()
     assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in module.parameters()):,}"
-    for section in ("Attention inspector", "dep_conv", "Mix", "Convolution path", "Channel grouping"):
+    for section in ("attention_inspector", "dep_conv", "mix", "convolution_path", "channel_grouping"):
         show(at, section)
         assert not at.exception, section
     show(at, "dep_conv")
@@ -154,7 +156,7 @@ def test_official_invalid_falls_back_to_fixed(app):
     assert any("variant='fixed'" in c.value for c in at.code)
     fixed = ACmixConfig(kernel_conv=5, variant="fixed").build()
     assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in fixed.parameters()):,}"
-    show(at, "Attention inspector")
+    show(at, "attention_inspector")
     assert not at.exception
 
 
@@ -187,7 +189,7 @@ def test_too_large_is_refused_before_allocating(app, forwards):
 
 
 def test_slice_selector_follows_the_configuration(app):
-    at = show(app(PAGE), "Convolution path")
+    at = show(app(PAGE), "convolution_path")
     at.number_input(key="wt_head").set_value(3).run()
     at.number_input(key="wt_channel").set_value(15).run()
     assert any("qkv_groups[0, 11, 15, :]" in c.value for c in at.caption)
@@ -201,7 +203,7 @@ def test_slice_selector_follows_the_configuration(app):
 
 def test_the_inspector_reads_the_one_slice_selector(app):
     """No second batch/head/channel selector: the inspector follows the slice box above it."""
-    at = show(app(PAGE, query_params={"height": 16, "width": 16}), "Attention inspector")
+    at = show(app(PAGE, query_params={"height": 16, "width": 16}), "attention_inspector")
     keys = {w.key for w in at.number_input}
     assert {"wt_batch", "wt_head", "wt_channel", "wt_qrow", "wt_qcol"} <= keys
     assert not keys & {"wt_qbatch", "wt_qhead", "wt_qchannel"}
@@ -215,8 +217,8 @@ def test_the_inspector_reads_the_one_slice_selector(app):
 
 
 def test_conv_offsets_say_what_a_and_e_are(app):
-    at = show(app(PAGE), "Convolution path")
-    offset = at.selectbox(key="wt_offset")
+    at = show(app(PAGE), "convolution_path")
+    offset = at.selectbox(key="wt_offset__en")
     assert offset.format_func(4) == "i=4: kernel row 1, column 1 (shift +0, +0)"
     assert offset.format_func(0) == "i=0: kernel row 0, column 0 (shift -1, -1)"
 
@@ -237,7 +239,7 @@ def test_every_quirk_code_is_explained_where_it_appears(app):
                     if "Q1–Q11" in element.value and code in ("Q1", "Q11"):
                         continue
                     assert QUIRKS[code].name in element.value, (section, code, element.value)
-    show(at, "Authors' quirks")
+    show(at, "quirks")
     listed = [m.value for m in at.markdown if m.value.startswith("**Q")]
     assert len(listed) == 11 and all("*Evidence:*" in m for m in listed)
 
@@ -254,7 +256,7 @@ def test_conv_p_bias_gradient_is_shown_as_rounding(app):
     at = show(app(PAGE), "conv_p")
     assert not at.exception
     shown = metrics(at)
-    assert float(shown["‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖, float64"]) < 1e-12
+    assert float(shown["`‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖`, float64"]) < 1e-12
     assert float(shown["the same, float32"]) < 1e-4
     assert "dead parameter" in all_text(at)
 
@@ -276,11 +278,11 @@ def test_each_sections_extra_work_is_checked_beside_the_trace(app, headroom):
     assert not at.exception and not at.main.error  # the overview fits
     show(at, "dep_conv")
     assert not at.exception and not at.main.error
-    assert wt.section_extra_bytes(ROOMY, "Mix") > 50 << 20
-    show(at, "Mix")
+    assert wt.section_extra_bytes(ROOMY, "mix") > 50 << 20
+    show(at, "mix")
     assert not at.exception
     (error,) = at.main.error
-    assert "The section Mix of this walkthrough would need about" in error.value
+    assert "The section “Mix” of this walkthrough would need about" in error.value
 
 
 def test_a_trace_that_fits_the_budget_but_not_the_server_now_is_a_message(app, headroom, forwards):

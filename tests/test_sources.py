@@ -253,3 +253,99 @@ def test_hostile_query_values_become_notes(key):
             assert len(note.value) <= 40 and all(ch.isalnum() or ch in "-_." for ch in note.value)
         if named is not None and not notes:
             assert sources.to_query(named)[key] == str(value)
+
+
+# -- the digits network, noise --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny digits network trained for a few steps, and its frozen copy with the reference."""
+    from convmix.train import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(width=4, head=1, kernel_att=3, batch=256, epochs=1))
+    trainer.step(3)
+    ref, frozen = sources.freeze_trained(trainer.net, trainer.step_count, trainer.config,
+                                         trainer.history[-1]["held_out_accuracy"])
+    return trainer, ref, frozen
+
+
+def test_the_digits_layer_is_the_trained_layer_on_what_its_forward_feeds_it(trained):
+    from convmix.digits import default_split, load_digits
+
+    trainer, ref, frozen = trained
+    assert list(frozen.acmix_layers()) == list(sources.DIGITS_LAYERS)
+    resolver = sources.Resolver(trained={ref.sha256: frozen})
+    m = sources.materialize(sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(7), 8), resolver, BUDGET)
+    index = int(default_split().held_out[7])
+    pixels = load_digits().images[index:index + 1]
+    with torch.no_grad():  # by hand: the stem and its ReLU, not the network's forward
+        expected = torch.relu(frozen.stem((pixels - frozen.pixel_mean) / frozen.pixel_std))
+        logits = frozen(pixels)
+    assert torch.allclose(m.x, expected, atol=1e-6) and m.x.shape == (1, 4, 8, 8)
+    for key, value in m.module.state_dict().items():
+        assert torch.equal(value, frozen.mixer.state_dict()[key])
+    facts = dict(m.facts)
+    assert facts["label"] == int(load_digits().labels[index]) and facts["dataset_index"] == index
+    assert facts["prediction"] == int(logits.argmax(1))
+    assert (m.config.in_planes, m.config.height, m.config.stride, m.config.kernel_att) == (4, 8, 2, 3)
+
+
+def test_a_frozen_copy_does_not_follow_further_training(trained):
+    trainer, ref, frozen = trained
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    trainer.step(2)
+    assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
+    assert not all(torch.equal(before[k], v) for k, v in trainer.net.state_dict().items())
+    assert sources.weights_hash(frozen) == ref.sha256 != sources.weights_hash(trainer.net)
+
+
+def test_digits_refusals(trained):
+    _, ref, frozen = trained
+    resolver = sources.Resolver(trained={ref.sha256: frozen})
+    count = sources.held_out_count()
+    for image, code in [(sources.HeldOutDigit(count), "digit"), (sources.HeldOutDigit(-1), "digit"),
+                        (CHELSEA, "picture")]:
+        with pytest.raises(sources.SourceError) as err:
+            sources.materialize(sources.NetworkLayer(ref, "mixer", image, 8), resolver, BUDGET)
+        assert err.value.code == code
+    with pytest.raises(sources.SourceError) as err:  # another session's (or an evicted) network
+        sources.materialize(sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(0), 8), sources.Resolver(),
+                            BUDGET)
+    assert err.value.code == "upload_missing" and err.value.values["kind"] == "trained"
+    with pytest.raises(sources.SourceError) as err:
+        sources.materialize(sources.NetworkLayer(ref, "stem", sources.HeldOutDigit(0), 8), resolver, BUDGET)
+    assert err.value.code == "unknown_layer"
+
+
+def test_digits_and_noise_in_the_url(trained):
+    _, ref, _ = trained
+    source = sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(12), 8)
+    params = sources.to_query(source)
+    assert params == {"net": "digits-" + ref.sha256[:12], "layer": "mixer", "picture": "digit-12"}
+    assert sources.from_query(params, ACmixConfig(), None, None, {ref.short: ref}) == (source, [])
+    assert sources.from_query(params, ACmixConfig(), source) == (source, [])  # the session's choice
+    named, notes = sources.from_query(params, ACmixConfig())  # not this session's
+    assert named is None and [n.code for n in notes] == ["trained_missing"]
+    count = sources.held_out_count()
+    for bad in ["digit-" + str(count), "digit--1", "digit-1.5", "chelsea", "digit-" + "9" * 30, "<b>x</b>"]:
+        named, notes = sources.from_query({**params, "picture": bad}, ACmixConfig(), source)
+        assert named == sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(0), 8)
+        assert [n.code for n in notes] == ["digit"] and dict(notes[0].values) == {"low": 0, "high": count - 1}
+    named, notes = sources.from_query({**params, "layer": "stem"}, ACmixConfig(), source)
+    assert named is None and [n.code for n in notes] == ["layer"]
+    noise = sources.RandomInit(ACmixConfig(head=8))
+    assert sources.to_query(noise) == {"picture": "noise"}
+    assert sources.from_query({"picture": "noise"}, ACmixConfig(head=8)) == (noise, [])
+
+
+def test_materialize_bytes_covers_what_materialize_allocates():
+    """The walkthrough admits `materialize_bytes` before it materialises: it must not be below the CPU
+    allocator's peak while the stem and the module are built (convmix.memory.cpu_allocator_peak)."""
+    from convmix.memory import cpu_allocator_peak
+
+    for config in (ACmixConfig(in_planes=32, out_planes=32, head=2, height=24, width=24, batch=2),
+                   ACmixConfig(in_planes=96, out_planes=64, kernel_conv=5, variant="fixed", height=40, width=32)):
+        source = sources.RandomInitPicture(config, CHELSEA)
+        peak = cpu_allocator_peak(lambda s=source: sources.materialize(s, budget=BUDGET))
+        assert sources.materialize_bytes(source, sources.Resolver()) >= peak > 0

@@ -77,8 +77,8 @@ def test_at_most_two_traces_stay_alive_across_four_seeds(app):
     at = app("pages/walkthrough.py")
     for seed in range(4):
         at.sidebar.number_input(key="seed").set_value(seed).run()
-        for section in ("Mix", "Attention inspector"):
-            at.session_state["section"] = section
+        for section in ("mix", "attention_inspector"):
+            at.session_state["wt_section"] = section
             at.run()
         assert not at.exception
     gc.collect()
@@ -88,14 +88,16 @@ def test_at_most_two_traces_stay_alive_across_four_seeds(app):
 
 
 def test_a_trace_that_does_not_fit_beside_what_is_held_is_refused_after_evicting(headroom):
-    small = ACmixConfig(height=16, width=16)
-    cache.get_trace(small)
+    from convmix import sources
+
+    small = sources.RandomInit(ACmixConfig(height=16, width=16))
+    cache.get_walk(small)
     assert len(cache._trace_cache()) == 1
-    big = ACmixConfig(batch=4, height=96, width=96)
-    need = budget.trace_bytes(big) - budget.module_bytes(big)
+    config = ACmixConfig(batch=4, height=96, width=96)
+    need = budget.trace_bytes(config) - budget.weights_and_input_bytes(config)
     headroom(need // 2)
     with pytest.raises(budget.OverBudget) as err:
-        cache.get_trace(big)
+        cache.get_walk(sources.RandomInit(config))
     assert "this server holds now" in str(err.value)
     assert len(cache._trace_cache()) == 0  # it made room first
 

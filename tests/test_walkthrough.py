@@ -175,13 +175,16 @@ def test_steps_frame_statistics_and_views(case):
     assert df.loc["q", "mean"] == pytest.approx(q.mean(), abs=1e-9)
     assert df.loc["q", "std"] == pytest.approx(q.std(ddof=1), rel=1e-5)
     assert df.loc["q", "min"] == q.min() and df.loc["q", "max"] == q.max()
-    assert df.loc["k_att", "memory"] == "view of k"
-    assert df.loc["v_att", "memory"] == "view of v"
+    assert df.loc["k_att", "view_of"] == "k"
+    assert df.loc["v_att", "view_of"] == "v"
     if config.stride == 1:
-        assert df.loc["q_pe", "memory"] == "view of pe"
+        assert df.loc["q_pe", "view_of"] == "pe"
     # Reshaping the permuted f_all copies, unless one of the swapped axes has length 1.
     copies = config.kernel_conv > 1 and config.head_dim > 1
-    assert df.loc["f_conv", "memory"].startswith("view") != copies
+    assert bool(df.loc["f_conv", "view_of"]) != copies
+    assert df.loc["q", "bytes"] == trace["q"].tensor.numel() * 4 and df.loc["q", "view_of"] == ""
+    shown = wt.display_steps(wt.steps_frame(trace)).set_index("step")
+    assert shown.loc["k_att", "memory"] == "view of k" and shown.loc["q", "stage"] == "Stage I"
     assert df.loc["out_conv", "parameters"] == config.out_planes * config.kernel_conv**4
 
 
@@ -464,20 +467,43 @@ def test_charts_build_with_tooltips_and_selection():
         panels.loc[panels["order"] == 0, "value"], insp.pe_diff[1])
     np.testing.assert_array_equal(
         panels.loc[panels["order"] == 4, "value"], insp.cells["weight"])
-    win = charts.window_panels(panels).to_dict()
-    assert win["facet"]["column"]["field"] == "panel"
-    assert win["resolve"]["scale"]["color"] == "independent"
+    wins = [w.to_dict() for w in charts.window_panels(panels)]
+    assert len(wins) == 5
+    titles = [w["title"]["text"] for w in wins]
+    assert titles[1:] == [["content q·k"], ["position q·(pe_q − pe_key)"], ["logit (recorded)"],
+                          ["softmax weight (recorded)"]]
+    for w in wins:  # each panel its own colour scale, its own (phone-sized) plot
+        assert (w["width"], w["height"]) == (170, 170)
+    y_titles = [w["layer"][0]["encoding"]["y"]["title"] for w in wins]
+    assert y_titles == ["offset y", None, None, None, None]  # one axis title keeps the row narrow
     for chart in (
         charts.key_window_chart(wt.key_window_frame(trace, config, insp, 0), (0, 0), "k"),
         charts.fc_matrix_chart(wt.fc_matrix_frame(module)),
         charts.shift_kernel_chart(wt.shift_kernel_frame(module, 0), config.kernel_conv, "w"),
         charts.shift_kernel_chart(wt.shift_kernel_frame(ACmixConfig(
             variant="fixed", kernel_conv=7).build(), 0), 7, "w"),
-        charts.grouping_chart(wt.channel_grouping_frame(config)),
+        *charts.grouping_charts(wt.channel_grouping_frame(config)),
         charts.channel_share_chart(wt.channel_shares(trace["out_att"].tensor,
                                                      trace["out_conv"].tensor, 0.5, 0.5)),
     ):
         assert chart.to_dict()
+
+
+@pytest.mark.parametrize("text", [
+    "convolution path: dep_conv group of each output channel (o // h)",
+    "卷积路径：每个输出通道所属的 dep_conv 组（o // h）",
+    "rate1·out_att + rate2·out_conv，通道 17（2×2 块的均值）",
+    "非常长的中文标题需要在任意位置断行以适应窄屏幕的宽度限制非常长的中文标题",
+])
+def test_long_titles_break_into_lines_that_fit(text):
+    """A chart's title never widens it past its plot: lines fit the width (estimated), nothing is lost,
+    no line starts with closing punctuation, and a short formula in parentheses stays whole."""
+    lines = charts.title_lines(text, 160)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    for line in lines:
+        assert charts._text_width(line) <= 160 or " " not in line.strip() and len(line) <= 12
+        assert line[0] not in "）。，、：；)"
+    assert not any(line.endswith("(o //") or line.endswith("（o //") for line in lines)
 
 
 def test_conv_p_bias_is_dead_and_its_gradient_is_rounding():
@@ -495,6 +521,16 @@ def test_conv_p_bias_is_dead_and_its_gradient_is_rounding():
     assert g.weight64 > 1e-3 and g.bias64 <= 1e-12 * g.weight64
     assert g.bias32 <= 1e-4 * g.weight32
     assert abs(g.weight32 - g.weight64) <= 1e-4 * g.weight64  # the same loss in both dtypes
+
+
+def test_conv_p_gradients_of_a_frozen_module():
+    """A trained layer is handed out frozen (no parameter requires a gradient); the check still runs,
+    on its copy, and leaves the module frozen."""
+    config = ACmixConfig(in_planes=8, out_planes=16, head=2, kernel_att=3, height=8, width=8)
+    module = config.build().requires_grad_(False)
+    g = wt.conv_p_gradients(module, config.make_input())
+    assert g.weight64 > 0 and g.bias64 <= 1e-12 * g.weight64
+    assert not any(p.requires_grad for p in module.parameters())
 
 
 def test_conv_p_gradients_leave_the_shared_module_alone():
@@ -572,7 +608,7 @@ def test_statistics_without_a_float64_copy(shape, index):
 def _section_work(section, trace, module, config):
     """What the page computes for a section, beyond drawing the map slices."""
     out_att, out_conv = trace["out_att"].tensor, trace["out_conv"].tensor
-    if section == "Mix":
+    if section == "mix":
         wt.path_shares(out_att, out_conv, 0.5, 0.5)
         remixed = wt.remix(out_att, out_conv, 0.7, 0.2)
         same = float((wt.remix(out_att, out_conv, 0.5, 0.5) - trace["out"].tensor.double()).abs().max())
@@ -581,14 +617,14 @@ def _section_work(section, trace, module, config):
         return wt.conv_p_plane_error(trace, module), wt.conv_p_frame(module)
     if section == "dep_conv":
         return wt.check_shift(trace, module), wt.shift_kernel_frame(module, 0)
-    if section == "Channel grouping":
+    if section == "channel_grouping":
         return wt.group_spread(trace, config), wt.channel_grouping_frame(config)
-    if section == "Overview":
+    if section == "overview":
         return wt.steps_frame(trace)
     raise KeyError(section)
 
 
-@pytest.mark.parametrize("section", ["Overview", "Mix", "conv_p", "dep_conv", "Channel grouping"])
+@pytest.mark.parametrize("section", ["overview", "mix", "conv_p", "dep_conv", "channel_grouping"])
 @pytest.mark.parametrize("name", ["item4", "wide-map"])
 def test_each_sections_estimate_covers_its_work(item4, section, name):
     if name == "item4":
@@ -602,8 +638,8 @@ def test_each_sections_estimate_covers_its_work(item4, section, name):
 
 
 def test_a_section_that_does_not_fit_beside_the_trace_is_refused():
-    limit = budget.in_use() + wt.section_extra_bytes(ITEM4, "Overview") + (4 << 20)
-    assert wt.section_refusal(ITEM4, "Overview", limit) is None
-    assert wt.section_extra_bytes(ITEM4.with_(batch=64), "Mix") > 8 << 20
-    refusal = wt.section_refusal(ITEM4.with_(batch=64), "Mix", budget.in_use() + (4 << 20))
-    assert refusal is not None and "The section Mix of this walkthrough would need about" in refusal.message()
+    limit = budget.in_use() + wt.section_extra_bytes(ITEM4, "overview") + (4 << 20)
+    assert wt.section_refusal(ITEM4, "overview", limit) is None
+    assert wt.section_extra_bytes(ITEM4.with_(batch=64), "mix") > 8 << 20
+    refusal = wt.section_refusal(ITEM4.with_(batch=64), "mix", budget.in_use() + (4 << 20))
+    assert refusal is not None and "The section “Mix” of this walkthrough would need about" in refusal.message()

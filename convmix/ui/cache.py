@@ -1,7 +1,8 @@
 """Cached modules and traces: keyed by what determines them, bounded by bytes as well as entries.
 
 A module's weights depend on its hyperparameters, variant and seed, not on the input's size or
-batch, so one module serves every input size. A trace depends on the whole configuration. Each
+batch, so one module serves every input size. The walkthrough's trace depends on its whole source
+(convmix.sources: the module and the input it receives), and is kept with them (`get_walk`). Each
 cache holds at most `max_entries` entries and a share of the memory budget in bytes (modules a
 quarter, traces half); what would not fit is evicted, least recently used first, and an object
 larger than the whole share is returned without being kept.
@@ -17,6 +18,7 @@ do) clears them too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -33,7 +35,6 @@ import torch
 
 from convmix import budget
 from convmix.config import ACmixConfig
-from convmix.trace import Trace, trace_forward
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -214,46 +215,102 @@ def get_module(config: ACmixConfig, impl: str = "reference"):
     return _module_cache().get_or_build(module_key(config, impl), build, _tensor_bytes)
 
 
-def get_trace(config: ACmixConfig) -> Trace:
-    """One traced forward of the configuration's module on its seeded input.
+# -- the walkthrough: one trace per source ------------------------------------------------------------
 
-    Raises convmix.budget.OverBudget when the trace would not fit beside what the process holds.
+
+def _refused_as_source_error(err: budget.OverBudget, what: str, layer: str = ""):
+    """A refusal of work whose size no nearby configuration changes (a network's layer), as a
+    SourceError the page words: what, the estimate, what the server holds, the budget."""
+    from convmix import sources
+
+    r = err.refusal
+    return sources.SourceError("budget", str(err), need=int(r.estimate), budget=int(r.budget), what=what,
+                               layer=layer, held=int(r.held))
+
+
+@contextlib.contextmanager
+def _admitted_fixed(config: ACmixConfig, need: int, what: str, layer: str = ""):
+    """Reserve `need` bytes of the process budget for work on a network's layer; refusals become
+    SourceError("budget", ...)."""
+    try:
+        with budget.admitted(config, budget.memory_budget(), lambda c: need, what, make_room=make_room):
+            yield
+    except budget.OverBudget as err:
+        raise _refused_as_source_error(err, what, layer) from None
+
+
+def get_walk(source):
+    """The module of `source` (convmix.sources), the input it receives and the trace of its own
+    forward on it: built once per source and kept in the trace cache (bounded by bytes).
+
+    Every step is admitted by the memory budget before it allocates: building a network, the forward
+    up to the layer (or the module, its input and the seed's stem), then the trace. Raises
+    convmix.budget.OverBudget (the sidebar's module: with a nearby configuration that fits) or
+    convmix.sources.SourceError (a network's layer, or anything that cannot be built).
     """
+    from convmix import sources
+    from convmix.i18n import _
+    from convmix.ui import walkthrough_source as ws
+    from convmix.walkthrough import Walk, walk
 
-    def build() -> Trace:
-        module = get_module(config)
-        cost = lambda c: budget.trace_bytes(c) - budget.module_bytes(c)  # noqa: E731 (weights exist)
-        with budget.admitted(config, budget.memory_budget(), cost,
-                             f"The traced forward of {config.describe()}, which keeps every "
-                             f"intermediate tensor,", make_room=make_room), \
-                st.spinner("Running the forward pass…"):
-            return trace_forward(module, config.make_input())
+    sidebar = isinstance(source, sources.RandomInit | sources.RandomInitPicture)
 
-    def size_of(trace: Trace) -> int:
-        return trace.tensor_bytes() + trace.output.numel() * trace.output.element_size()
+    def build():
+        resolver = ws.resolver()
+        layer = getattr(source, "layer", "")
+        if isinstance(source, sources.NetworkLayer):
+            need = sources.network_build_bytes(source.network, resolver)
+            with _admitted_fixed(ACmixConfig(), need, "network", layer):
+                resolver.network(source.network)
+        if sidebar:  # built for this trace alone: the trace cache keeps it (and frees it) with the trace
+            with budget.admitted(source.config, budget.memory_budget(),
+                                 lambda c: sources.materialize_bytes(dataclasses.replace(source, config=c), resolver),
+                                 _("Building the module and its input"), make_room=make_room):
+                m = sources.materialize(source, resolver, budget.memory_budget())
+        else:
+            need = sources.materialize_bytes(source, resolver)
+            with _admitted_fixed(ACmixConfig(), need, "forward" if isinstance(source, sources.NetworkLayer)
+                                 else "layer", layer):
+                m = ws.materialized(source)
+        # The module and its input exist now; the trace adds the forward's peak and every intermediate.
+        cost = lambda c: budget.trace_bytes(c) - budget.weights_and_input_bytes(c)  # noqa: E731
+        what = _("The traced forward, which keeps every intermediate tensor,")
+        if sidebar:
+            with budget.admitted(m.config, budget.memory_budget(), cost, what, make_room=make_room), \
+                    st.spinner(_("Running the forward pass…")):
+                return walk(source, m.module, m.x, m.config, m.facts)
+        with _admitted_fixed(m.config, cost(m.config), "trace", layer), st.spinner(_("Running the forward pass…")):
+            return walk(source, m.module, m.x, m.config, m.facts)
 
-    return _trace_cache().get_or_build(config, build, size_of)
+    return _trace_cache().get_or_build(source, build, Walk.nbytes)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def steps_table(config: ACmixConfig):
-    """The walkthrough's table of steps (convmix.walkthrough.steps_frame), one per configuration.
+def steps_table(source):
+    """The walkthrough's table of steps (convmix.walkthrough.steps_frame), one per source: data only,
+    the page words it.
 
     Defined here, not in the page: Streamlit keeps a cached function, and a function keeps the
     globals of the script that defined it (a page's globals hold its trace).
     """
     from convmix.walkthrough import steps_frame
 
-    return steps_frame(get_trace(config))
+    return steps_frame(get_walk(source).trace)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def conv_p_gradients(config: ACmixConfig):
-    """conv_p's gradients on a copy of the configuration's module (convmix.walkthrough.conv_p_gradients),
-    one per configuration; defined here for the reason steps_table is."""
+def conv_p_gradients(source):
+    """conv_p's gradients on a copy of the source's module, on its own input
+    (convmix.walkthrough.conv_p_gradients), one per source; admitted by the budget first (raises
+    OverBudget); defined here for the reason steps_table is."""
+    from convmix.i18n import _
     from convmix.walkthrough import conv_p_gradients as gradients
 
-    return gradients(get_module(config), config.make_input())
+    shown = get_walk(source)
+    with budget.admitted(shown.config, budget.memory_budget(), lambda c: 2 * budget.trace_bytes(c),
+                         _("The gradient check (a float64 forward and backward of this module)"),
+                         make_room=make_room):
+        return gradients(shown.module, shown.x)
 
 
 def module_within_budget(config: ACmixConfig):

@@ -1,12 +1,16 @@
-"""Which module and input the walkthrough shows: the choice made on the "ACmix in ResNet" page.
+"""Which module and input the walkthrough shows: the URL's, else the choice made on another page,
+else the sidebar's module on a photograph.
 
 The choice is a `convmix.sources.Source`, kept in the session (`remember`, `chosen`, `forget`) and
 named in the walkthrough's URL (`walkthrough_params`: `net`, `net_seed`, `layer`, `picture`,
-`image_size`; a network built here is reproduced by its URL alone, an upload only in the session
-that holds it). `source_for_walkthrough(config)` is what the walkthrough reads: the URL's source,
-else the session's choice, else the sidebar's configuration on seeded noise; `materialized(source)`
-gives the module and its input, built once and kept in one byte-bounded cache that every session
-shares (`network_cache`), as are the networks and the uploads it needs.
+`image_size`; a network built here is reproduced by its URL alone, an upload or a trained network
+only in the session that holds it). Two pages choose: "ACmix in ResNet" (a layer of a network built
+here or uploaded) and "Train it live" (`open_trained_button`: the trained ACmix layer, frozen as it
+is at the click, on a held-out digit). `source_for_walkthrough(config)` is what the walkthrough
+reads: the URL's source, else the session's choice, else `default_source(config)`, the sidebar's
+module on the first built-in photograph through the seed's stem. `materialized(source)` gives the
+module and its input, built once and kept in one byte-bounded cache that every session shares
+(`network_cache`), as are the networks, the uploads and the trained copies it needs.
 """
 
 from __future__ import annotations
@@ -16,29 +20,34 @@ import dataclasses
 
 import streamlit as st
 
-from convmix import sources
+from convmix import images, sources
 from convmix.budget import memory_budget
 from convmix.bytecache import ByteBoundedCache
 from convmix.config import ACmixConfig
 from convmix.i18n import _
 from convmix.network_text import note_text
+from convmix.train_live import PROBE
 from convmix.ui.language import language_params
 
 WALKTHROUGH = "pages/walkthrough.py"
 CHOICE_KEY = "_convmix_walkthrough_source"
 PICTURES_KEY = "_convmix_uploaded_pictures"  # short hash -> UploadedPicture, this session's uploads
 CHECKPOINTS_KEY = "_convmix_uploaded_checkpoints"  # short hash -> CheckpointRef
+TRAINED_KEY = "_convmix_trained_networks"  # short hash -> (DigitsRef, frozen network), this session's
+MAX_TRAINED = 4  # trained copies a session keeps (each well under 1 MB), the oldest dropped first
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def network_cache(max_bytes: int) -> ByteBoundedCache:
-    """Built networks, uploaded checkpoints and pictures, and materialised sources, for every
-    session: at most `max_bytes` in all (a third of the memory budget), least recently used first out."""
+    """Built networks, uploaded checkpoints and pictures, trained copies, and materialised sources,
+    for every session: at most `max_bytes` in all (a third of the memory budget), least recently used
+    first out."""
     return ByteBoundedCache(max_bytes)
 
 
 def resolver() -> sources.CachedResolver:
-    return sources.CachedResolver(network_cache(sources.max_network_bytes(memory_budget())))
+    trained = {ref.sha256: net for ref, net in st.session_state.get(TRAINED_KEY, {}).values()}
+    return sources.CachedResolver(network_cache(sources.max_network_bytes(memory_budget())), trained)
 
 
 # -- the session's choice and uploads --------------------------------------------------------------
@@ -69,6 +78,46 @@ def uploaded_checkpoints() -> dict[str, sources.CheckpointRef]:
     return dict(st.session_state.get(CHECKPOINTS_KEY, {}))
 
 
+def trained_refs() -> dict[str, sources.DigitsRef]:
+    return {short: ref for short, (ref, _net) in st.session_state.get(TRAINED_KEY, {}).items()}
+
+
+# -- a trained network ---------------------------------------------------------------------------------
+
+
+def keep_trained(trainer) -> sources.NetworkLayer:
+    """Freeze the trainer's network as it is now, keep it for this session (and in the shared cache),
+    and make its first ACmix layer, on the held-out digit whose attention the training page follows
+    (convmix.train_live.PROBE), the walkthrough's choice. Raises SourceError("no_acmix") for the plain-convolution ablation."""
+    history = trainer.history[-1] if trainer.history else {}
+    ref, frozen = sources.freeze_trained(trainer.net, trainer.step_count, trainer.config,
+                                         history.get("held_out_accuracy"))
+    layers = list(frozen.acmix_layers())
+    if not layers:
+        raise sources.SourceError("no_acmix", "This network has no ACmix layer.")
+    held = st.session_state.setdefault(TRAINED_KEY, {})
+    held.pop(ref.short, None)
+    held[ref.short] = (ref, frozen)
+    while len(held) > MAX_TRAINED:
+        held.pop(next(iter(held)))
+    resolver().keep_trained(ref.sha256, frozen)
+    source = sources.NetworkLayer(ref, layers[0], sources.HeldOutDigit(PROBE), sources.DIGIT_SIZE)
+    remember(source)
+    return source
+
+
+def open_trained_button(trainer) -> None:
+    """On the training page: a button that opens the trained ACmix layer in the walkthrough."""
+    if not trainer.net.acmix_layers():
+        return
+    if st.button(_("Open the trained layer in the walkthrough"), key="run_walkthrough",
+                 icon=":material/account_tree:",
+                 help=_("The walkthrough shows the trained ACmix layer, with its weights as they are now, "
+                        "on the input it receives for a held-out digit.")):
+        source = keep_trained(trainer)
+        st.switch_page(WALKTHROUGH, query_params=walkthrough_params(source))
+
+
 # -- what the walkthrough reads --------------------------------------------------------------------
 
 
@@ -82,15 +131,29 @@ def walkthrough_link(source: sources.Source, label: str | None = None) -> None:
                  query_params=walkthrough_params(source))
 
 
-def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[str]]:
-    """The source the walkthrough shows, and a sentence per URL value not taken as given.
+def default_picture() -> sources.BuiltinPicture:
+    return sources.BuiltinPicture(images.pictures()[0].id)
+
+
+def default_source(config: ACmixConfig) -> sources.RandomInitPicture:
+    """The sidebar's module on the first built-in photograph, through the seed's stem."""
+    return sources.RandomInitPicture(config, default_picture())
+
+
+def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[sources.Note]]:
+    """The source the walkthrough shows, and the URL values not taken as given (`Note`s).
 
     The URL decides when it names a source; else the session's choice; else the sidebar's
-    configuration on seeded noise (`RandomInit(config)`).
+    configuration on the default photograph (`default_source`).
     """
-    named, notes = sources.from_query(st.query_params.to_dict(), config, chosen(), uploaded_pictures())
-    source = named or chosen() or sources.RandomInit(config)
-    return source, [note_text(n) for n in notes]
+    named, notes = sources.from_query(st.query_params.to_dict(), config, chosen(), uploaded_pictures(),
+                                      trained_refs())
+    return named or chosen() or default_source(config), notes
+
+
+def note_sentences(notes: list[sources.Note]) -> list[str]:
+    """The ResNet page's words for URL notes (the walkthrough words its own kinds first)."""
+    return [note_text(n) for n in notes]
 
 
 def materialized(source: sources.Source) -> sources.Materialized:
