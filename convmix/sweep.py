@@ -448,6 +448,37 @@ def measure_configs(
     return results, notes
 
 
+@dataclass
+class Plan:
+    """What one click measures: `batch` in order, estimated at `seconds`; `too_slow` are estimated
+    beyond the time limit even alone (they are left out and named)."""
+
+    batch: list[ACmixConfig] = field(default_factory=list)
+    too_slow: list[ACmixConfig] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def plan_batch(pending: Sequence[ACmixConfig], limit: float,
+               estimate: Callable[[ACmixConfig], tuple[float, float]], examine: int = 24) -> Plan:
+    """The configurations one request of at most `limit` seconds measures, in order.
+
+    `estimate(config)` gives (the shortest measurement, the whole measurement) in seconds; a
+    configuration whose shortest measurement exceeds the limit is too slow. The batch takes
+    configurations while their whole estimates fit the limit (always at least one), looking at no
+    more than `examine` of them (estimates may probe the machine)."""
+    plan = Plan()
+    for config in pending[:examine]:
+        shortest, whole = estimate(config)
+        if shortest > limit:
+            plan.too_slow.append(config)
+            continue
+        if plan.batch and plan.seconds + whole > limit:
+            break
+        plan.batch.append(config)
+        plan.seconds += whole
+    return plan
+
+
 def stage1_crossover(df: pd.DataFrame, kind: str = "flops", x: str = "out_planes") -> dict[str, int | None]:
     """Per series: the smallest x from which Stage I's share stays above one half (None if never)."""
     out: dict[str, int | None] = {}

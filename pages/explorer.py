@@ -358,22 +358,12 @@ with latency_tab:
         if refusal is not None:
             refused[c] = refusal.message()
     pending = [c for c in configs if result_key(c) not in results and c not in refused]
-    too_slow: list = []
-    batch = pending
-    estimate = 0.0
+    plan = sweep.Plan(batch=list(pending))
     if device.type == "cpu" and pending and view == "latency":
         # Plan the next click from time estimates (convmix.speed), as far as one click reaches.
-        batch = []
         with st.spinner(_("Estimating how long the next measurements take…")):
-            for c in pending[:MAX_PLANNED]:
-                shortest, need = ui.time_estimates(c, impl, budget_name)
-                if shortest > cap:
-                    too_slow.append(c)
-                    continue
-                if batch and estimate + need > cap:
-                    break
-                batch.append(c)
-                estimate += need
+            plan = sweep.plan_batch(pending, cap, lambda c: ui.time_estimates(c, impl, budget_name), MAX_PLANNED)
+    batch, too_slow, estimate = plan.batch, plan.too_slow, plan.seconds
     measured_here = len(configs) - len(pending) - len(refused)
 
     command = cli_command(base, axes, dtype=dtype, impl=impl, budget=budget_name)
