@@ -528,7 +528,7 @@ with latency_tab:
         def reference_label(stem: str) -> str:
             rows = references[stem]
             devices = ", ".join(sorted(set(charts.device_labels(rows[rows["latency_ms"].notna()]))))
-            return _("{devices} ({file})", devices=devices or _("no device"), file=f"{stem}.csv")
+            return _("{devices} ({file})", devices=devices or _("no device"), file=stem + ".csv")
 
         shown_refs = choice(st.multiselect, _("Built-in reference measurements"), list(references),
                             key="explorer_reference", format_func=reference_label, default=list(references),
@@ -538,12 +538,13 @@ with latency_tab:
         for stem in shown_refs:
             rows = sweep.add_labels(references[stem])
             in_sweep = rows[rows["config"].isin(set(labels))].drop(columns=["config", "layer", "label", "series",
-                                                                              "facet"])
+                                                                              "facet", "row"])
+            file_name = stem + ".csv"
             if in_sweep.empty:
                 st.caption(_("The reference {file} holds none of this sweep's configurations (the preset “{preset}” "
-                             "matches its grid).", file=f"`{stem}.csv`", preset=_(PRESETS["resnet-stages"].label)))
+                             "matches its grid).", file=literal(file_name), preset=_(PRESETS["resnet-stages"].label)))
             else:
-                frames.append(in_sweep.assign(source=_("built-in reference {file}", file=f"{stem}.csv")))
+                frames.append(in_sweep.assign(source=_("built-in reference {file}", file=file_name)))
 
     measured = sweep.add_labels(pd.concat(frames, ignore_index=True), x, facet) if frames else None
     if measured is None or measured["latency_ms"].notna().sum() == 0:
