@@ -331,15 +331,15 @@ with latency_tab:
                           help=_("reference: the authors' unfold formulation, what their code costs. Others "
                                  "compute the same values differently."))
     efforts = {"quick": _("quick"), "standard": _("standard"), "thorough": _("thorough")}
+    effort_text = "; ".join(_("{name}: at least {rounds} rounds and {seconds:g} s", name=efforts[n],
+                              rounds=b.min_rounds, seconds=b.seconds) for n, b in bench.BUDGETS.items())
     with controls[2]:
         budget_name = choice(
             st.radio, _("timing effort"), list(bench.BUDGETS), key="explorer_budget", default="standard",
             format_func=efforts.get, horizontal=True,
             help=_("Timed rounds per configuration (each round times ACmix, its parts and the baselines once): "
                    "{efforts}. A slow configuration stops after {floor} rounds once {limits} have passed.",
-                   efforts="; ".join(_("{name}: at least {rounds} rounds and {seconds:g} s", name=efforts[n],
-                                       rounds=b.min_rounds, seconds=b.seconds) for n, b in bench.BUDGETS.items()),
-                   floor=bench.FLOOR_ROUNDS,
+                   efforts=effort_text, floor=bench.FLOOR_ROUNDS,
                    limits=" / ".join(f"{b.max_seconds:g} s" for b in bench.BUDGETS.values())))
 
     results: dict = st.session_state.setdefault(RESULTS, {})
