@@ -1,8 +1,12 @@
 """Command line: `python -m convmix sweep ...` measures a hyperparameter grid and writes a result file.
 
 Example: python -m convmix sweep --kernel-att 3 5 7 --head 1 4 --size 56 --out results.csv
+         python -m convmix sweep --preset resnet-stages --out resnet.csv
 
 Every flag that names a hyperparameter takes one or more values; the sweep is their product.
+`--preset` starts from one of the explorer's presets (convmix.presets); a flag given beside it
+replaces that axis's values. `--layer` sets the channels, input size and stride of ACmix layers
+of the authors' ResNet, so it cannot be combined with --in-planes, --out-planes, --size or --stride.
 Combinations ACmix cannot run are skipped with a note on stderr; progress goes to stderr too; the
 CSV (one row per configuration, the columns of convmix.sweep.REQUIRED_COLUMNS first) goes to --out,
 or to stdout without it. Exit status: 0 when at least one configuration was written, 2 otherwise.
@@ -45,6 +49,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import BUDGETS, TORCH_DTYPES, available_impls
+    from .presets import PRESETS, RESNET_LAYERS
 
     parser = argparse.ArgumentParser(prog="python -m convmix", description="convmix command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,21 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
         "with its quartiles, the parts and baselines, peak memory and the roofline floor.",
     )
     default = ACmixConfig()
-    sweep.add_argument("--in-planes", nargs="+", type=_positive("in_planes"), default=[default.in_planes],
+    presets = ", ".join(f"{p.name} ({', '.join(a for a, _v in p.axes)})" for p in PRESETS.values())
+    sweep.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help=f"start from one of the explorer's presets: {presets}")
+    sweep.add_argument("--layer", nargs="+", choices=list(RESNET_LAYERS), default=None, metavar="NAME",
+                       help="ACmix layers of the authors' ResNet (channels, size and stride at a 224x224 input): "
+                       + ", ".join(s.label.replace("·", "") for s in RESNET_LAYERS.values()))
+    sweep.add_argument("--in-planes", nargs="+", type=_positive("in_planes"), default=None,
                        metavar="N", help=f"input channels (default {default.in_planes})")
     sweep.add_argument("--out-planes", nargs="+", type=_positive("out_planes"), default=None, metavar="N",
                        help="output channels (default: equal to --in-planes, value by value)")
-    sweep.add_argument("--kernel-att", nargs="+", type=_positive("kernel_att"), default=[default.kernel_att],
+    sweep.add_argument("--kernel-att", nargs="+", type=_positive("kernel_att"), default=None,
                        metavar="N", help=f"attention window (default {default.kernel_att})")
-    sweep.add_argument("--head", nargs="+", type=_positive("head"), default=[default.head], metavar="N",
+    sweep.add_argument("--head", nargs="+", type=_positive("head"), default=None, metavar="N",
                        help=f"heads (default {default.head})")
-    sweep.add_argument("--stride", nargs="+", type=_positive("stride"), default=[default.stride], metavar="N",
+    sweep.add_argument("--stride", nargs="+", type=_positive("stride"), default=None, metavar="N",
                        help=f"stride (default {default.stride})")
-    sweep.add_argument("--kernel-conv", nargs="+", type=_positive("kernel_conv"), default=[default.kernel_conv],
+    sweep.add_argument("--kernel-conv", nargs="+", type=_positive("kernel_conv"), default=None,
                        metavar="N", help=f"conv kernel (default {default.kernel_conv})")
-    sweep.add_argument("--size", nargs="+", type=_size, default=[(default.height, default.width)],
+    sweep.add_argument("--dilation", nargs="+", type=_positive("dilation"), default=None, metavar="N",
+                       help=f"dilation of the attention window (default {default.dilation})")
+    sweep.add_argument("--size", nargs="+", type=_size, default=None,
                        metavar="N|HxW", help=f"input size (default {default.height})")
-    sweep.add_argument("--batch", nargs="+", type=_positive("batch"), default=[default.batch], metavar="N",
+    sweep.add_argument("--batch", nargs="+", type=_positive("batch"), default=None, metavar="N",
                        help=f"batch size (default {default.batch})")
     sweep.add_argument("--variant", choices=VARIANTS, default=default.variant,
                        help="official: the authors' code; fixed: the repaired variant (default %(default)s)")
@@ -96,15 +109,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def grid_axes(args: argparse.Namespace) -> dict[str, list]:
-    axes: dict[str, list] = {}
-    if args.out_planes is None:
-        axes["channels"] = args.in_planes  # in_planes = out_planes, value by value
+_SHAPE_FLAGS = {"in_planes": "--in-planes", "out_planes": "--out-planes", "size": "--size", "stride": "--stride"}
+
+
+def grid_axes(args: argparse.Namespace) -> tuple[list[tuple[int, int]], dict[str, list]]:
+    """The input sizes and the axes of the sweep: the preset's axes, then every flag given (a flag
+    replaces the preset's values for its axis). Raises ValueError on a contradiction."""
+    from .presets import PRESETS
+
+    default = ACmixConfig()
+    axes: dict[str, list] = PRESETS[args.preset].axes_dict() if args.preset else {}
+    layer = args.layer if args.layer is not None else axes.pop("layer", None)
+    axes.pop("layer", None)
+    if layer is not None:
+        given = [flag for name, flag in _SHAPE_FLAGS.items() if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"--layer (or the preset) sets the channels, input size and stride of each layer; "
+                             f"leave out {', '.join(given)}.")
+        axes = {"layer": list(layer), **axes}
+        sizes = [(default.height, default.width)]
     else:
-        axes["in_planes"], axes["out_planes"] = args.in_planes, args.out_planes
-    axes.update(kernel_att=args.kernel_att, head=args.head, kernel_conv=args.kernel_conv, stride=args.stride,
-                batch=args.batch)
-    return axes
+        sizes = args.size or [(default.height, default.width)]
+        if args.out_planes is not None:
+            axes.pop("channels", None)
+            axes["in_planes"] = args.in_planes or [default.in_planes]
+            axes["out_planes"] = args.out_planes
+        elif args.in_planes is not None or "channels" not in axes:
+            axes.pop("channels", None)
+            axes["channels"] = args.in_planes or [default.in_planes]  # in_planes = out_planes, value by value
+    for name in ("kernel_att", "head", "stride", "kernel_conv", "dilation", "batch"):
+        given = getattr(args, name)
+        if given is not None:
+            axes[name] = given
+        elif name not in axes and not (name == "stride" and "layer" in axes):
+            axes[name] = [getattr(default, name)]
+    return sizes, axes
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -134,11 +173,12 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     grid = Grid()
     try:
-        for height, width in dict.fromkeys(args.size):
-            part = expand_grid(ACmixConfig(height=height, width=width, variant=args.variant), grid_axes(args))
+        sizes, axes = grid_axes(args)
+        for height, width in dict.fromkeys(sizes):
+            part = expand_grid(ACmixConfig(height=height, width=width, variant=args.variant), axes)
             grid.configs += part.configs
             grid.skipped += part.skipped
-    except SweepError as err:
+    except (SweepError, ValueError) as err:
         say(f"error: {err}")
         return 2
     for note in grid.skip_notes(limit=20):

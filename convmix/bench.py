@@ -16,6 +16,10 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
   * Threads: the process-wide `torch.get_num_threads()`, set once at startup by convmix.runtime and
     recorded with every result; nothing here changes it.
   * One process-wide lock, `MEASURE_LOCK`: two visitors never time at once.
+  * Load: every row records how busy the machine was while its callables were timed: the share of
+    all CPUs' time that other processes used (from /proc/stat, Linux) and the 1-minute load
+    average, so that a noisy result can be told from a slow one (convmix.sweep.flag_noise marks
+    latencies whose interquartile range is too wide).
 
 The parts are timed on the module's own pieces, fed with the tensors the module's forward handed
 them (captured through the recorder hook `_rec`): Stage I is conv1-3 on x; the attention path is
@@ -29,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +47,7 @@ from torch import nn
 
 from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix
 from .config import DTYPE_BYTES, ACmixConfig
+from .i18n import _
 from .memory import measure_peak_bytes
 
 MEASURE_LOCK = threading.Lock()
@@ -68,11 +74,11 @@ def measuring(still_wanted: Callable[[], bool] | None = None):
     """
     while not MEASURE_LOCK.acquire(timeout=LOCK_POLL_SECONDS):
         if still_wanted is not None and not still_wanted():
-            raise Abandoned("Dropped: nobody waits for this measurement any more.")
+            raise Abandoned(_("Dropped: nobody waits for this measurement any more."))
     start = time.time()
     try:
         if still_wanted is not None and not still_wanted():
-            raise Abandoned("Dropped: nobody waits for this measurement any more.")
+            raise Abandoned(_("Dropped: nobody waits for this measurement any more."))
         yield
     finally:
         end = time.time()
@@ -108,14 +114,15 @@ def pick_device(requested: str | None = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise MeasureError(f"Unknown device {requested!r}: use auto, cpu or cuda.") from err
+        raise MeasureError(_("Unknown device {device}: use auto, cpu or cuda.", device=repr(requested))) from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise MeasureError("CUDA was asked for, but torch sees no CUDA device here; use cpu or auto.")
+            raise MeasureError(_("CUDA was asked for, but torch sees no CUDA device here; use cpu or auto."))
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MeasureError(f"There is no {device}: torch sees {torch.cuda.device_count()} CUDA device(s).")
+            raise MeasureError(_("There is no {device}: torch sees {count} CUDA device(s).", device=str(device),
+                                 count=torch.cuda.device_count()))
     elif device.type != "cpu":
-        raise MeasureError(f"Device {requested!r} is not supported: use auto, cpu or cuda.")
+        raise MeasureError(_("Device {device} is not supported: use auto, cpu or cuda.", device=repr(requested)))
     return device
 
 
@@ -125,10 +132,8 @@ def supported_dtypes(device: torch.device) -> list[str]:
 
 def check_dtype(device: torch.device, dtype: str) -> torch.dtype:
     if dtype not in supported_dtypes(device):
-        raise MeasureError(
-            f"dtype {dtype} is not measured on {device.type}: use "
-            f"{' or '.join(supported_dtypes(device))}."
-        )
+        raise MeasureError(_("dtype {dtype} is not measured on {device}: use {choices}.", dtype=dtype,
+                             device=device.type, choices=" / ".join(supported_dtypes(device))))
     return TORCH_DTYPES[dtype]
 
 
@@ -230,7 +235,7 @@ def time_alternated(
     """Time every callable in `fns`, one sample of each per round, alternating their order."""
     names = list(fns)
     last_call = dict.fromkeys(names, 0.0)
-    for _ in range(max(1, budget.warmup)):
+    for _warm in range(max(1, budget.warmup)):
         for name in names:
             start = time.perf_counter()
             fns[name]()
@@ -261,7 +266,7 @@ def time_alternated(
             for name in order:
                 fn, n = fns[name], number[name]
                 start = time.perf_counter()
-                for _ in range(n):
+                for _call in range(n):
                     fn()
                 samples[name].append((time.perf_counter() - start) / n)
         rounds += 1
@@ -390,7 +395,7 @@ def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int) 
     fn()
     _synchronize(device)
     best = math.inf
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         if device.type == "cuda":
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             begin.record()
@@ -474,7 +479,8 @@ def measure_config(
     dev = device if isinstance(device, torch.device) else pick_device(device)
     tdtype = check_dtype(dev, dtype)
     if impl not in ATTENTION_IMPLS:
-        raise MeasureError(f"impl must be one of {', '.join(ATTENTION_IMPLS)}, not {impl!r}.")
+        raise MeasureError(_("impl must be one of {choices}, not {impl}.", choices=", ".join(ATTENTION_IMPLS),
+                             impl=repr(impl)))
     problems = config.problems()
     if problems:
         raise MeasureError(" ".join(p.sentence() for p in problems))
@@ -563,6 +569,18 @@ def _peaks_bytes(device: torch.device, dtype: str) -> int:
     return DTYPE_BYTES[dtype] * (3 * n * n + 2 * elements)
 
 
+def _round_seconds(config: ACmixConfig, impl: str):
+    """(building the modules, one forward, one timed round of all six callables), estimated."""
+    from .speed import baseline_conv_seconds, fill_seconds, forward_seconds
+
+    f = forward_seconds(config, impl)
+    conv = baseline_conv_seconds(config)
+    local = f.stage1 + f.attention
+    parts = f.stage1 + f.attention + f.conv_path
+    build = f.build + fill_seconds(baseline_conv_bytes(config) // 4)
+    return build, f.total, f.total + parts + conv + local
+
+
 def measurement_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
     """Estimated seconds of the shortest measurement `measure_config` makes on the CPU.
 
@@ -570,15 +588,61 @@ def measurement_seconds(config: ACmixConfig, impl: str = "reference", budget: Bu
     inputs; then warmup and at least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each calling ACmix,
     its three parts and the two baselines once (convmix.speed estimates each).
     """
-    from .speed import baseline_conv_seconds, fill_seconds, forward_seconds
-
-    f = forward_seconds(config, impl)
-    conv = baseline_conv_seconds(config)
-    local = f.stage1 + f.attention
-    parts = f.stage1 + f.attention + f.conv_path
+    build, forward, round_ = _round_seconds(config, impl)
     rounds = max(1, budget.warmup) + min(FLOOR_ROUNDS, budget.min_rounds)
-    build = f.build + fill_seconds(baseline_conv_bytes(config) // 4)
-    return build + 2 * f.total + rounds * (f.total + parts + conv + local)
+    return build + 2 * forward + rounds * round_
+
+
+def expected_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
+    """Estimated seconds of a whole measurement on the CPU, as `time_alternated` runs it: warmup, then
+    rounds until both `budget.min_rounds` and `budget.seconds` are reached (or `budget.max_seconds`,
+    after FLOOR_ROUNDS). For planning how many configurations one click measures."""
+    build, forward, round_ = _round_seconds(config, impl)
+    timed = max(budget.min_rounds * round_, budget.seconds)
+    timed = min(timed, max(budget.max_seconds, min(FLOOR_ROUNDS, budget.min_rounds) * round_))
+    return build + 2 * forward + max(1, budget.warmup) * round_ + timed
+
+
+# -- how busy the machine is ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """Busy seconds of all CPUs (/proc/stat) and of this process, at one moment."""
+
+    wall: float
+    busy: float
+    own: float
+    cpus: int
+
+
+def cpu_snapshot(stat_path: str = "/proc/stat") -> CpuSnapshot | None:
+    """Now, or None where /proc/stat cannot be read (not Linux)."""
+    try:
+        with open(stat_path, encoding="ascii") as f:
+            lines = f.read().splitlines()
+        ticks = [int(v) for v in lines[0].split()[1:]]
+        cpus = sum(1 for line in lines if re.match(r"cpu\d+ ", line))
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    # user, nice, system, idle, iowait, irq, softirq (steal and guest time are left out)
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    busy = (sum(ticks[:7]) - idle) / hz
+    return CpuSnapshot(time.monotonic(), busy, time.process_time(), max(cpus, 1))
+
+
+def others_cpu_share(before: CpuSnapshot | None, after: CpuSnapshot | None) -> float:
+    """The share of all CPUs' time between the snapshots that other processes used (0 to 1), NaN if unknown."""
+    if before is None or after is None or after.wall <= before.wall:
+        return math.nan
+    others = (after.busy - before.busy) - (after.own - before.own)
+    return min(1.0, max(0.0, others / ((after.wall - before.wall) * after.cpus)))
+
+
+def load_average() -> float:
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return math.nan
 
 
 def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
@@ -589,7 +653,9 @@ def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
     peak_bytes = measure_peak_bytes(module, x)
     with torch.no_grad():
         fns = timed_callables(module, x, config, impl)
+        before = cpu_snapshot()
         timings = time_alternated(fns, dev, budget)
+        after = cpu_snapshot()
     peaks = _cached_peaks(dev, dtype)
     flops = total_cost(config.step_costs()).flops
     nbytes = compulsory_bytes(config, dtype)
@@ -614,6 +680,9 @@ def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
         floor_ratio=total.median_ms / (floor.seconds * 1e3),
         peak_flops_per_s=peaks.flops_per_s,
         peak_bytes_per_s=peaks.bytes_per_s,
+        others_cpu_share=others_cpu_share(before, after),
+        load_avg_1m=load_average(),
+        cpus=after.cpus if after else (os.cpu_count() or 1),
     )
     row.update(asdict(environment(dev, dtype)))
     return row
@@ -623,6 +692,6 @@ RESULT_FIELDS = (
     "impl", "latency_ms", "latency_ms_p25", "latency_ms_p75", "timed_samples",
     *(f"{n}_ms{s}" for n in (*PARTS, *BASELINES) for s in ("", "_p25", "_p75")),
     "peak_bytes", "estimated_peak_bytes", "compulsory_bytes", "floor_ms", "floor_bound", "floor_ratio",
-    "peak_flops_per_s", "peak_bytes_per_s",
+    "peak_flops_per_s", "peak_bytes_per_s", "others_cpu_share", "load_avg_1m", "cpus",
     "device", "device_name", "dtype", "threads", "torch_version", "tf32_matmul", "tf32_cudnn",
 )

@@ -6,9 +6,15 @@ device (shapes without storage, so a 2048-channel module costs nothing) and chec
 the tests check against executed operations. Latency and memory are measured only when asked
 (convmix.bench) and merged into the same rows.
 
+Frames for the charts: `add_labels` names each row (the configuration id, what varies, the line
+and the facet it belongs to), `relative_to` expresses values against a baseline configuration, and
+`flag_noise` marks latencies whose spread is too large to trust.
+
 A result file is a CSV with one row per configuration; `read_results` validates an untrusted file
 (size, row count, columns, types, ranges, and that its parameter counts agree with the formula)
-and raises `ResultFileError` with one sentence per problem.
+and raises `ResultFileError` with one sentence per problem. Column names are English in every
+language: the file format is shared with the command line. Built-in reference data sets (result
+files measured elsewhere, e.g. by benchmarks/gpu_reference.py on a GPU) live in REFERENCE_DIR.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
@@ -29,41 +36,60 @@ from .config import DTYPE_BYTES, LIMITS, ACmixConfig
 from .constraints import VARIANTS, Problem
 from .counting import SUBMODULES, Cost, module_param_counts, param_formula, stage_costs, total_cost
 from .format import literal
+from .i18n import N_, _, ngettext
+from .presets import DEFAULT_PRESET, PRESETS, RESNET_LAYERS, layer_of
 
 
 # -- axes and grids ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Axis:
-    """A hyperparameter the explorer can sweep: which config fields it sets, and its offered values."""
+    """A hyperparameter the explorer can sweep: which config fields it sets, and its offered values.
+
+    Most axes set their fields to the value itself (channels sets in_planes and out_planes to it);
+    the ResNet layer axis sets five fields from a named shape (`settings`).
+    """
 
     name: str
-    label: str
+    label: str  # N_(): translated where shown
     fields: tuple[str, ...]
-    choices: tuple[int, ...]
-    default: tuple[int, ...]
+    choices: tuple
+    default: tuple
     column: str = ""  # the result column that holds the value, when the axis sets several fields
+    settings: Mapping | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not self.column:
             object.__setattr__(self, "column", self.fields[0])
 
+    def assignment(self, value) -> dict[str, int]:
+        if self.settings is not None:
+            if value not in self.settings:
+                raise SweepError(_("Unknown value {value} for {axis}: use one of {choices}.",
+                                   value=literal(value, 30), axis=self.name, choices=", ".join(self.choices)))
+            return dict(self.settings[value])
+        return dict.fromkeys(self.fields, int(value))
 
+
+LAYER_FIELDS = ("in_planes", "out_planes", "height", "width", "stride")
 AXES: dict[str, Axis] = {
     a.name: a
     for a in (
-        Axis("kernel_att", "attention window kernel_att", ("kernel_att",), (1, 3, 5, 7, 9, 11, 13, 15), (3, 5, 7)),
-        Axis("head", "heads", ("head",), (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8)),
-        Axis("stride", "stride", ("stride",), (1, 2, 4), (1, 2)),
-        Axis("kernel_conv", "conv kernel kernel_conv", ("kernel_conv",), (1, 3, 5, 7), (3, 5)),
-        Axis("channels", "channels (in_planes = out_planes)", ("in_planes", "out_planes"),
-             (8, 16, 32, 64, 128, 256, 512, 1024, 2048), (32, 64), column="out_planes"),
-        Axis("resolution", "resolution (height = width)", ("height", "width"),
+        Axis("layer", N_("ACmix ResNet layer"), LAYER_FIELDS, tuple(RESNET_LAYERS), tuple(RESNET_LAYERS),
+             column="layer", settings={k: s.fields() for k, s in RESNET_LAYERS.items()}),
+        Axis("kernel_att", N_("attention window kernel_att"), ("kernel_att",), (1, 3, 5, 7, 9, 11, 13, 15),
+             (3, 5, 7, 9)),
+        Axis("head", N_("heads"), ("head",), (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8)),
+        Axis("stride", N_("stride"), ("stride",), (1, 2, 4), (1, 2)),
+        Axis("kernel_conv", N_("conv kernel kernel_conv"), ("kernel_conv",), (1, 3, 5, 7), (3, 5)),
+        Axis("channels", N_("channels (in_planes = out_planes)"), ("in_planes", "out_planes"),
+             (8, 16, 32, 64, 128, 256, 512, 1024, 2048), (32, 64, 128, 256, 512), column="out_planes"),
+        Axis("resolution", N_("resolution (height = width)"), ("height", "width"),
              (7, 8, 14, 16, 28, 32, 56, 64, 112, 224), (28, 56), column="height"),
-        Axis("batch", "batch", ("batch",), (1, 2, 4, 8, 16, 32, 64), (1, 4)),
+        Axis("batch", N_("batch"), ("batch",), (1, 2, 4, 8, 16, 32, 64), (1, 4)),
     )
 }
-# The page's default sweep (also what benchmarks/explorer_default_sweep.py times).
-DEFAULT_VARIED = ("kernel_att", "channels")
+# The page's default sweep (also what benchmarks/explorer_default_sweep.py times): a preset.
+DEFAULT_VARIED = tuple(name for name, _values in PRESETS[DEFAULT_PRESET].axes)
 MAX_CONFIGS = 1000
 
 CONFIG_COLUMNS = (
@@ -103,29 +129,51 @@ class Grid:
                 by_constraint[p.constraint] = (count + 1, first, problem)
         notes = []
         for count, config, problem in sorted(by_constraint.values(), key=lambda t: -t[0])[:limit]:
-            what = "1 configuration" if count == 1 else f"{count:,} configurations"
-            notes.append(f"{what} skipped, e.g. {short_id(config)}: {problem.sentence()}")
+            notes.append(ngettext("{count:,} configuration skipped, e.g. {example}: {reason}",
+                                  "{count:,} configurations skipped, e.g. {example}: {reason}", count,
+                                  count=count, example=short_id(config), reason=problem.sentence()))
         return notes
 
 
-def axis_assignments(name: str, values: Iterable[int]) -> list[dict[str, int]]:
+def fields_of_axis(name: str) -> tuple[str, ...]:
+    return AXES[name].fields if name in AXES else (name,)
+
+
+def axis_assignments(name: str, values: Iterable) -> list[dict[str, int]]:
     """The field settings of one axis: an AXES name (channels sets in_planes and out_planes) or a field."""
-    fields_ = AXES[name].fields if name in AXES else (name,)
     if name not in AXES and name not in ACmixConfig.__dataclass_fields__:
-        raise SweepError(f"Unknown sweep axis {name!r}: use one of {', '.join(AXES)} or a config field.")
-    return [dict.fromkeys(fields_, int(v)) for v in dict.fromkeys(values)]
+        raise SweepError(_("Unknown sweep axis {name}: use one of {axes} or a config field.",
+                           name=repr(name), axes=", ".join(AXES)))
+    if name in AXES:
+        return [AXES[name].assignment(v) for v in dict.fromkeys(values)]
+    return [{name: int(v)} for v in dict.fromkeys(values)]
 
 
-def expand_grid(base: ACmixConfig, axes: Mapping[str, Sequence[int]], limit: int = MAX_CONFIGS) -> Grid:
+def check_axes(axes: Iterable[str]) -> None:
+    """Raise SweepError when two axes set the same field (the ResNet layer sets channels, size and
+    stride, so it cannot vary beside them)."""
+    owner: dict[str, str] = {}
+    for name in axes:
+        for f in fields_of_axis(name):
+            if f in owner and owner[f] != name:
+                first, second = owner[f], name
+                raise SweepError(_(
+                    "{first} and {second} both set {field}: vary only one of them.",
+                    first=_(AXES[first].label) if first in AXES else first,
+                    second=_(AXES[second].label) if second in AXES else second, field=f))
+            owner[f] = name
+
+
+def expand_grid(base: ACmixConfig, axes: Mapping[str, Sequence], limit: int = MAX_CONFIGS) -> Grid:
     """Every combination of the axes' values on top of `base`; invalid ones are skipped with reasons."""
+    check_axes(axes)
     lists = [axis_assignments(name, values) for name, values in axes.items()]
     lists = [lst for lst in lists if lst]
     size = math.prod(len(lst) for lst in lists)
     if size > limit:
-        raise SweepError(
-            f"This sweep has {size:,} configurations; at most {limit:,} are counted at once. "
-            f"Remove some values."
-        )
+        raise SweepError(_(
+            "This sweep has {size:,} configurations; at most {limit:,} are counted at once. Remove some values.",
+            size=size, limit=limit))
     grid = Grid()
     seen: set[ACmixConfig] = set()
     for combo in itertools.product(*lists):
@@ -152,7 +200,8 @@ _SHORT = {
 
 
 def short_id(config: ACmixConfig) -> str:
-    """Every hyperparameter in one line: the key that links a configuration across charts and files."""
+    """Every hyperparameter in one line: the key that links a configuration across charts, files and
+    the URL (language-neutral)."""
     return _label_parts(
         {c: getattr(config, c) for c in CONFIG_COLUMNS}, CONFIG_COLUMNS
     )
@@ -164,7 +213,9 @@ def _label_parts(values: Mapping[str, object], columns: Iterable[str]) -> str:
     for col in cols:
         if col == "width" and "height" in cols:
             continue
-        if col == "height":
+        if col == "layer":
+            parts.append(str(values["layer"]))
+        elif col == "height":
             w = values.get("width", values["height"]) if "width" in cols else values["height"]
             parts.append(f"{int(values['height'])}×{int(w)}")
         elif col == "width":
@@ -181,21 +232,52 @@ def varying_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in CONFIG_COLUMNS if c in df.columns and df[c].nunique(dropna=False) > 1]
 
 
-def add_labels(df: pd.DataFrame, x: str | None = None) -> pd.DataFrame:
-    """Add `config` (the full id), `label` (what varies) and `series` (what varies besides x)."""
+def _described_columns(df: pd.DataFrame) -> list[str]:
+    """What varies, as labels name it: channels swept together as one C; ResNet layer shapes as the
+    layer's name when every row has one."""
+    varying = varying_columns(df)
+    if {"in_planes", "out_planes"} <= set(varying) and (df["in_planes"] == df["out_planes"]).all():
+        varying.remove("in_planes")  # channels swept together: "C=64" says it (in_planes = out_planes)
+    if "layer" in df and (df["layer"] != "").all() and any(c in LAYER_FIELDS for c in varying):
+        varying = ["layer"] + [c for c in varying if c not in LAYER_FIELDS]
+    return varying
+
+
+def add_labels(df: pd.DataFrame, x: str | None = None, facet: str | None = None) -> pd.DataFrame:
+    """Add `config` (the full id), `layer` (the ResNet layer shape, or ''), `label` (what varies),
+    `series` (what varies besides x and the facet), `facet` (the facet's value, '' without one) and
+    `row` (what varies within the facet: a bar's label in a chart that names its facet)."""
     out = df.copy()
     if out.empty:
-        return out.assign(config=pd.Series(dtype=str), label=pd.Series(dtype=str), series=pd.Series(dtype=str))
-    varying = varying_columns(out)
-    if {"in_planes", "out_planes"} <= set(varying) and (out["in_planes"] == out["out_planes"]).all():
-        varying.remove("in_planes")  # channels swept together: "C=64" says it (in_planes = out_planes)
-    x_fields = set(_fields_of(x, out)) if x else set()
-    rest = [c for c in varying if c not in x_fields]
+        return out.assign(**{c: pd.Series(dtype=str) for c in ("config", "layer", "label", "series", "facet", "row")})
     records = out.to_dict("records")
+    out["layer"] = [layer_of(r) if all(k in r for k in LAYER_FIELDS) else "" for r in records]
+    records = out.to_dict("records")
+    varying = _described_columns(out)
+    x_fields = set(_fields_of(x, out)) if x else set()
+    facet_fields = set(_fields_of(facet, out)) if facet else set()
+    drawn = x_fields | facet_fields | ({"layer"} if "layer" in (x, facet) else set())
+    rest = [c for c in varying if c not in drawn]
+    in_facet = [c for c in varying if c not in facet_fields and not (c == "layer" and facet == "layer")]
     out["config"] = [_label_parts(r, CONFIG_COLUMNS) for r in records]
-    out["label"] = [_label_parts(r, varying) if varying else "this configuration" for r in records]
-    out["series"] = [_label_parts(r, rest) if rest else "all" for r in records]
+    out["label"] = [_label_parts(r, varying) if varying else _("this configuration") for r in records]
+    out["series"] = [_label_parts(r, rest) if rest else _("all") for r in records]
+    out["facet"] = [facet_title(r, facet) for r in records] if facet else ""
+    out["row"] = [_label_parts(r, in_facet) if in_facet else _("this configuration") for r in records]
     return out
+
+
+def facet_title(row: Mapping[str, object], facet: str) -> str:
+    """The facet a row belongs to, in the labels' notation: 'ka=3', '56×56', or the layer's label."""
+    if facet == "layer":
+        return RESNET_LAYERS[row["layer"]].label if row.get("layer") else _label_parts(row, LAYER_FIELDS)
+    return _label_parts(row, _fields_of_facet(facet))
+
+
+def _fields_of_facet(facet: str) -> tuple[str, ...]:
+    if facet == "channels":
+        return ("out_planes",)
+    return fields_of_axis(facet)
 
 
 def _fields_of(x: str, df: pd.DataFrame) -> tuple[str, ...]:
@@ -206,6 +288,75 @@ def _fields_of(x: str, df: pd.DataFrame) -> tuple[str, ...]:
     if x == "height" and "width" in df and (df["height"] == df["width"]).all():
         return ("height", "width")
     return (x,)
+
+
+def facet_order(df: pd.DataFrame, facet: str) -> list[str]:
+    """The facets of `df` in a reading order: the network's order for layers, else by value."""
+    if df.empty or not facet:
+        return []
+    if facet == "layer":
+        order = {RESNET_LAYERS[k].label: i for i, k in enumerate(RESNET_LAYERS)}
+        return sorted(dict.fromkeys(df["facet"]), key=lambda t: (order.get(t, len(order)), t))
+    key_cols = list(_fields_of_facet(facet))
+    firsts = df.drop_duplicates("facet").sort_values(key_cols)
+    return list(firsts["facet"])
+
+
+# -- relative values and noise --------------------------------------------------------------------------
+def relative_to(df: pd.DataFrame, columns: Sequence[str], baseline: str, within: Sequence[str] = (),
+                denominators: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Add `<column>_rel` = value / reference − 1 for each column (divided by the reference's
+    `denominators[column]` instead where given: a latency's quartiles against the reference's median).
+
+    The reference of a row is the row with the baseline configuration's settings in every varying
+    hyperparameter except the `within` columns, where it keeps the row's own values: with
+    within=["layer"], each layer is compared with the baseline's kernel_att and head at that layer;
+    with within=[] every row is compared with the baseline itself. Rows without a reference (or
+    with a reference of 0) get NaN.
+    """
+    out = df.copy()
+    base = out[out["config"] == baseline]
+    if base.empty:
+        for col in columns:
+            out[f"{col}_rel"] = math.nan
+        return out
+    within = [c for c in within if c in out]
+    match = [c for c in varying_columns(out) if c not in within and not ("layer" in within and c in LAYER_FIELDS)]
+    first = base.iloc[0]
+    mask = pd.Series(True, index=out.index)
+    for c in match:
+        mask &= out[c] == first[c]
+    refs = out[mask]
+    denominators = {col: (denominators or {}).get(col, col) for col in columns}
+    needed = list(dict.fromkeys(denominators.values()))
+    if within:
+        refs = refs.drop_duplicates(subset=within)[list(dict.fromkeys([*within, *needed]))]
+        merged = out[list(within)].merge(refs, on=list(within), how="left", suffixes=("_row", ""))
+        merged.index = out.index
+        ref_values = {col: merged[col] for col in needed}
+    else:
+        ref_values = {col: pd.Series(first[col], index=out.index) for col in needed}
+    for col in columns:
+        ref = pd.to_numeric(ref_values[denominators[col]], errors="coerce").astype(float)
+        value = pd.to_numeric(out[col], errors="coerce").astype(float)
+        out[f"{col}_rel"] = (value / ref.where(ref != 0)) - 1
+    return out
+
+
+NOISY_SPREAD = 0.25  # a latency whose interquartile range exceeds this share of its median is flagged
+
+
+def flag_noise(df: pd.DataFrame, prefix: str = "latency_ms") -> pd.DataFrame:
+    """Add `spread` = (75th − 25th percentile) / median and `noisy` = spread > NOISY_SPREAD for the
+    latency columns with this prefix (rows without a latency: NaN and False)."""
+    out = df.copy()
+    median = pd.to_numeric(out.get(prefix), errors="coerce") if prefix in out else pd.Series(math.nan, index=out.index)
+    p25 = pd.to_numeric(out.get(f"{prefix}_p25"), errors="coerce") if f"{prefix}_p25" in out else math.nan
+    p75 = pd.to_numeric(out.get(f"{prefix}_p75"), errors="coerce") if f"{prefix}_p75" in out else math.nan
+    spread = (p75 - p25) / median.where(median > 0)
+    out["spread"] = spread.astype(float)
+    out["noisy"] = (spread > NOISY_SPREAD).fillna(False).astype(bool)
+    return out
 
 
 # -- counts ---------------------------------------------------------------------------------------------
@@ -289,12 +440,43 @@ def measure_configs(
         except RuntimeError as err:  # the allocator's "out of memory" is a RuntimeError
             if "out of memory" not in str(err).lower():
                 raise
-            error = f"out of memory: {err}"
+            error = _("out of memory: {error}", error=err)
         if error:
-            notes.append(f"{short_id(config)} not measured: {error}")
+            notes.append(_("{config} not measured: {error}", config=short_id(config), error=error))
         if progress:
             progress(i, len(configs), config, results.get(config), error)
     return results, notes
+
+
+@dataclass
+class Plan:
+    """What one click measures: `batch` in order, estimated at `seconds`; `too_slow` are estimated
+    beyond the time limit even alone (they are left out and named)."""
+
+    batch: list[ACmixConfig] = field(default_factory=list)
+    too_slow: list[ACmixConfig] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def plan_batch(pending: Sequence[ACmixConfig], limit: float,
+               estimate: Callable[[ACmixConfig], tuple[float, float]], examine: int = 24) -> Plan:
+    """The configurations one request of at most `limit` seconds measures, in order.
+
+    `estimate(config)` gives (the shortest measurement, the whole measurement) in seconds; a
+    configuration whose shortest measurement exceeds the limit is too slow. The batch takes
+    configurations while their whole estimates fit the limit (always at least one), looking at no
+    more than `examine` of them (estimates may probe the machine)."""
+    plan = Plan()
+    for config in pending[:examine]:
+        shortest, whole = estimate(config)
+        if shortest > limit:
+            plan.too_slow.append(config)
+            continue
+        if plan.batch and plan.seconds + whole > limit:
+            break
+        plan.batch.append(config)
+        plan.seconds += whole
+    return plan
 
 
 def stage1_crossover(df: pd.DataFrame, kind: str = "flops", x: str = "out_planes") -> dict[str, int | None]:
@@ -322,16 +504,17 @@ REQUIRED_COLUMNS = (
 )
 INT_COLUMNS = ("in_planes", "out_planes", "kernel_att", "head", "kernel_conv", "stride", "height",
                "width", "batch", "params", "macs", "flops")
-OPTIONAL_INT_COLUMNS = ("dilation", "threads", "timed_samples")
+OPTIONAL_INT_COLUMNS = ("dilation", "threads", "timed_samples", "cpus")
 MEASURED_FLOAT_COLUMNS = ("latency_ms", "latency_ms_p25", "latency_ms_p75", "peak_bytes")
 OPTIONAL_FLOAT_COLUMNS = (
     *(f"{n}_ms{s}" for n in ("stage1", "attention_path", "conv_path", "conv2d", "local_attention")
       for s in ("", "_p25", "_p75")),
     "estimated_peak_bytes", "compulsory_bytes", "floor_ms", "floor_ratio", "peak_flops_per_s",
-    "peak_bytes_per_s",
+    "peak_bytes_per_s", "others_cpu_share", "load_avg_1m",
 )
 TEXT_COLUMNS = ("variant", "device", "device_name", "dtype", "torch_version", "impl", "floor_bound")
-WHOLE_NUMBER_COLUMNS = ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes", "timed_samples", "threads")
+WHOLE_NUMBER_COLUMNS = ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes", "timed_samples", "threads",
+                        "cpus")
 MAX_ROWS = 5000
 MAX_BYTES = 2_000_000
 MAX_TEXT = 120
@@ -344,16 +527,19 @@ COUNT_LIMIT = 10**18
 INT_RANGES: dict[str, tuple[int, int]] = {
     **{c: LIMITS[c] for c in INT_COLUMNS + OPTIONAL_INT_COLUMNS if c in LIMITS},
     "params": (1, COUNT_LIMIT), "macs": (1, COUNT_LIMIT), "flops": (1, COUNT_LIMIT),
-    "threads": (1, 4096), "timed_samples": (1, 10**9),
+    "threads": (1, 4096), "timed_samples": (1, 10**9), "cpus": (1, 4096),
 }
 # Upper bounds of the measured columns: a week in milliseconds; byte counts that float64 holds
-# exactly (2^53 bytes = 8 PiB); rates and ratios far beyond any machine.
+# exactly (2^53 bytes = 8 PiB); rates and ratios far beyond any machine; a share is at most 1.
 FLOAT_LIMITS: dict[str, float] = {
     **{c: 6.048e8 for c in ("latency_ms", "latency_ms_p25", "latency_ms_p75", "floor_ms")},
     **{c: 6.048e8 for c in OPTIONAL_FLOAT_COLUMNS if c.endswith(("_ms", "_ms_p25", "_ms_p75"))},
     **{c: float(2**53) for c in ("peak_bytes", "estimated_peak_bytes", "compulsory_bytes")},
     "floor_ratio": 1e12, "peak_flops_per_s": 1e21, "peak_bytes_per_s": 1e18,
+    "others_cpu_share": 1.0, "load_avg_1m": 1e6,
 }
+# Built-in reference data sets: result files committed with the app (see benchmarks/gpu_reference.py).
+REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference"
 
 
 class ResultFileError(ValueError):
@@ -375,8 +561,9 @@ def to_csv(df: pd.DataFrame) -> bytes:
     for col in REQUIRED_COLUMNS:
         if col not in out:
             out[col] = pd.NA
-    for col in ("config", "label", "series", "source"):
+    for col in ("config", "label", "series", "source", "layer", "facet", "row", "spread", "noisy"):
         out = out.drop(columns=col, errors="ignore")
+    out = out.drop(columns=[c for c in out.columns if str(c).endswith("_rel")])
     for col in WHOLE_NUMBER_COLUMNS:  # keep byte counts exact when some rows are unmeasured (NaN)
         if col in out:
             out[col] = pd.to_numeric(out[col]).round().astype("Int64")
@@ -385,9 +572,18 @@ def to_csv(df: pd.DataFrame) -> bytes:
 
 
 def _rows_text(lines: list[int], limit: int = 5) -> str:
+    """Where in the file: 'line 3', 'lines 2, 4', 'lines 2, 3, 4, 5, 6 and 7 more'."""
     shown = ", ".join(str(n) for n in lines[:limit])
-    more = f" and {len(lines) - limit:,} more" if len(lines) > limit else ""
-    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+    if len(lines) > limit:
+        more = len(lines) - limit
+        return ngettext("lines {lines} and {more:,} more", "lines {lines} and {more:,} more", more,
+                        lines=shown, more=more)
+    return ngettext("line {lines}", "lines {lines}", len(lines), lines=shown)
+
+
+def _sentence(text: str) -> str:
+    """`text` with its first letter upper-case (a no-op for Chinese)."""
+    return text[:1].upper() + text[1:]
 
 
 def _found(value: str) -> str:
@@ -416,26 +612,29 @@ def _parse_rows(text: str, name: str) -> tuple[list[str], list[list[str]], list[
     index column invented from an extra field, no renaming of a repeated header to 'device.1')."""
     first = text.split("\n", 1)[0]
     if len(first) > MAX_HEADER_CHARS:
-        raise ResultFileError(name, [f"Its header line has {len(first):,} characters; a result file's has "
-                                     f"at most {MAX_HEADER_CHARS:,}."])
+        raise ResultFileError(name, [_("Its header line has {count:,} characters; a result file's has at most "
+                                       "{limit:,}.", count=len(first), limit=MAX_HEADER_CHARS)])
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
         if header is None:
-            raise ResultFileError(name, ["It is empty."])
+            raise ResultFileError(name, [_("It is empty.")])
         if len(header) > MAX_COLUMNS:
-            raise ResultFileError(name, [f"It has {len(header):,} columns; the limit is {MAX_COLUMNS:,}."])
+            raise ResultFileError(name, [_("It has {count:,} columns; the limit is {limit:,}.",
+                                           count=len(header), limit=MAX_COLUMNS)])
         rows, lines = [], []
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
             if len(rows) == MAX_ROWS:
-                raise ResultFileError(name, [f"It has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,}."])
+                raise ResultFileError(name, [_("It has more than {limit:,} rows; the limit is {limit:,}.",
+                                               limit=MAX_ROWS)])
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else "malformed"
-        raise ResultFileError(name, [f"It could not be read as CSV ({first_line[:200]})."]) from None
+        raise ResultFileError(name, [_("It could not be read as CSV ({reason}).",
+                                       reason=first_line[:200])]) from None
     return [c.strip() for c in header], rows, lines
 
 
@@ -445,31 +644,33 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
     Work is bounded before anything is parsed in bulk: bytes, header length, columns and rows.
     """
     if len(data) > MAX_BYTES:
-        raise ResultFileError(name, [f"It is {len(data) / 1e6:,.1f} MB; the limit is {MAX_BYTES / 1e6:,.0f} MB."])
+        raise ResultFileError(name, [_("It is {size:,.1f} MB; the limit is {limit:,.0f} MB.",
+                                       size=len(data) / 1e6, limit=MAX_BYTES / 1e6)])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ResultFileError(name, ["It is not UTF-8 text; save it as a UTF-8 CSV file."]) from None
+        raise ResultFileError(name, [_("It is not UTF-8 text; save it as a UTF-8 CSV file.")]) from None
     if not text.strip():
-        raise ResultFileError(name, ["It is empty."])
+        raise ResultFileError(name, [_("It is empty.")])
     header, rows, line_numbers = _parse_rows(text, name)
     problems: list[str] = []
     counts = Counter(header)
     duplicated = sorted(c for c, n in counts.items() if n > 1)
     if duplicated:
-        problems.append(f"Repeated column{'s' if len(duplicated) > 1 else ''}: "
-                        f"{', '.join(literal(c, 40) for c in duplicated)}.")
+        problems.append(ngettext("Repeated column: {columns}.", "Repeated columns: {columns}.", len(duplicated),
+                                 columns=", ".join(literal(c, 40) for c in duplicated)))
     missing = [c for c in REQUIRED_COLUMNS if c not in counts]
     if missing:
-        problems.append(f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}.")
+        problems.append(ngettext("Missing column: {columns}.", "Missing columns: {columns}.", len(missing),
+                                 columns=", ".join(missing)))
     ragged = [line for row, line in zip(rows, line_numbers, strict=True) if len(row) != len(header)]
     if ragged:
-        problems.append(f"{_rows_text(ragged).capitalize()} must hold {len(header):,} fields, as the header "
-                        f"does.")
+        problems.append(_sentence(_("{where} must hold {count:,} fields, as the header does.",
+                                    where=_rows_text(ragged), count=len(header))))
     if problems:
         raise ResultFileError(name, problems)
     if not rows:
-        raise ResultFileError(name, ["It has a header but no rows."])
+        raise ResultFileError(name, [_("It has a header but no rows.")])
 
     raw = pd.DataFrame(rows, columns=header, dtype=str)
     out = pd.DataFrame(index=raw.index)
@@ -484,14 +685,13 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
             bad &= text_values != ""
         if bad.any():
             example = raw.loc[bad, col].iloc[0]
-            problems.append(
-                f"Column {col}: {_rows_text(list(line[bad]))} must hold whole numbers of at least 1 "
-                f"(found {_found(example)})."
-            )
+            problems.append(_("Column {column}: {where} must hold whole numbers of at least 1 (found {found}).",
+                              column=col, where=_rows_text(list(line[bad])), found=_found(example)))
         lo, hi = INT_RANGES[col]
         outside = pd.Series([v is not None and v >= 1 and not lo <= v <= hi for v in parsed], index=raw.index)
         if outside.any():
-            problems.append(f"Column {col}: values outside {lo} to {hi:,} on {_rows_text(list(line[outside]))}.")
+            problems.append(_("Column {column}: values outside {low} to {high:,} on {where}.",
+                              column=col, low=lo, high=hi, where=_rows_text(list(line[outside]))))
         ok = ~bad & ~outside
         out[col] = pd.Series([v if good and v is not None else pd.NA for v, good in zip(parsed, ok, strict=True)],
                              index=raw.index, dtype="Int64")
@@ -506,10 +706,9 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
         bad = (stripped != "") & (values.isna() | (values < 0) | ~(values <= top))
         if bad.any():
             example = raw.loc[bad, col].iloc[0]
-            problems.append(
-                f"Column {col}: {_rows_text(list(line[bad]))} must be a non-negative number up to {top:.3g} "
-                f"or empty (found {_found(example)})."
-            )
+            problems.append(_(
+                "Column {column}: {where} must be a non-negative number up to {top:.3g} or empty (found {found}).",
+                column=col, where=_rows_text(list(line[bad])), top=top, found=_found(example)))
         out[col], valid[col] = values.astype(float).where(~bad), ~bad
 
     for col in TEXT_COLUMNS:
@@ -517,45 +716,41 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
             values = raw[col].str.strip()
             long = values.str.len() > MAX_TEXT
             if long.any():
-                problems.append(f"Column {col}: text longer than {MAX_TEXT} characters on {_rows_text(list(line[long]))}.")
+                problems.append(_("Column {column}: text longer than {limit} characters on {where}.",
+                                  column=col, limit=MAX_TEXT, where=_rows_text(list(line[long]))))
             out[col] = values
 
     # Checks across columns, on the rows whose values could be read (the others are reported above).
     bad_variant = ~out["variant"].isin(VARIANTS)
     if bad_variant.any():
-        problems.append(
-            f"Column variant: {_rows_text(list(line[bad_variant]))} must be one of {', '.join(VARIANTS)} "
-            f"(found {_found(out.loc[bad_variant, 'variant'].iloc[0])})."
-        )
+        problems.append(_("Column variant: {where} must be one of {choices} (found {found}).",
+                          where=_rows_text(list(line[bad_variant])), choices=", ".join(VARIANTS),
+                          found=_found(out.loc[bad_variant, "variant"].iloc[0])))
     measured = out["latency_ms"].notna()
     bad_dtype = measured & ~out["dtype"].isin(DTYPE_BYTES)
     if bad_dtype.any():
-        problems.append(
-            f"Column dtype: {_rows_text(list(line[bad_dtype]))} must be one of {', '.join(DTYPE_BYTES)} "
-            f"where a latency is given."
-        )
+        problems.append(_("Column dtype: {where} must be one of {choices} where a latency is given.",
+                          where=_rows_text(list(line[bad_dtype])), choices=", ".join(DTYPE_BYTES)))
     no_device = measured & (out["device"] == "")
     if no_device.any():
-        problems.append(f"Column device: missing on {_rows_text(list(line[no_device]))}, where a latency is given.")
+        problems.append(_("Column device: missing on {where}, where a latency is given.",
+                          where=_rows_text(list(line[no_device]))))
     readable = valid["latency_ms_p25"] & valid["latency_ms_p75"]
     partial = measured & readable & (out["latency_ms_p25"].isna() | out["latency_ms_p75"].isna())
     if partial.any():
-        problems.append(
-            f"Columns latency_ms_p25/latency_ms_p75: missing on {_rows_text(list(line[partial]))}, where a "
-            f"latency is given."
-        )
+        problems.append(_("Columns latency_ms_p25/latency_ms_p75: missing on {where}, where a latency is given.",
+                          where=_rows_text(list(line[partial]))))
     unordered = measured & (
         (out["latency_ms_p25"] > out["latency_ms"]) | (out["latency_ms"] > out["latency_ms_p75"])
     )
     if unordered.any():
-        problems.append(
-            f"Latency quartiles out of order on {_rows_text(list(line[unordered]))}: "
-            f"latency_ms_p25 <= latency_ms <= latency_ms_p75 must hold."
-        )
+        problems.append(_("Latency quartiles out of order on {where}: latency_ms_p25 <= latency_ms <= "
+                          "latency_ms_p75 must hold.", where=_rows_text(list(line[unordered]))))
     shape_ok = valid["in_planes"] & valid["out_planes"] & valid["head"] & valid["kernel_conv"]
     not_dividing = shape_ok & ((out["out_planes"] % out["head"]) != 0)
     if not_dividing.any():
-        problems.append(f"head must divide out_planes, which fails on {_rows_text(list(line[not_dividing]))}.")
+        problems.append(_("head must divide out_planes, which fails on {where}.",
+                          where=_rows_text(list(line[not_dividing]))))
     checkable = shape_ok & ~not_dividing & valid["params"]
     expected = pd.Series(
         [sum(param_formula(int(r.in_planes), int(r.out_planes), int(r.head), int(r.kernel_conv)).values())
@@ -565,19 +760,25 @@ def read_results(data: bytes, name: str = "the file") -> pd.DataFrame:
     wrong = checkable & (out["params"] != expected.reindex(out.index))
     if wrong.any():
         i = wrong.idxmax()
-        problems.append(
-            f"Column params disagrees with ACmix's parameter count on {_rows_text(list(line[wrong]))} "
-            f"(line {line[i]}: {int(out.loc[i, 'params']):,}, expected {int(expected[i]):,}); the file "
-            f"does not describe ACmix modules."
-        )
+        problems.append(_(
+            "Column params disagrees with ACmix's parameter count on {where} (line {line}: {found:,}, expected "
+            "{expected:,}); the file does not describe ACmix modules.",
+            where=_rows_text(list(line[wrong])), line=line[i], found=int(out.loc[i, "params"]),
+            expected=int(expected[i])))
     if problems:
         raise ResultFileError(name, problems)
     for col in INT_COLUMNS:
         out[col] = out[col].astype("int64")
     out["dilation"] = out["dilation"].fillna(1).astype("int64")
-    for col in ("threads", "timed_samples"):
+    for col in ("threads", "timed_samples", "cpus"):
         if col in out:
             out[col] = out[col].astype("float64")
     out["peak_bytes"] = out["peak_bytes"].astype(float)
     out["source"] = name
     return out
+
+
+def reference_files(directory: Path | None = None) -> list[Path]:
+    """The built-in reference data sets (result files committed under REFERENCE_DIR), by name."""
+    folder = REFERENCE_DIR if directory is None else Path(directory)
+    return sorted(p for p in folder.glob("*.csv") if p.is_file()) if folder.is_dir() else []

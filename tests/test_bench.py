@@ -6,6 +6,7 @@ No test asserts how long anything takes; timings are only checked for structure 
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import threading
@@ -222,6 +223,9 @@ def test_measure_config_row(small_peaks):
     # The forward allocates at least its output (beyond input and weights).
     assert row["peak_bytes"] >= 4 * math.prod(TINY.output_shape)
     assert row["estimated_peak_bytes"] == TINY.estimate_peak_bytes()
+    # The server's load while it timed: a share of all CPUs, the load average, the CPU count.
+    if bench.cpu_snapshot() is not None:
+        assert 0 <= row["others_cpu_share"] <= 1 and row["load_avg_1m"] >= 0 and row["cpus"] >= 1
 
 
 def test_measure_config_refuses_with_reasons(small_peaks):
@@ -352,3 +356,36 @@ def test_queued_work_of_a_visitor_who_left_is_dropped(monkeypatch):
     # A visitor who stays gets the measurement.
     bench.measure_config(TINY, device="cpu", budget=NO_WAIT, still_wanted=lambda: True)
     assert len(ran) == 1
+
+
+# -- issue 15: the server's load, and how long a whole measurement takes ------------------------------------
+def fake_stat(path, busy: int, idle: int, cpus: int = 2) -> str:
+    """A /proc/stat whose CPUs spent `busy` and `idle` ticks (user, nice, system, idle, iowait, ...)."""
+    lines = [f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0"] + [f"cpu{i} 0 0 0 0 0 0 0 0 0 0" for i in range(cpus)]
+    path.write_text("\n".join(lines + ["intr 0", "ctxt 0"]) + "\n")
+    return str(path)
+
+
+def test_others_cpu_share_from_two_snapshots(tmp_path, monkeypatch):
+    hz = os.sysconf("SC_CLK_TCK")
+    clock = iter([100.0, 101.0])
+    own = iter([5.0, 5.5])
+    monkeypatch.setattr(bench.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(bench.time, "process_time", lambda: next(own))
+    before = bench.cpu_snapshot(fake_stat(tmp_path / "a", busy=0, idle=0))
+    after = bench.cpu_snapshot(fake_stat(tmp_path / "b", busy=int(1.5 * hz), idle=int(0.5 * hz)))
+    assert before.cpus == after.cpus == 2
+    # 1.5 busy CPU-seconds in 1 s on 2 CPUs, 0.5 of them this process's: others used 1.0 of 2.0.
+    assert bench.others_cpu_share(before, after) == pytest.approx(0.5)
+    assert math.isnan(bench.others_cpu_share(None, after))
+    assert bench.cpu_snapshot(str(tmp_path / "missing")) is None
+
+
+def test_expected_seconds_covers_the_rounds_a_budget_asks_for():
+    config = TINY.with_(height=16, width=16)
+    for name, effort in bench.BUDGETS.items():
+        shortest = bench.measurement_seconds(config, "reference", effort)
+        whole = bench.expected_seconds(config, "reference", effort)
+        assert whole >= shortest, name
+        assert whole >= effort.seconds  # at least the timed seconds the budget asks for
+        assert whole <= shortest + effort.max_seconds + effort.seconds, name

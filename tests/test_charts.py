@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import pytest
 
-from convmix import charts, sweep
+from convmix import charts, presets, sweep
 from convmix.config import ACmixConfig
 
 GPU = {"device": "cuda", "device_name": "Fixture GPU", "dtype": "bfloat16", "threads": 16,
@@ -101,13 +101,19 @@ def test_totals_chart(frame):
     assert tips["params"]["format"] == "," and tips["flops"]["format"] == ","
     rows = dataset(spec)
     assert {r["flops"] for r in rows} == set(frame["flops"])  # exact values travel to the tooltip
+    assert spec["width"] == "container"  # fits a phone as well as a desktop
 
 
-def test_totals_chart_linear_when_the_range_is_narrow():
-    df = counts({"kernel_att": [3, 5]}, "kernel_att")
+def test_a_narrow_range_gets_a_scale_that_fits_it():
+    """Issue 15: head changes the parameters by about 90 in 17,822; from zero the lines lay on top of
+    each other. The scale must not include zero, and the axis must print the exact counts."""
+    df = counts({"kernel_att": [3, 5, 7, 9], "head": [1, 2, 4, 8]}, "kernel_att")
     spec = charts.totals_chart(df, "kernel_att", "params").to_dict()
-    assert "type" not in encodings(spec)[1]["y"].get("scale", {})
+    y = encodings(spec)[1]["y"]
+    assert y["scale"] == {"zero": False} and y["axis"]["format"] == ","
     assert encodings(spec)[1]["y"]["title"] == "parameters (count)"
+    values = sorted({r["params"] for r in dataset(spec)})
+    assert values == [17_816, 17_822, 17_885, 17_906]  # four distinct lines, head not monotonic
 
 
 def test_channels_axis_is_log2():
@@ -115,6 +121,46 @@ def test_channels_axis_is_log2():
     x = encodings(charts.totals_chart(df, "channels").to_dict())[1]["x"]
     assert x["field"] == "out_planes" and x["scale"] == {"type": "log", "base": 2}
     assert x["axis"]["values"] == [8, 64, 512]
+
+
+def test_relative_view_draws_the_change_against_the_baseline():
+    df = counts({"kernel_att": [3, 7], "head": [1, 4, 8]}, "kernel_att")
+    baseline = sweep.short_id(ACmixConfig(kernel_att=7, head=4))
+    rel = sweep.relative_to(df, ["params"], baseline)
+    spec = charts.totals_chart(rel, "kernel_att", "params", relative=True, baseline="ka=7 h=4").to_dict()
+    y = encodings(spec)[1]["y"]
+    assert y["field"] == "params_rel" and y["axis"]["format"] == "+.1%" and y["title"] == "change against the baseline"
+    assert spec["title"]["subtitle"][0] == "change against ka=7 h=4"
+    base_params = sweep.count_row(ACmixConfig(kernel_att=7, head=4))["params"]
+    for r in dataset(spec):  # an independent division, row by row
+        assert r["params_rel"] == pytest.approx(r["params"] / base_params - 1)
+
+
+def test_layer_axis_is_nominal_in_the_network_order():
+    df = counts({"layer": list(presets.RESNET_LAYERS)[::-1], "head": [1, 4]}, "layer")
+    x = encodings(charts.totals_chart(df, "layer").to_dict())[1]["x"]
+    assert x["field"] == "layer" and x["type"] == "nominal"
+    assert x["sort"] == list(presets.RESNET_LAYERS)
+    assert x["axis"]["labelOverlap"] is False
+
+
+def test_facets_split_in_reading_order_with_their_own_scales():
+    grid = sweep.expand_grid(ACmixConfig(), {"layer": ["layer4.1", "layer1.0", "layer2.0"], "head": [1, 8],
+                                             "kernel_att": [3, 7]})
+    df = sweep.add_labels(sweep.count_rows(grid.configs), "kernel_att", "layer")
+    parts = charts.facets(df, "layer")
+    assert [t.split(" ·")[0] for t, _rows in parts] == ["layer1.0", "layer2.0", "layer4.1"]
+    assert parts[1][0] == "layer2.0 · C=128 · 56×56 → 28×28 · s=2"
+    for title, rows in parts:
+        spec = charts.totals_chart(rows, "kernel_att", "params", facet=title).to_dict()
+        assert spec["title"]["text"] == ["Parameters against kernel_att", title]
+        data = dataset(spec)
+        assert {r["series"] for r in data} == {"h=1", "h=8"}  # the facet's own lines only
+        assert {r["params"] for r in data} == set(rows["params"])
+        assert "domain" not in encodings(spec)[1]["y"]["scale"]  # each fitted to its own data
+    assert charts.facets(df, None) == [("", df)]
+    by_head = sweep.add_labels(sweep.count_rows(grid.configs), "kernel_att", "head")
+    assert [t for t, _rows in charts.facets(by_head, "head")] == ["h=1", "h=8"]
 
 
 @pytest.mark.parametrize("quantity", ["params", "flops", "macs"])
@@ -133,11 +179,27 @@ def test_breakdown_chart(frame, quantity):
     assert enc["color"]["scale"]["domain"] == expected
 
 
+def test_every_bar_has_its_own_labelled_row(frame):
+    """Issue 15: the grouped bar charts labelled only every other configuration."""
+    spec = charts.breakdown_chart(frame, "params").to_dict()
+    assert spec["encoding"]["y"]["axis"]["labelOverlap"] is False
+    assert spec["height"] == charts.BAR_STEP * len(frame)
+
+
+def test_breakdown_labels_leave_out_the_facet():
+    grid = sweep.expand_grid(ACmixConfig(), {"layer": ["layer1.0", "layer3.0"], "head": [1, 8]})
+    df = sweep.add_labels(sweep.count_rows(grid.configs), "head", "layer")
+    title, rows = charts.facets(df, "layer")[1]
+    spec = charts.breakdown_chart(rows, "params", facet=title).to_dict()
+    assert spec["encoding"]["y"]["sort"] == ["h=1", "h=8"]
+    assert {r["label"] for r in dataset(spec)} == {"layer3.0 h=1", "layer3.0 h=8"}  # the tooltip says all
+
+
 def test_breakdown_chart_shares(frame):
     spec = charts.breakdown_chart(frame, "flops", normalize=True).to_dict()
     assert spec["encoding"]["x"]["stack"] == "normalize"
     assert spec["encoding"]["x"]["axis"]["format"] == "%"
-    assert spec["encoding"]["x"]["title"].endswith("(%)")
+    assert spec["encoding"]["x"]["title"] == "share of the total"
 
 
 def test_stage_share_chart():
@@ -147,12 +209,12 @@ def test_stage_share_chart():
     points = encodings(spec)[3]
     assert points["x"]["scale"] == {"type": "log", "base": 2}
     assert points["y"]["axis"]["format"] == "%" and points["y"]["scale"]["domain"] == [0, 1]
-    assert points["y"]["title"] == "Stage I share of multiply-adds (%)"
-    assert points["shape"]["scale"]["domain"] == ["Stage I dominates", "Stage II dominates"]
+    assert points["y"]["title"] == "Stage I share of multiply-adds"
+    assert points["shape"]["condition"]["test"] == "datum.share > 0.5"
     rule = layers(spec)[0]
     assert rule["mark"]["type"] == "rule" and dataset(spec, rule)[0]["y"] == 0.5
     rows = pd.DataFrame(dataset(spec, layers(spec)[3]) if "data" in layers(spec)[3] else dataset(spec))
-    assert set(rows["dominates"]) == {"Stage I dominates", "Stage II dominates"}  # both sides of the claim
+    assert (rows["share"] > 0.5).any() and (rows["share"] < 0.5).any()  # both sides of the claim
     assert "sidebar: C = 64" in str(spec)
 
 
@@ -161,15 +223,48 @@ def test_latency_chart_names_the_device_and_draws_the_iqr(measured):
     spec = charts.latency_chart(measured, "kernel_att", pick).to_dict()
     assert_selection(spec, pick)
     assert spec["title"]["text"] == ["ACmix latency", "measured on Fixture GPU, bfloat16"]
-    band, iqr, line, point = layers(spec)
-    assert band["mark"]["type"] == "area"
-    assert band["encoding"]["y"]["field"] == "latency_ms_p25" and band["encoding"]["y2"]["field"] == "latency_ms_p75"
+    iqr, line, point = layers(spec)
     assert iqr["mark"]["type"] == "rule"
+    assert iqr["encoding"]["y"]["field"] == "latency_ms_p25" and iqr["encoding"]["y2"]["field"] == "latency_ms_p75"
     assert point["encoding"]["y"]["field"] == "latency_ms"
-    assert band["encoding"]["y"]["title"] == "latency per forward (ms)"
-    assert band["encoding"]["y"]["scale"]["type"] == "log"  # fixture latencies span over 20×
+    assert iqr["encoding"]["y"]["title"] == "latency per forward (ms)"
+    assert iqr["encoding"]["y"]["scale"]["type"] == "log"  # fixture latencies span over 20×
     tips = {t["title"] for t in point["encoding"]["tooltip"]}
-    assert {"median (ms)", "25th percentile (ms)", "75th percentile (ms)", "measured on"} <= tips
+    assert {"median (ms)", "25th percentile (ms)", "75th percentile (ms)", "measured on",
+            "spread (interquartile range / median)"} <= tips
+
+
+def test_a_noisy_latency_is_flagged_and_cannot_flatten_the_others():
+    """Issue 15: one measurement with median 110 ms and 75th percentile 852 ms dominated its chart."""
+    df = counts({"kernel_att": [3, 5, 7, 9]}, "kernel_att")
+    df = df.assign(latency_ms=[10.0, 12.0, 110.0, 16.0], device="cpu", device_name="Fixture CPU",
+                   dtype="float32", threads=2)
+    df["latency_ms_p25"], df["latency_ms_p75"] = df["latency_ms"] * 0.95, df["latency_ms"] * 1.05
+    df.loc[2, ["latency_ms_p25", "latency_ms_p75"]] = [100.0, 852.0]
+    spec = charts.latency_chart(df, "kernel_att").to_dict()
+    iqr, line, point = layers(spec)
+    rows = dataset(spec)
+    assert [r["noisy"] for r in rows] == [False, False, True, False]
+    assert [r["noise"] for r in rows] == ["steady", "steady", "noisy (spread > 25%)", "steady"]
+    assert point["encoding"]["shape"]["scale"]["range"] == ["circle", "diamond"]
+    lo, hi = iqr["encoding"]["y"]["scale"]["domain"]
+    assert lo <= 9.5 and 110 <= hi < 852  # every median and steady quartile; not the noisy 852
+    assert iqr["mark"]["clip"] is True
+    assert "diamonds: noisy measurements," in spec["title"]["subtitle"]
+
+
+def test_relative_latency_uses_the_baselines_median_for_the_quartiles(measured):
+    baseline = measured["config"].iloc[0]
+    rows = charts.measured_rows(measured)
+    rel = sweep.relative_to(rows, ["latency_ms", "latency_ms_p25", "latency_ms_p75"], baseline, ["measured_on"],
+                            {"latency_ms_p25": "latency_ms", "latency_ms_p75": "latency_ms"})
+    spec = charts.latency_chart(rel, "kernel_att", relative=True, baseline="b").to_dict()
+    iqr, line, point = layers(spec)
+    assert point["encoding"]["y"]["field"] == "latency_ms_rel"
+    assert iqr["encoding"]["y"]["field"] == "latency_ms_p25_rel"
+    ref = measured["latency_ms"].iloc[0]
+    for r in dataset(spec):
+        assert r["latency_ms_p75_rel"] == pytest.approx(r["latency_ms_p75"] / ref - 1)
 
 
 def test_latency_chart_with_two_devices(frame, measured):
@@ -194,14 +289,16 @@ def test_grouped_latency_charts(measured, builder, names):
     assert_selection(spec)
     assert spec["title"]["text"][1] == "measured on Fixture GPU, bfloat16"
     bars, whiskers = layers(spec)
-    assert bars["encoding"]["xOffset"]["field"] == "what"
+    assert bars["encoding"]["yOffset"]["field"] == "what"
     assert bars["encoding"]["color"]["scale"]["domain"] == list(names.values())
-    assert bars["encoding"]["y"]["title"] == "latency per forward (ms)"
-    assert whiskers["encoding"]["y"]["field"] == "p25" and whiskers["encoding"]["y2"]["field"] == "p75"
+    assert bars["encoding"]["x"]["title"] == "latency per forward (ms)"
+    assert bars["encoding"]["y"]["axis"]["labelOverlap"] is False  # every configuration labelled
+    assert whiskers["encoding"]["x"]["field"] == "p25" and whiskers["encoding"]["x2"]["field"] == "p75"
     rows = dataset(spec)
     assert len(rows) == len(measured) * len(names)
     acmix = [r for r in rows if r["what"] == names["acmix"]]
     assert all(r["vs_acmix"] == 1.0 for r in acmix)
+    assert spec["height"] == len(measured) * (len(names) * 9 + 12)
 
 
 def test_roofline_chart(measured):
@@ -215,7 +312,7 @@ def test_roofline_chart(measured):
     ratios = {r["ratio"] for r in dataset(spec, guides)}
     assert {"1×", "10×", "100×", "1,000×"} <= ratios
     tips = {t["field"] for t in points["encoding"]["tooltip"]}
-    assert {"floor_ratio", "floor_bound", "peak_gflops", "peak_gbps"} <= tips
+    assert {"floor_ratio", "bound", "peak_gflops", "peak_gbps"} <= tips
 
 
 def test_memory_chart(measured):
@@ -242,11 +339,17 @@ def test_is_wide():
 def test_grouped_bars_on_a_log_scale_start_at_a_positive_baseline(measured):
     spec = charts.parts_chart(measured).to_dict()
     bars = layers(spec)[0]
-    assert bars["encoding"]["y"]["scale"]["type"] == "log"
-    assert bars["encoding"]["y2"]["field"] == "bar_base"  # a log scale has no 0 to start a bar from
+    assert bars["encoding"]["x"]["scale"]["type"] == "log"
+    assert bars["encoding"]["x2"]["field"] == "bar_base"  # a log scale has no 0 to start a bar from
     rows = dataset(spec)
     smallest = min(r["p25"] for r in rows)
     assert {r["bar_base"] for r in rows} == {10 ** math.floor(math.log10(smallest))}
+
+
+def test_bars_on_a_linear_scale_start_at_zero(measured):
+    narrow = measured.head(1)
+    bars = layers(charts.baselines_chart(narrow).to_dict())[0]
+    assert bars["encoding"]["x"]["scale"] == {"zero": True} and "x2" not in bars["encoding"]
 
 
 def test_roofline_guides_stay_inside_the_view(measured):
@@ -263,4 +366,4 @@ def test_roofline_guides_stay_inside_the_view(measured):
 def test_roofline_floor_is_called_an_estimate(measured):
     """The floor rests on measured peaks and a counting convention: the chart says so."""
     subtitle = " ".join(charts.roofline_chart(measured).to_dict()["title"]["subtitle"])
-    assert "an estimate, not a bound" in subtitle and "convention" in subtitle
+    assert "an estimate, not a bound" in subtitle

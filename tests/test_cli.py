@@ -153,3 +153,42 @@ def test_time_limit_skips_what_would_take_longer(tmp_path):
     refused = [line for line in result.stderr.splitlines() if "B=64" in line]
     assert refused and "skipped: Measuring this configuration would take about" in refused[0]
     assert "over its limit of 30 s per request" in result.stderr
+
+
+# -- issue 15: presets ----------------------------------------------------------------------------------------
+def test_the_resnet_preset_counts_every_layer_shape(capsys):
+    code, out, err = run_here(capsys, "--preset", "resnet-stages", "--counts-only")
+    assert code == 0, err
+    df = sweep.read_results(out.encode())
+    assert len(df) == 112
+    shapes = set(zip(df["in_planes"], df["height"], df["stride"], strict=True))
+    assert shapes == {(64, 56, 1), (128, 56, 2), (128, 28, 1), (256, 28, 2), (256, 14, 1), (512, 14, 2), (512, 7, 1)}
+    assert set(df["kernel_att"]) == {3, 5, 7, 9} and set(df["head"]) == {1, 2, 4, 8}
+
+
+def test_a_flag_beside_a_preset_replaces_that_axis(capsys):
+    code, out, _ = run_here(capsys, "--preset", "resnet-stages", "--kernel-att", "7", "--head", "4", "--counts-only")
+    assert code == 0
+    df = sweep.read_results(out.encode())
+    assert len(df) == 7 and set(df["kernel_att"]) == {7} and set(df["head"]) == {4}
+    code, out, _ = run_here(capsys, "--preset", "kernel-head-stride", "--in-planes", "8", "--size", "8",
+                            "--counts-only")
+    df = sweep.read_results(out.encode())
+    assert code == 0 and len(df) == 32 and set(df["in_planes"]) == {8} and set(df["stride"]) == {1, 2}
+
+
+@pytest.mark.parametrize("extra", [["--size", "8"], ["--stride", "2"], ["--in-planes", "8"]])
+def test_layers_set_their_own_shapes(capsys, extra):
+    code, _, err = run_here(capsys, "--layer", "layer2.0", *extra, "--counts-only")
+    assert code == 2 and "sets the channels, input size and stride of each layer" in err and "Traceback" not in err
+
+
+def test_measured_preset_layers_on_tiny_budget(tmp_path):
+    """--preset with --layer narrowed to the smallest shape, measured: a valid result file."""
+    out = tmp_path / "layer.csv"
+    result = run("--preset", "resnet-stages", "--layer", "layer4.1", "--kernel-att", "3", "--head", "8",
+                 "--budget", "quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    df = sweep.read_results(out.read_bytes())
+    assert len(df) == 1 and (df["in_planes"] == 512).all() and (df["height"] == 7).all()
+    assert 0 <= df["others_cpu_share"].iloc[0] <= 1

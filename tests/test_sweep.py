@@ -369,3 +369,100 @@ def test_big_valid_values_stay_exact():
     df = sweep.read_results(data)
     assert int(df["macs"].iloc[0]) == 10**18 and df["peak_bytes"].iloc[0] == 2**53
     assert sweep.read_results(sweep.to_csv(df))["macs"].iloc[0] == 10**18  # and survive a round trip
+
+
+# -- issue 15: layers, facets, relative values, noise, plans, references ---------------------------------
+def test_the_layer_axis_sets_five_fields_and_refuses_unknown_layers():
+    grid = sweep.expand_grid(ACmixConfig(), {"layer": ["layer2.0", "layer4.1"]})
+    assert [(c.in_planes, c.out_planes, c.height, c.width, c.stride) for c in grid.configs] == [
+        (128, 128, 56, 56, 2), (512, 512, 7, 7, 1)]
+    with pytest.raises(sweep.SweepError, match="Unknown value `layer9.9` for layer"):
+        sweep.expand_grid(ACmixConfig(), {"layer": ["layer9.9"]})
+
+
+@pytest.mark.parametrize("other", ["channels", "stride", "resolution"])
+def test_axes_that_set_the_same_field_cannot_vary_together(other):
+    with pytest.raises(sweep.SweepError, match="both set .*: vary only one of them"):
+        sweep.expand_grid(ACmixConfig(), {"layer": ["layer1.0"], other: [sweep.AXES[other].choices[1]]})
+
+
+def test_labels_name_layers_and_leave_the_facet_out_of_rows():
+    grid = sweep.expand_grid(ACmixConfig(), {"layer": ["layer1.0", "layer2.0"], "kernel_att": [3, 7],
+                                             "head": [1, 4]})
+    df = sweep.add_labels(sweep.count_rows(grid.configs), "kernel_att", "layer")
+    first = df.iloc[0]
+    assert first["layer"] == "layer1.0" and first["label"] == "layer1.0 ka=3 h=1"
+    assert first["series"] == "h=1" and first["row"] == "ka=3 h=1"
+    assert first["facet"] == "layer1.0 · C=64 · 56×56"
+    assert sweep.facet_order(df, "layer") == ["layer1.0 · C=64 · 56×56", "layer2.0 · C=128 · 56×56 → 28×28 · s=2"]
+    by_x = sweep.add_labels(sweep.count_rows(grid.configs), "layer")
+    assert by_x["series"].iloc[0] == "ka=3 h=1" and (by_x["facet"] == "").all()
+    # Shapes that are no ResNet layer keep their numbers.
+    plain = sweep.add_labels(sweep.count_rows(sweep.expand_grid(ACmixConfig(), {"channels": [8, 16]}).configs))
+    assert list(plain["layer"]) == ["", ""] and list(plain["label"]) == ["C=8", "C=16"]
+
+
+def test_relative_values_within_each_facet_against_an_independent_loop():
+    grid = sweep.expand_grid(ACmixConfig(), {"layer": ["layer1.0", "layer3.0"], "head": [1, 4, 8],
+                                             "kernel_att": [3, 7]})
+    df = sweep.add_labels(sweep.count_rows(grid.configs), "kernel_att", "layer")
+    baseline = sweep.short_id(grid.configs[0].with_(kernel_att=7, head=4))
+    out = sweep.relative_to(df, ["params", "flops"], baseline, ["layer"])
+    for _i, row in out.iterrows():
+        ref = next(r for r in grid.configs if (r.in_planes, r.stride) == (row["in_planes"], row["stride"])
+                   and r.kernel_att == 7 and r.head == 4)
+        ref_row = sweep.count_row(ref)
+        assert row["params_rel"] == pytest.approx(row["params"] / ref_row["params"] - 1)
+        assert row["flops_rel"] == pytest.approx(row["flops"] / ref_row["flops"] - 1)
+    # Without a facet, every row against the baseline itself.
+    whole = sweep.relative_to(df, ["flops"], baseline)
+    base_flops = sweep.count_row(grid.configs[0].with_(kernel_att=7, head=4))["flops"]
+    assert whole["flops_rel"].tolist() == pytest.approx([f / base_flops - 1 for f in df["flops"]])
+    # A baseline that is not among the rows gives no values rather than wrong ones.
+    assert sweep.relative_to(df, ["flops"], "nothing")["flops_rel"].isna().all()
+
+
+def test_relative_values_with_a_missing_reference_are_left_empty():
+    df = pd.DataFrame({"config": ["a", "b", "c"], "in_planes": [8, 8, 16], "kernel_att": [3, 5, 3],
+                       "facet": ["x", "x", "y"], "latency_ms": [2.0, 3.0, 5.0]})
+    out = sweep.relative_to(df, ["latency_ms"], "a", ["facet"])
+    # Facet y has no row with the baseline's settings (in_planes 8, kernel_att 3): no reference, no value.
+    assert out["latency_ms_rel"].tolist()[:2] == pytest.approx([0.0, 0.5])
+    assert math.isnan(out["latency_ms_rel"].iloc[2])
+
+
+def test_noise_flags():
+    df = pd.DataFrame({"latency_ms": [10.0, 110.0, 4.0, math.nan], "latency_ms_p25": [9.5, 100.0, 3.0, math.nan],
+                       "latency_ms_p75": [10.5, 852.0, 4.0, math.nan]})
+    out = sweep.flag_noise(df)
+    assert out["spread"].tolist()[:3] == pytest.approx([0.1, 752 / 110, 0.25])
+    assert out["noisy"].tolist() == [False, True, False, False]  # 25% exactly is not above the limit
+
+
+def test_a_plan_fits_the_limit_and_names_what_cannot():
+    configs = [ACmixConfig(head=h) for h in (1, 2, 4, 8, 16)]
+    estimates = {1: (2, 10), 2: (40, 50), 4: (3, 12), 8: (3, 12), 16: (1, 2)}
+    plan = sweep.plan_batch(configs, 30, lambda c: estimates[c.head])
+    assert [c.head for c in plan.batch] == [1, 4] and plan.seconds == 22
+    assert [c.head for c in plan.too_slow] == [2]
+    one = sweep.plan_batch(configs[3:], 5, lambda c: (3, 12))
+    assert len(one.batch) == 1  # a click always measures something that fits alone
+    assert sweep.plan_batch(configs, 30, lambda c: (1, 1), examine=2).batch == configs[:2]
+
+
+def test_load_columns_are_read_and_checked():
+    data = add_column(add_column(result_csv(), "others_cpu_share", "0.25"), "load_avg_1m", "2.5")
+    df = sweep.read_results(add_column(data, "cpus", "2"))
+    assert df["others_cpu_share"].tolist() == [0.25] * 3 and df["cpus"].tolist() == [2.0] * 3
+    with pytest.raises(sweep.ResultFileError, match="others_cpu_share: line 2 must be a non-negative number up to 1"):
+        sweep.read_results(edit(data, "others_cpu_share", 2, "1.5"))
+
+
+def test_reference_files(tmp_path):
+    assert sweep.reference_files(tmp_path / "none") == []
+    (tmp_path / "b.csv").write_bytes(result_csv())
+    (tmp_path / "a.csv").write_bytes(result_csv())
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in sweep.reference_files(tmp_path)] == ["a.csv", "b.csv"]
+    assert not sweep.REFERENCE_DIR.exists() or all(
+        len(sweep.read_results(p.read_bytes(), p.name)) for p in sweep.reference_files())
