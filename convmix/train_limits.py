@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from .config import DTYPE_BYTES, ACmixConfig
 from .digits import CLASSES, ROWS, SIZE, default_split, load_digits
 from .format import human_bytes
+from .memory import Conv, conv_workspace_bytes, uses_mkldnn
 from .train import MomentumSGD
 from .train_config import KERNEL_CONV, TrainConfig
 from .train_net import POOL, build_network, parameter_count, plain_conv_channels
@@ -61,19 +62,31 @@ def _other_activations(config: TrainConfig, batch: int) -> int:
     return batch * (2 * n + stem + mixer + channels * POOL * POOL + 2 * CLASSES)
 
 
+def _conv_workspace(config: TrainConfig, batch: int) -> int:
+    """The largest workspace of the convolutions outside ACmix (the stem's, the plain mixer's): each
+    is freed before the next convolution runs (convmix.memory.conv_workspace_bytes)."""
+    threads = torch.get_num_threads()
+    convs = [Conv(batch, 1, config.width, SIZE, SIZE, SIZE, SIZE, 3, padding=1)]
+    if config.ablation == "plain_conv":
+        out = -(-SIZE // config.stride)
+        convs.append(Conv(batch, config.width, plain_conv_channels(config), SIZE, SIZE, out, out, 3,
+                          stride=config.stride, padding=1))
+    return max(conv_workspace_bytes(c, FLOAT, uses_mkldnn(c, "float32", threads), threads) for c in convs)
+
+
 def step_bytes(config: TrainConfig, batch: int | None = None) -> int:
     """Peak bytes one training step allocates (activations, their gradients, the weights' gradients)."""
     b = batch or config.batch
     acmix = 0 if config.ablation == "plain_conv" else _acmix_config(config, b).estimate_peak_bytes()
     return (math.ceil(TRAIN_OVER_FORWARD * acmix) + 2 * FLOAT * _other_activations(config, b)
-            + FLOAT * parameter_count(config))
+            + FLOAT * parameter_count(config) + _conv_workspace(config, b))
 
 
 def eval_bytes(config: TrainConfig, batch: int | None = None) -> int:
     """Peak bytes of one no-grad forward of `batch` digits (default: an evaluation chunk)."""
     batch = batch or min(config.eval_chunk, len(default_split().held_out))
     acmix = 0 if config.ablation == "plain_conv" else _acmix_config(config, batch).estimate_peak_bytes()
-    return acmix + FLOAT * _other_activations(config, batch)
+    return acmix + FLOAT * _other_activations(config, batch) + _conv_workspace(config, batch)
 
 
 def estimate_run_bytes(config: TrainConfig) -> int:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from convmix import ConfigError
 from convmix.budget import BUDGET_ENV
-from convmix.memory import LiveBytes
+from convmix.memory import cpu_allocator_peak
 from convmix.train import MomentumSGD, TrainConfig, build_network
 from convmix.train_limits import (
     MAX_CONCURRENT_RUNS,
@@ -40,8 +40,9 @@ def _one_thread():
 
 
 def measured_step_and_eval(config: TrainConfig) -> tuple[int, int]:
-    """Peak bytes allocated by one training step (after the first, so momentum exists) and by one
-    no-grad forward of an evaluation chunk, seen by LiveBytes (every tensor torch creates)."""
+    """Peak bytes the CPU allocator holds during one training step (after the first, so momentum
+    exists) and during one no-grad forward of an evaluation chunk: tensors and the convolutions'
+    workspaces alike, as the estimates count them."""
     net = build_network(config, 5.0, 6.0)
     optimizer = MomentumSGD([p for p in net.parameters() if p.requires_grad], 0.9)
     gen = torch.Generator().manual_seed(0)
@@ -54,15 +55,19 @@ def measured_step_and_eval(config: TrainConfig) -> tuple[int, int]:
         loss.backward()
         optimizer.step(0.01)
 
+    def evaluate():
+        with torch.no_grad():
+            return net(torch.zeros(config.eval_chunk, 1, 8, 8))
+
     step()
-    train = LiveBytes()
-    with train:
-        step()
-    forward = LiveBytes()
+    train = cpu_allocator_peak(step)
     net.eval()
-    with forward, torch.no_grad():
-        net(torch.zeros(config.eval_chunk, 1, 8, 8))
-    return train.peak, forward.peak
+    return train, cpu_allocator_peak(evaluate)
+
+
+# Fixed costs the estimates bound generously (oneDNN's scratchpad, the stem's columns) dominate a
+# one-channel network; a quarter MiB is nothing beside any budget.
+SLACK = 256 << 10
 
 
 @pytest.mark.parametrize("config", [
@@ -76,8 +81,8 @@ def measured_step_and_eval(config: TrainConfig) -> tuple[int, int]:
 ])
 def test_memory_estimates_cover_what_a_step_and_an_evaluation_allocate(config):
     train, forward = measured_step_and_eval(config)
-    assert train <= step_bytes(config) <= 2 * train
-    assert forward <= eval_bytes(config) <= 2 * forward
+    assert train <= step_bytes(config) <= 2 * train + SLACK
+    assert forward <= eval_bytes(config) <= 2 * forward + SLACK
 
 
 def test_a_run_over_the_memory_budget_is_refused_with_a_configuration_that_fits():
