@@ -2,9 +2,11 @@
 
 A *source* is a small, frozen, hashable description: it can key a cache, be kept in a session, and
 (where it names nothing private) round-trip through URL query parameters. `materialize(source,
-resolver)` produces the module and its input tensor; every allocation it makes is checked against
-the memory budget first, and every refusal is a `SourceError` with a code and the figures, so
-that a page can say in the visitor's language what failed and what would work.
+resolver)` produces the module and its input tensor; every allocation it makes is admitted against
+the memory budget first, beside what the process holds (convmix.budget: building a network, the
+module, the stem, the forward up to a layer), and every refusal is a `SourceError` with a code, the
+figures, and a message in the visitor's language (convmix.i18n) that says what failed and what
+would work.
 
 Four kinds of source:
 
@@ -62,10 +64,20 @@ from .activations import (
     to_network_input,
 )
 from .bias import ImageError
-from .budget import memory_budget, weights_and_input_bytes
-from .bytecache import ByteBoundedCache
-from .checkpoint import COPIES, Checkpoint, CheckpointError, build_acmix, find_acmix_layers, load_resnet
+from .budget import OverBudget, memory_budget, reserved, weights_and_input_bytes
+from .bytecache import ByteCache
+from .checkpoint import (
+    KEPT_SHARE,
+    Checkpoint,
+    CheckpointError,
+    build_acmix,
+    find_acmix_layers,
+    load_resnet,
+    network_bytes,
+)
 from .config import LIMITS, ACmixConfig
+from .format import human_bytes, join_items, literal
+from .i18n import _
 from .models import (
     DEPTHS,
     HEAD,
@@ -178,17 +190,21 @@ Source = RandomInit | RandomInitPicture | NetworkLayer | LayerAlone
 
 
 class SourceError(ValueError):
-    """A source that cannot be materialised. `code` says which rule failed, `values` the figures.
+    """A source that cannot be materialised. `code` says which rule failed, `values` the figures,
+    `message` what failed and what would work (the visitor's language, nothing from a file in it:
+    a page may show it as markdown), `details` a file's or a reader's own text, to show apart.
 
-    Codes: "budget" (need, budget, what: "module", "stem", "forward" or "layer"; layer), "network_too_large" (need, limit, depth), "config"
-    (problems), "net_seed" (seed, low, high),
-    "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind, short),
+    Codes: "budget" (need, budget, held, what: "module", "stem", "forward", "layer" or "network";
+    layer), "network_too_large" (need, limit, depth), "config" (problems), "net_seed" (seed, low,
+    high), "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind, short),
     "picture" (reason), "image_size" (size, low, high), "layer" (reason), "network_kind" (name).
     """
 
-    def __init__(self, code: str, message: str, **values):
-        super().__init__(message)
+    def __init__(self, code: str, message: str, details: str | None = None, **values):
+        super().__init__(message if details is None else f"{message} ({details})")
         self.code = code
+        self.message = message
+        self.details = details
         self.values = values
 
 
@@ -204,9 +220,9 @@ def resnet_weight_bytes(depth: int) -> int:
 
 
 def max_network_bytes(budget: int | None = None) -> int:
-    """The largest network kept for a visitor: a third of the budget, as for checkpoint files
-    (convmix.checkpoint.max_file_bytes), so that a forward through it still fits beside it."""
-    return (memory_budget() if budget is None else budget) // COPIES
+    """The largest network kept for a visitor: a third of the budget, as for checkpoints
+    (convmix.checkpoint.max_kept_bytes), so that a forward through it still fits beside it."""
+    return (memory_budget() if budget is None else budget) // KEPT_SHARE
 
 
 class Resolver:
@@ -224,33 +240,42 @@ class Resolver:
     def checkpoint(self, ref: CheckpointRef) -> Checkpoint:
         found = self._checkpoints.get(ref.sha256)
         if found is None:
-            raise SourceError("upload_missing", f"The checkpoint {ref.short} is not held here; upload it again.",
-                              kind="checkpoint", short=ref.short)
+            raise SourceError("upload_missing", _(
+                "The uploaded checkpoint is no longer held by the server (uploads are kept for a while, within "
+                "the memory budget). Upload it again on the ACmix in ResNet page."),
+                kind="checkpoint", short=ref.short)
         return found
 
     def picture_bytes(self, ref: UploadedPicture) -> bytes:
         found = self._pictures.get(ref.sha256)
         if found is None:
-            raise SourceError("upload_missing", f"The picture {ref.short} is not held here; upload it again.",
-                              kind="picture", short=ref.short)
+            raise SourceError("upload_missing", _(
+                "The uploaded picture is no longer held by the server (uploads are kept for a while, within the "
+                "memory budget). Upload it again."), kind="picture", short=ref.short)
         return found
 
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
         """The whole network, in eval mode, built by the builder registered for the reference's
-        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes."""
+        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes or building it
+        is not admitted by the process budget."""
         budget = memory_budget() if budget is None else budget
         build = NETWORK_BUILDERS.get(type(ref))
         if build is None:
-            raise SourceError("network_kind", f"No network builder for {type(ref).__name__}.",
+            raise SourceError("network_kind", _("No network can be built from a {kind}.", kind=type(ref).__name__),
                               name=type(ref).__name__)
         return build(ref, self, budget)
 
+    def make_room(self) -> bool:
+        """Give memory back for new work (convmix.budget's make_room); False when nothing can go."""
+        return False
+
 
 class CachedResolver(Resolver):
-    """A resolver over one `ByteBoundedCache` shared by every visitor: built networks are kept
-    under ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256)."""
+    """A resolver over one `ByteCache` shared by every visitor: built networks are kept under
+    ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256); making room
+    for new work evicts the least recently used of them."""
 
-    def __init__(self, cache: ByteBoundedCache):
+    def __init__(self, cache: ByteCache):
         super().__init__()
         self.cache = cache
 
@@ -271,26 +296,33 @@ class CachedResolver(Resolver):
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
         return self.cache.get_or_build(("network", ref), lambda: super(CachedResolver, self).network(ref, budget))
 
+    def make_room(self) -> bool:
+        return self.cache.evict_one()
+
 
 def _build_resnet(ref: ResNetRef, resolver: Resolver, budget: int) -> nn.Module:
     check_resnet_ref(ref)
     need, limit = resnet_weight_bytes(ref.depth), max_network_bytes(budget)
     if need > limit:
-        raise SourceError(
-            "network_too_large",
-            f"ResNet-{ref.depth}'s weights take {need:,} bytes; networks up to {limit:,} bytes "
-            "(a third of the memory budget) are built here.", need=need, limit=limit, depth=ref.depth)
-    return acmix_resnet(ref.depth, seed=ref.seed)
+        raise SourceError("network_too_large", _(
+            "The weights of ResNet-{depth} take {need}; networks up to {limit} (a third of this server's memory "
+            "budget) are built here. Choose a smaller network, or run the app locally with a larger "
+            "CONVMIX_MEMORY_BUDGET.", depth=ref.depth, need=human_bytes(need), limit=human_bytes(limit)),
+            need=need, limit=limit, depth=ref.depth)
+    # Building allocates the weights (measured: the peak equals them; tests/test_sources.py).
+    with _admitted(need, budget, "network", resolver.make_room, depth=ref.depth):
+        return acmix_resnet(ref.depth, seed=ref.seed)
 
 
 def _build_from_checkpoint(ref: CheckpointRef, resolver: Resolver, budget: int) -> nn.Module:
-    """The authors' ResNet with the checkpoint's weights (their tensors, not a copy: the upload was
-    admitted within max_file_bytes, which counts the network built from it)."""
+    """The authors' ResNet with the checkpoint's weights: their tensors as they are, float32 copies
+    of any other dtype (convmix.checkpoint.network_bytes, admitted)."""
     checkpoint = resolver.checkpoint(ref)
     try:
-        return load_resnet(checkpoint)
+        with _admitted(network_bytes(checkpoint), budget, "checkpoint network", resolver.make_room):
+            return load_resnet(checkpoint)
     except CheckpointError as err:
-        raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
+        raise SourceError("no_forward", err.message, err.details, reason=str(err), filename=ref.filename) from None
 
 
 # How each kind of reference becomes a network: (ref, resolver, budget) -> module in eval mode.
@@ -314,11 +346,12 @@ def _lock_for(model: nn.Module) -> threading.Lock:
 
 def check_resnet_ref(ref: ResNetRef) -> None:
     if ref.depth not in DEPTHS:
-        raise SourceError("network_kind", f"ResNet-{ref.depth} is not one of the authors' depths.",
+        raise SourceError("network_kind", _("ResNet-{depth} is not one of the authors' networks ({depths}).",
+                                            depth=ref.depth, depths=join_items(f"ResNet-{d}" for d in DEPTHS)),
                           name=f"ResNet-{ref.depth}")
     lo, hi = LIMITS["seed"]
     if not isinstance(ref.seed, int) or not lo <= ref.seed <= hi:
-        raise SourceError("net_seed", f"The seed must be a whole number from {lo} to {hi:,}, not {ref.seed!r}.",
+        raise SourceError("net_seed", _("The seed must be a whole number from {low} to {high:,}.", low=lo, high=hi),
                           seed=ref.seed, low=lo, high=hi)
 
 
@@ -347,8 +380,9 @@ def picture_rgb(picture: PictureRef, height: int, width: int, resolver: Resolver
             raise SourceError("picture", str(err), reason=str(err)) from None
     try:
         return images.upload_rgb(resolver.picture_bytes(picture), height, width)
-    except ImageError as err:
-        raise SourceError("picture", str(err), reason=str(err)) from None
+    except ImageError as err:  # the picture reader's own reason, shown apart
+        raise SourceError("picture", _("The uploaded picture could not be used. Upload a PNG or JPEG again."),
+                          str(err), reason=str(err)) from None
 
 
 def resnet_image_sizes(depth: int) -> list[int]:
@@ -380,8 +414,8 @@ NETWORK_KINDS: dict[type, NetworkKind] = {
 def network_kind(model: nn.Module) -> NetworkKind:
     kind = NETWORK_KINDS.get(type(model))
     if kind is None:
-        raise SourceError("network_kind", f"No network kind is registered for {type(model).__name__}.",
-                          name=type(model).__name__)
+        raise SourceError("network_kind", _("No kind of network is registered for a {kind}.",
+                                            kind=type(model).__name__), name=type(model).__name__)
     return kind
 
 
@@ -399,23 +433,55 @@ class Materialized:
 
 
 def module_config(module: ACmix, x_shape: tuple[int, ...], seed: int = 0) -> ACmixConfig:
-    b, _, h, w = x_shape
+    b, h, w = x_shape[0], x_shape[2], x_shape[3]
     return ACmixConfig(
         in_planes=module.in_planes, out_planes=module.out_planes, kernel_att=module.kernel_att,
         head=module.head, kernel_conv=module.kernel_conv, stride=module.stride,
         dilation=module.dilation, height=h, width=w, batch=b, seed=seed, variant=module.variant)
 
 
-_WHAT = {"module": "The module and its input", "stem": "The seed's stem",
-         "forward": "The network's forward up to {layer}", "layer": "The layer and its input"}
+def _work(what: str, layer: str = "", depth: int = 0) -> tuple[str, str | None]:
+    """The work `what` names, as the subject of a refusal, and what would fit instead (None: the
+    budget's advice for a configuration), both in the visitor's language."""
+    if what == "module":
+        return _("Building the module and its input"), None
+    if what == "layer":
+        return _("Building the layer and its input"), _("Choose a smaller input size.")
+    if what == "stem":
+        return (_("Passing the pictures through the seed's stem"),
+                _("Choose a smaller input size, fewer channels or a smaller batch."))
+    if what == "forward":
+        return (_("Running the network up to {layer}", layer=layer),
+                _("Choose a smaller image, an earlier layer or a smaller network."))
+    if what == "network":
+        return (_("Building ResNet-{depth}", depth=depth),
+                _("Choose a smaller network, or run the app locally with a larger CONVMIX_MEMORY_BUDGET."))
+    return (_("Building the network from this checkpoint"),
+            _("Save the checkpoint in float32, or run the app locally with a larger CONVMIX_MEMORY_BUDGET."))
 
 
-def _refuse_over_budget(need: int, budget: int, what: str, layer: str = "") -> None:
-    """`what`: "module", "stem", "forward" (up to `layer`) or "layer"."""
-    if need > budget:
-        raise SourceError("budget", f"{_WHAT[what].format(layer=layer)} would need about {need:,} bytes, over "
-                          f"the memory budget of {budget:,} bytes, so it was not run.",
-                          need=need, budget=budget, what=what, layer=layer)
+def _admitted(need: int, budget: int, what: str, make_room=None, layer: str = "", depth: int = 0):
+    """Reserve `need` bytes of the process budget for the block (convmix.budget.reserved), or raise
+    SourceError "budget". `what`: "module", "stem", "forward" (up to `layer`), "layer", "network"
+    (ResNet-`depth`) or "checkpoint network"."""
+    subject, advice = _work(what, layer, depth)
+    return _Admission(reserved(need, budget, subject, make_room, advice), need, budget, what, layer)
+
+
+class _Admission:
+    """A budget reservation whose refusal becomes a SourceError."""
+
+    def __init__(self, reservation, need: int, budget: int, what: str, layer: str):
+        self._reservation, self._figures = reservation, dict(need=need, budget=budget, what=what, layer=layer)
+
+    def __enter__(self) -> int:
+        try:
+            return self._reservation.__enter__()
+        except OverBudget as err:
+            raise SourceError("budget", err.refusal.message(), held=err.refusal.held, **self._figures) from None
+
+    def __exit__(self, *exc) -> bool | None:
+        return self._reservation.__exit__(*exc)
 
 
 def _config_problems(config: ACmixConfig) -> None:
@@ -437,9 +503,9 @@ def stem_pictures(first: PictureRef, batch: int) -> list[PictureRef]:
 def _stem_input(pictures: list[PictureRef], channels: int, height: int, width: int,
                 resolver: Resolver, budget: int) -> tuple[torch.Tensor, int]:
     need = stem_bytes(len(pictures), height, width, channels)
-    _refuse_over_budget(need, budget, "stem")
-    rgb = [picture_rgb(p, 4 * height, 4 * width, resolver) for p in pictures]
-    return stem_features(rgb, channels=channels, budget=budget).features, need
+    with _admitted(need, budget, "stem", resolver.make_room):
+        rgb = [picture_rgb(p, 4 * height, 4 * width, resolver) for p in pictures]
+        return stem_features(rgb, channels=channels, budget=budget).features, need
 
 
 def materialize(source: Source, resolver: Resolver | None = None, budget: int | None = None) -> Materialized:
@@ -450,52 +516,59 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
         config = source.config
         _config_problems(config)
         need = weights_and_input_bytes(config)
-        _refuse_over_budget(need, budget, "module")
         if isinstance(source, RandomInit):
-            return Materialized(config.build(), config.make_input(), config, need)
+            with _admitted(need, budget, "module", resolver.make_room):
+                return Materialized(config.build(), config.make_input(), config, need)
         pictures = stem_pictures(source.picture, config.batch)
         x, stem = _stem_input(pictures, config.in_planes, config.height, config.width, resolver, budget)
-        return Materialized(config.build(), x, config, max(need, stem))
+        with _admitted(need, budget, "module", resolver.make_room):
+            return Materialized(config.build(), x, config, max(need, stem))
     if isinstance(source, NetworkLayer):
         model = resolver.network(source.network, budget)
         kind = network_kind(model)
         layers = kind.layers(model)
         if source.layer not in layers:
-            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this network.",
-                              layer=source.layer, layers=layers)
+            raise _unknown_layer(source.layer, layers)
         sizes = kind.image_sizes(model)
         if source.image_size not in sizes:
-            raise SourceError("image_size", f"Image size {source.image_size} is not one of {sizes}.",
+            raise SourceError("image_size", _("The image size must be a multiple of {step} from {low} to {high}.",
+                                              step=IMAGE_STEP, low=sizes[0], high=sizes[-1]),
                               size=source.image_size, low=sizes[0], high=sizes[-1], step=IMAGE_STEP)
         need = kind.forward_bytes(model, source.layer, source.image_size)
-        _refuse_over_budget(need, budget, "forward", source.layer)
-        x = kind.image_tensor(model, source.image, source.image_size, resolver)
-        with _lock_for(model):  # the capture hooks the shared network: one capture at a time
-            module, reached = kind.capture(model, x, source.layer, budget)
-        # The walkthrough records a trace through the module it gets; a copy keeps that trace apart
-        # from any forward through the network (which is shared by every session).
-        module = copy.deepcopy(module)
+        with _admitted(need, budget, "forward", resolver.make_room, layer=source.layer):
+            x = kind.image_tensor(model, source.image, source.image_size, resolver)
+            with _lock_for(model):  # the capture hooks the shared network: one capture at a time
+                module, reached = kind.capture(model, x, source.layer, budget)
+            # The walkthrough records a trace through the module it gets; a copy keeps that trace
+            # apart from any forward through the network (which is shared by every session).
+            module = copy.deepcopy(module)
         seed = getattr(source.network, "seed", 0)
         return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need)
     if isinstance(source, LayerAlone):
         checkpoint = resolver.checkpoint(source.network)
         found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
         if source.layer not in found:
-            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this checkpoint.",
-                              layer=source.layer, layers=list(found))
+            raise _unknown_layer(source.layer, list(found))
         try:
             module = build_acmix(checkpoint.state_dict, found[source.layer], source.kernel_att, source.stride)
         except CheckpointError as err:
-            raise SourceError("layer", str(err), reason=str(err)) from None
+            raise SourceError("layer", err.message, err.details, reason=str(err)) from None
         config = module_config(module, (1, module.in_planes, source.size, source.size))
         _config_problems(config)
         need = weights_and_input_bytes(config)
-        _refuse_over_budget(need, budget, "layer")
         if source.picture is None:
-            return Materialized(module, config.make_input(), config, need)
+            with _admitted(need, budget, "layer", resolver.make_room):
+                return Materialized(module, config.make_input(), config, need)
         x, stem = _stem_input([source.picture], module.in_planes, source.size, source.size, resolver, budget)
         return Materialized(module, x, config, max(need, stem))
-    raise SourceError("network_kind", f"Unknown source {type(source).__name__}.", name=type(source).__name__)
+    raise SourceError("network_kind", _("No network can be built from a {kind}.", kind=type(source).__name__),
+                      name=type(source).__name__)
+
+
+def _unknown_layer(layer: str, layers: list[str]) -> SourceError:
+    """The layer (from a URL or a file: shown apart) is not one of `layers`."""
+    return SourceError("unknown_layer", _("The layer chosen is not an ACmix layer of this network. Its ACmix "
+                                          "layers:"), join_items(layers), layer=layer, layers=layers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,11 +583,33 @@ _LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 
 @dataclass(frozen=True)
 class Note:
-    """A URL value that was not taken as given: `code` and the figures, worded by the page."""
+    """A URL value that was not taken as given: `code` and the figures; `message()` says it."""
 
     code: str  # "net", "net_seed", "layer", "picture", "image_size", "upload_missing"
     value: str  # the offending value, cut to 40 characters of letters, digits and -_.
     values: tuple[tuple[str, object], ...] = ()
+
+    def message(self) -> str:
+        """The note in the visitor's language (markdown: the value as code)."""
+        v = dict(self.values)
+        value = literal(self.value, 40)
+        if self.code == "net":
+            return _("URL parameter net={value} names no network here (resnet26, resnet38, resnet50, or an upload "
+                     "of this session).", value=value)
+        if self.code == "net_seed":
+            return _("URL parameter net_seed={value} is not a whole number from {low} to {high:,}; using 0.",
+                     value=value, low=v["low"], high=v["high"])
+        if self.code == "layer":
+            return _("URL parameter layer={value} is not an ACmix layer of {network}.", value=value,
+                     network=v["network"])
+        if self.code == "picture":
+            return _("URL parameter picture={value} is not a built-in picture; using {default}.", value=value,
+                     default=v["default"])
+        if self.code == "image_size":
+            return _("URL parameter image_size={value} is not a multiple of {step} from {low} to {high}; using "
+                     "{default}.", value=value, step=v["step"], low=v["low"], high=v["high"], default=v["default"])
+        return _("URL parameter {value} names an upload that this session does not hold (an upload stays with the "
+                 "session that made it).", value=value)
 
 
 def picture_query(picture: PictureRef) -> str:
@@ -632,5 +727,4 @@ def resnet_layer_config(depth: int, layer: str, image_size: int, seed: int = 0) 
             h, w = s.in_size
             return ACmixConfig(in_planes=s.width, out_planes=s.width, kernel_att=KERNEL_ATT, head=HEAD,
                                kernel_conv=KERNEL_CONV, stride=s.stride, height=h, width=w, seed=seed)
-    raise SourceError("unknown_layer", f"{layer!r} is not an ACmix layer of ResNet-{depth}.",
-                      layer=layer, layers=[s.acmix_name for s in block_layout(depth, image_size)])
+    raise _unknown_layer(layer, [s.acmix_name for s in block_layout(depth, image_size)])

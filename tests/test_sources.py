@@ -10,7 +10,7 @@ import torch
 
 from convmix import images, sources
 from convmix.activations import stem_features
-from convmix.bytecache import ByteBoundedCache
+from convmix.bytecache import ByteCache
 from convmix.checkpoint import load_checkpoint
 from convmix.config import ACmixConfig
 from convmix.models import acmix_resnet, block_layout
@@ -207,13 +207,13 @@ def test_concurrent_captures_through_one_network_each_get_their_own_layer(resnet
 
 
 def test_the_cached_resolver_keeps_networks_within_its_bytes():
-    cache = ByteBoundedCache(max_bytes=60 << 20)
+    cache = ByteCache(max_bytes=60 << 20)
     resolver = sources.CachedResolver(cache)
     a = resolver.network(sources.ResNetRef(26, 0), BUDGET)
     assert resolver.network(sources.ResNetRef(26, 0), BUDGET) is a
-    assert 40 << 20 < cache.bytes <= 60 << 20
+    assert 40 << 20 < cache.nbytes <= 60 << 20
     resolver.network(sources.ResNetRef(26, 1), BUDGET)  # a second 42 MB network evicts the first
-    assert ("network", sources.ResNetRef(26, 0)) not in cache and cache.bytes <= 60 << 20
+    assert ("network", sources.ResNetRef(26, 0)) not in cache and cache.nbytes <= 60 << 20
 
 
 # -- URLs ----------------------------------------------------------------------------------------

@@ -41,11 +41,11 @@ def test_the_module_cache_is_bounded_by_bytes(monkeypatch):
     assert cache.module_key(big.with_(seed=3)) in store and cache.module_key(big.with_(seed=0)) not in store
     assert store.max_entries == cache.MAX_MODULES
     # The share follows the budget: a quarter of it.
-    assert cache.ByteCache(1, cache.MODULE_SHARE).max_bytes() == budget.memory_budget() // 4
+    assert cache.budget_cache(1, cache.MODULE_SHARE).max_bytes() == budget.memory_budget() // 4
 
 
 def test_an_object_larger_than_the_whole_share_is_used_but_not_kept(monkeypatch):
-    store = cache.ByteCache(max_entries=4, share=1)
+    store = cache.budget_cache(max_entries=4, share=1)
     monkeypatch.setattr(store, "max_bytes", lambda: 100)
     assert store.get_or_build("big", lambda: "x" * 1000, len) == "x" * 1000
     assert len(store) == 0
@@ -55,7 +55,7 @@ def test_an_object_larger_than_the_whole_share_is_used_but_not_kept(monkeypatch)
 
 
 def test_concurrent_requests_build_once():
-    store = cache.ByteCache(max_entries=4, share=1)
+    store = cache.budget_cache(max_entries=4, share=1)
     builds = []
 
     def build():

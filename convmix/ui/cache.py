@@ -10,138 +10,37 @@ Building anything is admitted by convmix.budget, which counts what the process h
 budget is a limit on the process); when it does not fit, cached entries are evicted one at a time
 (traces first) until it does or nothing is left, and then OverBudget is raised with a message.
 
-Pages cache their own costly results with `bounded_cache`, which bounds them the same way.
+Pages cache their own costly results with `bounded_cache`, which bounds them the same way. Every
+cache here is a convmix.bytecache.ByteCache (`budget_cache`).
 The caches live inside `st.cache_resource` holders, so clearing Streamlit's caches (as the tests
 do) clears them too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
 
-import numpy as np
 import streamlit as st
-import torch
 
 from convmix import budget
+from convmix.bytecache import ByteCache, object_bytes
 from convmix.config import ACmixConfig
+from convmix.i18n import _
 from convmix.trace import Trace, trace_forward
 
 _log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MODULE_SHARE, TRACE_SHARE = 4, 2  # modules may hold 1/4 of the budget, traces 1/2
 MAX_MODULES, MAX_TRACES = 16, 2
 
 
-class ByteCache(Generic[T]):
-    """A thread-safe LRU cache bounded by entries and by bytes (`share` of the memory budget).
-
-    Concurrent requests for the same missing key build it once: the others wait for the first.
-    """
-
-    def __init__(self, max_entries: int, share: int):
-        self.max_entries, self.share = max_entries, share
-        self._items: OrderedDict[Hashable, tuple[T, int]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._building: dict[Hashable, threading.Lock] = {}
-
-    def max_bytes(self) -> int:
-        return budget.memory_budget() // self.share
-
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            return sum(size for _, size in self._items.values())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._items
-
-    def get(self, key: Hashable) -> T | None:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key][0]
-
-    def evict_one(self) -> bool:
-        """Drop the least recently used entry; False when there was none."""
-        with self._lock:
-            if not self._items:
-                return False
-            self._items.popitem(last=False)
-            return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def _put(self, key: Hashable, value: T, size: int) -> None:
-        limit = self.max_bytes()
-        with self._lock:
-            if size > limit:
-                return  # larger than the whole share: used once, not kept
-            self._items[key] = (value, size)
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries or sum(s for _, s in self._items.values()) > limit:
-                self._items.popitem(last=False)
-
-    def get_or_build(self, key: Hashable, build: Callable[[], T], size_of: Callable[[T], int]) -> T:
-        found = self.get(key)
-        if found is not None:
-            return found
-        with self._lock:
-            gate = self._building.setdefault(key, threading.Lock())
-        with gate:
-            found = self.get(key)  # built by another request while this one waited
-            if found is not None:
-                return found
-            try:
-                value = build()
-                self._put(key, value, size_of(value))
-            finally:
-                with self._lock:
-                    self._building.pop(key, None)
-            return value
-
-
-def object_bytes(obj, _seen: set | None = None) -> int:
-    """Bytes of the tensors and arrays inside `obj` (dataclasses, tuples, lists, dicts), shared
-    storage counted once: what a cached result holds."""
-    seen = set() if _seen is None else _seen
-    if isinstance(obj, torch.Tensor):
-        storage = obj.untyped_storage()
-        key = ("t", storage._cdata)
-        if key in seen:
-            return 0
-        seen.add(key)
-        return storage.nbytes()
-    if isinstance(obj, np.ndarray):
-        base = obj if obj.base is None else obj.base
-        if ("a", id(base)) in seen:
-            return 0
-        seen.add(("a", id(base)))
-        return int(getattr(base, "nbytes", obj.nbytes))
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return sum(object_bytes(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
-    if isinstance(obj, (tuple, list)):
-        return sum(object_bytes(item, seen) for item in obj)
-    if isinstance(obj, dict):
-        return sum(object_bytes(item, seen) for item in obj.values())
-    return 0
+def budget_cache(max_entries: int, share: int) -> ByteCache:
+    """A convmix.bytecache.ByteCache of at most `max_entries` entries and 1/`share` of the memory
+    budget in bytes (read at every insertion, so that it follows the budget's setting)."""
+    return ByteCache(lambda: budget.memory_budget() // share, max_entries)
 
 
 @st.cache_resource(show_spinner=False)
@@ -166,7 +65,7 @@ def bounded_cache(share: int, max_entries: int):
             bound.apply_defaults()
             key = tuple((k, v) for k, v in bound.arguments.items() if not k.startswith("_"))
             caches = _page_caches()
-            store = caches.setdefault(name, ByteCache(max_entries, share))
+            store = caches.setdefault(name, budget_cache(max_entries, share))
             return store.get_or_build(key, lambda: fn(*args, **kwargs), object_bytes)
 
         return cached
@@ -176,12 +75,12 @@ def bounded_cache(share: int, max_entries: int):
 
 @st.cache_resource(show_spinner=False)
 def _module_cache() -> ByteCache:
-    return ByteCache(MAX_MODULES, MODULE_SHARE)
+    return budget_cache(MAX_MODULES, MODULE_SHARE)
 
 
 @st.cache_resource(show_spinner=False)
 def _trace_cache() -> ByteCache:
-    return ByteCache(MAX_TRACES, TRACE_SHARE)
+    return budget_cache(MAX_TRACES, TRACE_SHARE)
 
 
 def make_room() -> bool:
@@ -207,7 +106,7 @@ def get_module(config: ACmixConfig, impl: str = "reference"):
     """
 
     def build():
-        with budget.admitted(config, budget.memory_budget(), budget.build_bytes, "Building this module",
+        with budget.admitted(config, budget.memory_budget(), budget.build_bytes, _("Building this module"),
                              make_room=make_room):
             return config.build(impl=impl)
 
@@ -224,9 +123,9 @@ def get_trace(config: ACmixConfig) -> Trace:
         module = get_module(config)
         cost = lambda c: budget.trace_bytes(c) - budget.module_bytes(c)  # noqa: E731 (weights exist)
         with budget.admitted(config, budget.memory_budget(), cost,
-                             f"The traced forward of {config.describe()}, which keeps every "
-                             f"intermediate tensor,", make_room=make_room), \
-                st.spinner("Running the forward pass…"):
+                             _("The traced forward of {module}, which keeps every intermediate tensor,",
+                               module=config.describe()), make_room=make_room), \
+                st.spinner(_("Running the forward pass…")):
             return trace_forward(module, config.make_input())
 
     def size_of(trace: Trace) -> int:

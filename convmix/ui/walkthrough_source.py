@@ -18,10 +18,9 @@ import streamlit as st
 
 from convmix import sources
 from convmix.budget import memory_budget
-from convmix.bytecache import ByteBoundedCache
+from convmix.bytecache import ByteCache
 from convmix.config import ACmixConfig
 from convmix.i18n import _
-from convmix.network_text import note_text
 from convmix.ui.language import language_params
 
 WALKTHROUGH = "pages/walkthrough.py"
@@ -31,10 +30,10 @@ CHECKPOINTS_KEY = "_convmix_uploaded_checkpoints"  # short hash -> CheckpointRef
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def network_cache(max_bytes: int) -> ByteBoundedCache:
+def network_cache(max_bytes: int) -> ByteCache:
     """Built networks, uploaded checkpoints and pictures, and materialised sources, for every
     session: at most `max_bytes` in all (a third of the memory budget), least recently used first out."""
-    return ByteBoundedCache(max_bytes)
+    return ByteCache(max_bytes)
 
 
 def resolver() -> sources.CachedResolver:
@@ -90,7 +89,7 @@ def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[st
     """
     named, notes = sources.from_query(st.query_params.to_dict(), config, chosen(), uploaded_pictures())
     source = named or chosen() or sources.RandomInit(config)
-    return source, [note_text(n) for n in notes]
+    return source, [n.message() for n in notes]
 
 
 def materialized(source: sources.Source) -> sources.Materialized:
