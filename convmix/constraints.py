@@ -71,7 +71,7 @@ class ConfigError(ValueError):
         text = " ".join(p.sentence() for p in self.problems)
         lines = [p.line for p in self.problems if p.line]
         if lines:
-            text += " " + _("(the authors' code breaks at: {lines})", lines=" | ".join(dict.fromkeys(lines)))
+            text += " " + _("(the authors' code breaks at: `{lines}`)", lines=" | ".join(dict.fromkeys(lines)))
         super().__init__(text)
 
     @property

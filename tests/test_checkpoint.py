@@ -403,7 +403,7 @@ def test_the_admission_refusal_in_chinese(headroom):
     need = human_bytes(load_bytes(1_200_000))
     for room in (512 << 10, 9 << 20):  # none left for a checkpoint; some, not enough
         budget = headroom(room)
-        english, chinese = in_both(lambda: load_checkpoint(data, "big.pth", budget))
+        english, chinese = in_both(lambda budget=budget: load_checkpoint(data, "big.pth", budget))
         assert f"would need about {need} on top of" in english
         assert_translated(english, chinese)
 
