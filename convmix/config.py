@@ -291,6 +291,7 @@ def _parse_int(text: str) -> int | None:
 
 
 def _show(text: str) -> str:
-    """A URL value quoted for a message, shortened and without markup characters."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_.+ " else "?" for ch in text)
+    """A URL value quoted for a message, shortened and without markup characters or spaces (so that
+    no words of a URL read as the message's own prose)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "?" for ch in text)
     return repr(safe[:20] + ("…" if len(text) > 20 else ""))
