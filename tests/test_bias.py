@@ -750,6 +750,9 @@ def _grey16_png(side: int) -> bytes:
                                    .astype(np.uint16).reshape(side, side)), "PNG")
 
 
+NOISE_RSS = 8 << 20  # 5 % of the 180 MB estimate for a 3000 × 3000 image: a bound, not a fit
+
+
 @pytest.mark.parametrize("make", [_transparent_png, _grey16_png], ids=["RGBA PNG", "16-bit PNG"])
 def test_upload_bytes_bounds_what_decoding_holds(make):
     """The costliest decodes (a transparent image is composited over white; 16-bit greyscale is
@@ -759,8 +762,8 @@ def test_upload_bytes_bounds_what_decoding_holds(make):
     need = cb.upload_bytes(data, 448)
     assert need >= cb.DECODE_BYTES_PER_PIXEL * 3000 * 3000
     grown = _peak_rss_during(lambda: cb.square_crop(cb.decode_upload(data), 448))
-    if grown is not None:
-        assert grown <= need
+    if grown is not None:  # resident memory: other threads of a long test run may add a few MiB
+        assert grown <= need + NOISE_RSS
 
 
 def test_upload_bytes_is_nothing_for_what_the_header_refuses():

@@ -28,7 +28,7 @@ from convmix.config import LIMITS, ACmixConfig
 from convmix.ui.navigation import PAGE_SPECS
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-URLS_PER_PAGE = 200
+URLS_PER_PAGE = 96  # 24 random URLs a chunk, each through all six pages
 HEADROOM = 96 << 20  # small, so that the expensive-but-valid URLs are refused quickly
 # What no estimate covers: the bias page's own fixed-size work (up to ~30 MiB per visit), the test
 # harness's element trees, frames and chart specs. Measured: up to 22 MiB above the limit when this

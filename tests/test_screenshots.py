@@ -36,28 +36,13 @@ def test_unknown_names_are_refused(argv, capsys):
 
 def test_view_urls_carry_the_language_and_the_section():
     assert View("pages/home.py", "").url("http://h", "zh") == "http://h/?lang=zh"
-    section = View("pages/walkthrough.py", "walkthrough", "Stage I")
-    assert section.url("http://h", "en") == "http://h/walkthrough?section=Stage+I&lang=en"
+    section = View("pages/walkthrough.py", "walkthrough", "stage_i")
+    assert section.url("http://h", "en") == "http://h/walkthrough?section=stage_i&lang=en"
     assert section.name == "walkthrough-stage-i"
 
 
-@pytest.mark.parametrize(
-    ("source", "sections"),
-    [
-        ('SECTIONS = ["Overview", "Stage I"]\n', ["Overview", "Stage I"]),
-        ('SECTIONS = (N_("Overview"), "fc")\n', ["Overview", "fc"]),
-        ('SECTIONS: dict = {"overview": N_("Overview"), "stage1": N_("Stage I")}\n', ["overview", "stage1"]),
-    ],
-)
-def test_walkthrough_sections_are_read_from_the_page(tmp_path, source, sections):
-    page = tmp_path / "walkthrough.py"
-    page.write_text("import streamlit as st\n" + source)
-    assert walkthrough_sections(page) == sections
+def test_the_walkthrough_views_are_its_section_ids():
+    from convmix.walkthrough import SECTION_IDS
 
-
-@pytest.mark.parametrize("source", ["SECTIONS = make_sections()\n", "SECTIONS = [label(x) for x in y]\n", "X = 1\n"])
-def test_a_section_list_it_cannot_read_is_an_error(tmp_path, source):
-    page = tmp_path / "walkthrough.py"
-    page.write_text(source)
-    with pytest.raises(ValueError):
-        walkthrough_sections(page)
+    assert walkthrough_sections() == list(SECTION_IDS)
+    assert [v.section for v in views() if v.section is not None] == list(SECTION_IDS)

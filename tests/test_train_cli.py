@@ -54,8 +54,8 @@ def test_bad_flags_get_usage_and_a_reason(flags, words, capsys):
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--stride", "3"], "Use stride 1, 2, 4, 8, or the fixed variant."),
-    (["--head", "3"], "head (3) must divide out_planes (16)"),
+    (["--stride", "3"], "Use stride 1, 2, 4 or 8, or the fixed variant."),
+    (["--head", "3"], "head (3) must divide width (16)"),
     (["--kernel-att", "4"], "kernel_att (4) must be odd"),
 ])
 def test_configurations_that_cannot_run_are_refused_before_training(flags, words, capsys):

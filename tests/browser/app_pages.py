@@ -1,21 +1,19 @@
 """Every view of the app that a browser check or a screenshot visits: each page of
 convmix.ui.navigation, and each section of the walkthrough (its `?section=` values).
 
-The walkthrough's sections are read from the page's source (pages/walkthrough.py cannot be imported
-outside a Streamlit run): the module-level `SECTIONS`, a list of names or a mapping whose keys are
-the URL values, each a string literal or an N_("...") call. Anything else is an error here, not a
-silently shorter list.
+The walkthrough's sections are its language-neutral ids, convmix.walkthrough.SECTION_IDS (what the
+page's tabs and `?section=` use).
 """
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 from convmix.i18n import LANGUAGES
 from convmix.ui.navigation import PAGE_SPECS, url_path
+from convmix.walkthrough import SECTION_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = "pages/walkthrough.py"
@@ -42,28 +40,9 @@ class View:
         return f"{base}/{self.path}?{urlencode(params)}"
 
 
-def _literal(node: ast.expr) -> str:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_" and len(node.args) == 1:
-        return _literal(node.args[0])
-    raise ValueError(f"{WALKTHROUGH}: SECTIONS holds {ast.dump(node)[:80]}, not a string or N_() call")
-
-
-def walkthrough_sections(source: Path = ROOT / WALKTHROUGH) -> list[str]:
+def walkthrough_sections() -> list[str]:
     """The URL values of the walkthrough's sections, in order."""
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "SECTIONS" for t in targets) and node.value is not None:
-            value = node.value
-            if isinstance(value, (ast.List, ast.Tuple)):
-                return [_literal(item) for item in value.elts]
-            if isinstance(value, ast.Dict):
-                return [_literal(key) for key in value.keys]
-            raise ValueError(f"{WALKTHROUGH}: SECTIONS is neither a list nor a dict literal")
-    raise ValueError(f"{WALKTHROUGH} defines no SECTIONS")
+    return list(SECTION_IDS)
 
 
 def views() -> list[View]:
