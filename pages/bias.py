@@ -29,6 +29,9 @@ from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config, show_url_notes, url_notes_once
 from convmix.ui.widgets import choice
 
+WINDOW_CSS = ("<style>.st-key-bias_window img, .st-key-bias_window [data-testid='stImageContainer'], "
+              ".st-key-bias_window [data-testid='stImageCaption'] {max-width: 100%; height: auto;}</style>")
+
 ensure_router()
 
 URL_NOTES_KEY = "_bias_url_notes"
@@ -377,7 +380,9 @@ col = ranged(pick[2], "slider", _("Output column j"), wo - 1, key="bias_col", de
 ov = cb.explain_output(layer, run, channel, row, col)
 
 with right:
-    st.image(
+    # Up to 448 px wide on a desktop; never wider than its column (a phone is 390 px wide).
+    st.html(WINDOW_CSS)
+    st.container(key="bias_window").image(
         cb.window_picture(seen, ov.top, ov.left, k),
         caption=_("Red box: the window of the output value chosen below."),
         width=min(448, max(224, size)),

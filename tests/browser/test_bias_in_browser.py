@@ -79,7 +79,7 @@ def test_lowering_the_size_in_the_browser_clamps_the_row(browser, app_url):
     """The reported bug, as a visitor meets it: a row chosen at 448, then the smallest input."""
     context, pg = open_page(browser, f"{app_url}/bias?bias_size=448&bias_row=200", 1400, 1000)
     try:
-        thumb = pg.locator(".st-key-bias_size [role='slider']")
+        thumb = pg.locator(".st-key-bias_size input[type='range']")  # the slider's thumb
         thumb.focus()
         thumb.press("Home")  # the size slider to its first stop, 8
         wait_idle(pg)
