@@ -423,6 +423,50 @@ def sweep_frame(configs: Sequence[ACmixConfig], measured: Mapping[ACmixConfig, d
     return pd.DataFrame(rows)
 
 
+def idle_cpus(seconds: float = 0.5) -> float | None:
+    """How many CPUs other processes left idle over the next `seconds` (this one sleeps meanwhile),
+    from /proc/stat; None where that cannot be read."""
+    import time
+
+    from .bench import cpu_snapshot, others_cpu_share
+
+    before = cpu_snapshot()
+    time.sleep(seconds)
+    after = cpu_snapshot()
+    share = others_cpu_share(before, after)
+    if after is None or math.isnan(share):
+        return None
+    return after.cpus * (1.0 - share)
+
+
+def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | None = None,
+                  idle: Callable[[], float | None] = idle_cpus) -> int:
+    """Intra-op threads for a sweep's measurements: `requested`; else $CONVMIX_THREADS (read as
+    convmix.runtime reads it); else one per CPU that other processes leave idle (`idle()`, counted
+    whole from three quarters up), at least 1 and at most the CPUs this process may use.
+
+    A measurement with more threads than free cores is slowed many times over (at each operation
+    the threads wait for the one whose core is busy), so on a busy machine it measures the load more
+    than the module, and slowly: on two cores with one kept busy elsewhere, ACmix's Stage I took
+    1 ms with one thread and 88 ms with two. Alone on a machine, a sweep uses every core. The count
+    is chosen once for the whole sweep, so that its rows compare, and written in every row.
+    """
+    import os
+
+    from .runtime import THREADS_ENV, thread_count, usable_cpus
+
+    if requested is not None:
+        return requested
+    env = os.environ if environ is None else environ
+    if env.get(THREADS_ENV, "").strip():
+        return thread_count(dict(env))
+    usable = usable_cpus()
+    free = idle()
+    if free is None:
+        return usable
+    return max(1, min(usable, math.floor(free + 0.25)))
+
+
 def measure_configs(
     configs: Sequence[ACmixConfig],
     measure: Callable[[ACmixConfig], dict],
