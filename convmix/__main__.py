@@ -231,6 +231,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     measured: dict = {}
     if not args.counts_only:
         budget = replace(bench.BUDGETS[args.budget], precision=args.precision / 100 or None)
+        threads = torch.get_num_threads()
         torch.set_num_threads(choose_threads(args.threads))
         say(f"measuring {len(configs):,} configuration(s) on {bench.device_name(device)} ({device.type}, "
             f"{args.dtype}, impl {args.impl}, {bench.environment(device, args.dtype).threads} threads)")
@@ -243,12 +244,15 @@ def run_sweep(args: argparse.Namespace) -> int:
                     f"(IQR {row['latency_ms_p25']:,.3f} to {row['latency_ms_p75']:,.3f}, "
                     f"{row['timed_samples']} rounds), peak {row['peak_bytes']:,} bytes")
 
-        measured, _ = measure_configs(
-            configs,
-            lambda c: bench.measure_config(c, device=device, dtype=args.dtype, impl=args.impl,
-                                           budget=budget, memory_limit=limit, time_limit=seconds),
-            progress,
-        )
+        try:
+            measured, _ = measure_configs(
+                configs,
+                lambda c: bench.measure_config(c, device=device, dtype=args.dtype, impl=args.impl,
+                                               budget=budget, memory_limit=limit, time_limit=seconds),
+                progress,
+            )
+        finally:
+            torch.set_num_threads(threads)  # the sweep's choice is for its measurements only
         if not measured:
             say("error: no configuration could be measured (see above); nothing written.")
             return 2

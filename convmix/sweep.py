@@ -440,10 +440,11 @@ def idle_cpus(seconds: float = 0.5) -> float | None:
 
 
 def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | None = None,
-                  idle: Callable[[], float | None] = idle_cpus) -> int:
+                  idle: Callable[[], float | None] | None = None) -> int:
     """Intra-op threads for a sweep's measurements: `requested`; else $CONVMIX_THREADS (read as
-    convmix.runtime reads it); else one per CPU that other processes leave idle (`idle()`, counted
-    whole from three quarters up), at least 1 and at most the CPUs this process may use.
+    convmix.runtime reads it); else one per CPU that other processes leave idle (`idle()`, by default
+    `idle_cpus()`; counted whole from three quarters up), at least 1 and at most the CPUs this
+    process may use.
 
     A measurement with more threads than free cores is slowed many times over (at each operation
     the threads wait for the one whose core is busy), so on a busy machine it measures the load more
@@ -461,7 +462,7 @@ def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | Non
     if env.get(THREADS_ENV, "").strip():
         return thread_count(dict(env))
     usable = usable_cpus()
-    free = idle()
+    free = (idle or idle_cpus)()
     if free is None:
         return usable
     return max(1, min(usable, math.floor(free + 0.25)))

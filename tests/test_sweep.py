@@ -466,3 +466,30 @@ def test_reference_files(tmp_path):
     assert [p.name for p in sweep.reference_files(tmp_path)] == ["a.csv", "b.csv"]
     assert not sweep.REFERENCE_DIR.exists() or all(
         len(sweep.read_results(p.read_bytes(), p.name)) for p in sweep.reference_files())
+
+
+# -- issue 16: the threads of a sweep ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "idle, expected",
+    [(8.0, 8), (7.8, 8), (7.7, 7), (1.75, 2), (1.7, 1), (0.3, 1), (0.0, 1), (40.0, 8), (None, 8)],
+)
+def test_a_sweep_uses_the_cpus_others_leave_idle(monkeypatch, idle, expected):
+    monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 8)
+    assert sweep.sweep_threads(None, environ={}, idle=lambda: idle) == expected
+
+
+def test_asked_threads_and_the_variable_come_first(monkeypatch):
+    monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 8)
+    assert sweep.sweep_threads(3, environ={"CONVMIX_THREADS": "5"}, idle=lambda: 0.0) == 3
+    assert sweep.sweep_threads(None, environ={"CONVMIX_THREADS": "5"}, idle=lambda: 0.0) == 5
+    assert sweep.sweep_threads(None, environ={"CONVMIX_THREADS": " "}, idle=lambda: 2.0) == 2
+
+
+def test_idle_cpus_reads_the_machine():
+    from convmix.bench import cpu_snapshot
+
+    free = sweep.idle_cpus(0.05)
+    if cpu_snapshot() is None:
+        assert free is None
+    else:
+        assert 0.0 <= free <= cpu_snapshot().cpus
