@@ -4,8 +4,15 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
   * Device: CUDA when torch sees it, else the CPU. float32 everywhere; float16 and bfloat16 on CUDA
     only (ACmix's reference formulation in half precision on a CPU measures a slow fallback, not
     the module).
-  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill), then timed in
-    many rounds; a result is the median with the 25th and 75th percentiles of its samples.
+  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill; ACmix and its
+    parts by the forward that captures the parts' inputs, the baseline convolution by a call of its
+    own), then timed in rounds; a result is the median with the 25th and 75th percentiles of its
+    samples.
+  * When to stop (`Budget`): never before `min_rounds`; then as soon as every callable's median is
+    settled, i.e. its CONFIDENCE (90 %) interval from order statistics lies within ±`precision`
+    (5 %) of it, which needs 5 samples at least; otherwise once `seconds` of rounds have passed, or
+    at `max_rounds` (and `max_seconds` caps a slow configuration after FLOOR_ROUNDS). Stable timings
+    thus end early; noisy ones get the rounds they always got.
   * The callables of one configuration (ACmix, its Stage I, attention path and conv path, and the
     two baselines) are timed in alternation, round by round, in alternating order, so background
     load and clock drift hit them all alike and their ratios stay fair. On CUDA each call is
@@ -13,8 +20,9 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
     into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
     fast calls. (torch.utils.benchmark.Timer times one statement at a time, which would let drift
     between statements show up as a difference between them.)
-  * Threads: the process-wide `torch.get_num_threads()`, set once at startup by convmix.runtime and
-    recorded with every result; nothing here changes it.
+  * Threads: the process-wide `torch.get_num_threads()`, set at startup by convmix.runtime (and by
+    the command line for a sweep's measurements, convmix.sweep.sweep_threads) and recorded with
+    every result; nothing here changes it.
   * One process-wide lock, `MEASURE_LOCK`: two visitors never time at once.
   * Load: every row records how busy the machine was while its callables were timed: the share of
     all CPUs' time that other processes used (from /proc/stat, Linux) and the 1-minute load
