@@ -121,16 +121,24 @@ def per_minute(count: int, seconds: float) -> float:
     return 60.0 * count / seconds
 
 
-def agreement(old: pd.DataFrame, new: pd.DataFrame) -> str:
-    """The new way's medians against the old way's, configuration by configuration."""
-    keys = [*sweep.CONFIG_COLUMNS]
-    both = old.merge(new, on=keys, suffixes=("_old", "_new"))
+def agreement(old: list[pd.DataFrame], new: list[pd.DataFrame]) -> str:
+    """The new way's medians against the old way's, configuration by configuration (each way's
+    median over its runs)."""
+    keys = list(sweep.CONFIG_COLUMNS)
+
+    def pooled(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        rows = pd.concat(frames, ignore_index=True)
+        return rows.groupby(keys, as_index=False).agg(latency_ms=("latency_ms", "median"),
+                                                      timed_samples=("timed_samples", "median"),
+                                                      threads=("threads", "first"))
+
+    both = pooled(old).merge(pooled(new), on=keys, suffixes=("_old", "_new"))
     if both.empty or (both["threads_old"] != both["threads_new"]).any():
         return "medians not compared (different threads)"
     ratio = both["latency_ms_new"] / both["latency_ms_old"]
     return (f"median new/old per configuration: geometric mean {statistics.geometric_mean(ratio):.3f}, "
-            f"{ratio.min():.2f} to {ratio.max():.2f}; rounds old {both['timed_samples_old'].median():.0f}, "
-            f"new {both['timed_samples_new'].median():.0f} (medians over configurations)")
+            f"{ratio.min():.2f} to {ratio.max():.2f}; rounds per configuration, median: old "
+            f"{both['timed_samples_old'].median():.0f}, new {both['timed_samples_new'].median():.0f}")
 
 
 def report(name: str, count: int, times: dict[str, list[float]]) -> None:
@@ -162,17 +170,19 @@ def main() -> int:
 
     if args.only in (None, "cli"):
         times: dict[str, list[float]] = {"old": [], "new": []}
-        rows: dict[str, pd.DataFrame] = {}
+        rows: dict[str, list[pd.DataFrame]] = {"old": [], "new": []}
         with tempfile.TemporaryDirectory() as tmp:
             for repeat in range(args.repeats):
                 for way in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
                     # The new way chooses its threads itself unless told (they are in its rows).
                     chosen = None if way == "new" and not args.threads and not args.same_threads else threads[way]
-                    seconds, rows[way] = cli_once(way, chosen, Path(tmp) / f"{way}.csv")
+                    seconds, frame = cli_once(way, chosen, Path(tmp) / f"{way}.csv")
                     times[way].append(seconds)
-                    print(f"  command line, {way}: {len(rows[way])} configurations in {seconds:.1f} s "
-                          f"({int(rows[way]['threads'].iloc[0])} threads)", flush=True)
-        report(f"command line ({len(rows['new'])} configurations)", len(rows["new"]), times)
+                    rows[way].append(frame)
+                    print(f"  command line, {way}: {len(frame)} configurations in {seconds:.1f} s "
+                          f"({int(frame['threads'].iloc[0])} threads)", flush=True)
+        count = len(rows["new"][0])
+        report(f"command line ({count} configurations)", count, times)
         print("  " + agreement(rows["old"], rows["new"]))
 
     if args.only in (None, "explorer"):
@@ -183,12 +193,13 @@ def main() -> int:
                 bench.expected_seconds(config, "reference", efforts[way])
             bench.measure_config(configs[0].with_(height=8, width=8), device="cpu", budget=bench.BUDGETS["quick"])
         times = {"old": [], "new": []}
-        rows = {}
+        rows = {"old": [], "new": []}
         for repeat in range(args.repeats):
             for way in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
-                seconds, rows[way], clicks = explorer_once(configs, efforts[way], threads[way])
+                seconds, frame, clicks = explorer_once(configs, efforts[way], threads[way])
                 times[way].append(seconds)
-                print(f"  explorer, {way}: {len(rows[way])} configurations in {seconds:.1f} s, {clicks} clicks",
+                rows[way].append(frame)
+                print(f"  explorer, {way}: {len(frame)} configurations in {seconds:.1f} s, {clicks} clicks",
                       flush=True)
         report(f"explorer ({len(configs)} configurations of the default sweep)", len(configs), times)
         print("  " + agreement(rows["old"], rows["new"]))
