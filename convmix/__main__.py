@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from .config import LIMITS, ACmixConfig
 from .constraints import VARIANTS
+from .load import CpuSnapshot, cpu_snapshot
 from .train_cli import add_train_parser
 
 
@@ -129,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "seconds or rounds run out (default %(default)g; 0: no early stop)")
     sweep.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
                        help="intra-op threads while measuring; default auto: $CONVMIX_THREADS when set, "
-                       "else one per CPU that other processes leave idle (sampled for half a second "
-                       "before the sweep): more threads than free cores slow every measurement many "
-                       "times over; the count is written in every row")
+                       "else one per CPU that other processes leave idle (what they kept busy since the "
+                       "command started, at least half a second, or the 1-minute load average if higher): "
+                       "more threads than free cores slow every measurement many times over; the count is "
+                       "written in every row")
     sweep.add_argument("--memory-limit", default=None, metavar="BYTES",
                        help="the most this process may hold (e.g. 4GiB): skip configurations whose "
                        "measurement, with everything the process already holds, would need more; "
@@ -183,12 +185,23 @@ def grid_axes(args: argparse.Namespace) -> tuple[list[tuple[int, int]], dict[str
     return sizes, axes
 
 
-def run_sweep(args: argparse.Namespace) -> int:
+def run_sweep(args: argparse.Namespace, started: CpuSnapshot | None = None) -> int:
+    """The sweep command; `started` is a /proc/stat snapshot from the command's start, from which
+    the CPUs other processes leave idle are counted (convmix.sweep.sweep_threads)."""
     import torch
 
     from . import bench
     from .budget import configured_budget, parse_bytes, parse_seconds
-    from .sweep import Grid, SweepError, expand_grid, measure_configs, short_id, sweep_frame, to_csv
+    from .sweep import (
+        Grid,
+        SweepError,
+        expand_grid,
+        idle_cpus,
+        measure_configs,
+        short_id,
+        sweep_frame,
+        to_csv,
+    )
     from .sweep import sweep_threads as choose_threads
 
     def say(text: str) -> None:
@@ -232,7 +245,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if not args.counts_only:
         budget = replace(bench.BUDGETS[args.budget], precision=args.precision / 100 or None)
         threads = torch.get_num_threads()
-        torch.set_num_threads(choose_threads(args.threads))
+        torch.set_num_threads(choose_threads(args.threads, idle=lambda: idle_cpus(since=started)))
         say(f"measuring {len(configs):,} configuration(s) on {bench.device_name(device)} ({device.type}, "
             f"{args.dtype}, impl {args.impl}, {bench.environment(device, args.dtype).threads} threads)")
 
@@ -272,13 +285,16 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Other processes' CPU use is counted from here, through the parser's imports and the grid (this
+    # process's own time is left out), so that choosing a sweep's threads waits little or not at all.
+    started = cpu_snapshot()
     args = build_parser().parse_args(argv)
     if args.command == "sweep":
         from .runtime import configure_torch
 
         configure_torch()
         try:
-            return run_sweep(args)
+            return run_sweep(args, started)
         except KeyboardInterrupt:
             print("interrupted; nothing written.", file=sys.stderr)
             return 130

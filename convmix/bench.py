@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -56,6 +55,7 @@ from torch import nn
 from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix
 from .config import DTYPE_BYTES, ACmixConfig
 from .i18n import _
+from .load import cpu_snapshot, load_average, others_cpu_share
 from .memory import measure_peak_bytes
 
 MEASURE_LOCK = threading.Lock()
@@ -680,48 +680,6 @@ def expected_seconds(config: ACmixConfig, impl: str = "reference", budget: Budge
     timed = max(budget.min_rounds * round_, budget.seconds)
     timed = min(timed, max(budget.max_seconds, min(FLOOR_ROUNDS, budget.min_rounds) * round_))
     return build + 2 * forward + _warmup_seconds(budget, round_, conv) + timed
-
-
-# -- how busy the machine is ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuSnapshot:
-    """Busy seconds of all CPUs (/proc/stat) and of this process, at one moment."""
-
-    wall: float
-    busy: float
-    own: float
-    cpus: int
-
-
-def cpu_snapshot(stat_path: str = "/proc/stat") -> CpuSnapshot | None:
-    """Now, or None where /proc/stat cannot be read (not Linux)."""
-    try:
-        with open(stat_path, encoding="ascii") as f:
-            lines = f.read().splitlines()
-        ticks = [int(v) for v in lines[0].split()[1:]]
-        cpus = sum(1 for line in lines if re.match(r"cpu\d+ ", line))
-        hz = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    # user, nice, system, idle, iowait, irq, softirq (steal and guest time are left out)
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    busy = (sum(ticks[:7]) - idle) / hz
-    return CpuSnapshot(time.monotonic(), busy, time.process_time(), max(cpus, 1))
-
-
-def others_cpu_share(before: CpuSnapshot | None, after: CpuSnapshot | None) -> float:
-    """The share of all CPUs' time between the snapshots that other processes used (0 to 1), NaN if unknown."""
-    if before is None or after is None or after.wall <= before.wall:
-        return math.nan
-    others = (after.busy - before.busy) - (after.own - before.own)
-    return min(1.0, max(0.0, others / ((after.wall - before.wall) * after.cpus)))
-
-
-def load_average() -> float:
-    try:
-        return float(os.getloadavg()[0])
-    except (OSError, AttributeError):
-        return math.nan
 
 
 def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:

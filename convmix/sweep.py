@@ -37,6 +37,7 @@ from .constraints import VARIANTS, Problem
 from .counting import SUBMODULES, Cost, module_param_counts, param_formula, stage_costs, total_cost
 from .format import literal
 from .i18n import N_, _, ngettext
+from .load import CpuSnapshot
 from .presets import DEFAULT_PRESET, PRESETS, RESNET_LAYERS, layer_of
 
 
@@ -423,20 +424,27 @@ def sweep_frame(configs: Sequence[ACmixConfig], measured: Mapping[ACmixConfig, d
     return pd.DataFrame(rows)
 
 
-def idle_cpus(seconds: float = 0.5) -> float | None:
-    """How many CPUs other processes left idle over the next `seconds` (this one sleeps meanwhile),
-    from /proc/stat; None where that cannot be read."""
+def idle_cpus(seconds: float = 0.5, since: CpuSnapshot | None = None) -> float | None:
+    """How many CPUs other processes leave idle: the CPUs less what others kept busy since `since`
+    (a snapshot taken earlier, e.g. when the command started; this process's own time is left out)
+    over at least `seconds` (waiting for the rest), or over the next `seconds`; and less the
+    1-minute load average when that is higher, so that a quiet moment on a busy machine does not
+    pass for a quiet machine. None where /proc/stat cannot be read."""
     import time
 
-    from .bench import cpu_snapshot, others_cpu_share
+    from .load import cpu_snapshot, load_average, others_cpu_share
 
-    before = cpu_snapshot()
-    time.sleep(seconds)
+    before = since or cpu_snapshot()
+    if before is None:
+        return None
+    time.sleep(max(0.0, seconds - (time.monotonic() - before.wall)))
     after = cpu_snapshot()
     share = others_cpu_share(before, after)
     if after is None or math.isnan(share):
         return None
-    return after.cpus * (1.0 - share)
+    average = load_average()
+    busy = max(share * after.cpus, 0.0 if math.isnan(average) else average)
+    return max(0.0, after.cpus - busy)
 
 
 def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | None = None,

@@ -545,9 +545,12 @@ def test_the_rule_keeps_the_medians_of_the_old_sampling_on_synthetic_timings(clo
 
 def test_the_rule_keeps_the_medians_of_the_old_sampling_on_a_fixed_configuration():
     """The same ACmix configuration timed the old way (no early stop, a second warm-up of what the
-    capture forward ran) and the new way, alternately: every callable's median agrees within 25 %
-    (the machine may be shared; a rule that stopped on unsettled or cold samples would not)."""
-    config = ACmixConfig(in_planes=16, out_planes=16, kernel_att=5, head=2, height=24, width=24)
+    capture forward ran) and the new way in seven pairs, each pair in turn old first and new first.
+    The new/old ratios of the medians of ACmix and of every callable lasting 1 ms or more (shorter
+    calls are left out: a preempted thread moves them by more) have a median within 20 % of 1,
+    and ACmix's own within 30 %: the machine may be shared, and each pair sees its load change.
+    A rule that stopped on unsettled or cold samples would move them further."""
+    config = ACmixConfig(in_planes=64, out_planes=64, kernel_att=5, head=4, height=28, width=28)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -556,17 +559,24 @@ def test_the_rule_keeps_the_medians_of_the_old_sampling_on_a_fixed_configuration
         with torch.no_grad():
             fns = bench.timed_callables(module, x, config, "reference")
             new = bench.BUDGETS["standard"]
-            old = replace(new, precision=None, warmup=new.warmup + 1)
+            ways = {"old": replace(new, precision=None, warmup=new.warmup + 1), "new": new}
             ratios: dict[str, list[float]] = {name: [] for name in fns}
-            for _trial in range(3):
-                old_t = bench.time_alternated(fns, torch.device("cpu"), old, warmed=bench.WARMED_BY_CAPTURE)
-                new_t = bench.time_alternated(fns, torch.device("cpu"), new, warmed=bench.WARMED_BY_CAPTURE)
+            old_ms: dict[str, list[float]] = {name: [] for name in fns}
+            for trial in range(7):
+                medians = {}
+                for way in ("old", "new") if trial % 2 == 0 else ("new", "old"):
+                    t = bench.time_alternated(fns, torch.device("cpu"), ways[way], warmed=bench.WARMED_BY_CAPTURE)
+                    medians[way] = {name: timing.median_ms for name, timing in t.items()}
                 for name in fns:
-                    ratios[name].append(new_t[name].median_ms / old_t[name].median_ms)
+                    ratios[name].append(medians["new"][name] / medians["old"][name])
+                    old_ms[name].append(medians["old"][name])
     finally:
         torch.set_num_threads(threads)
-    for name, values in ratios.items():
-        assert abs(statistics.median(values) - 1) < 0.25, (name, values)
+    compared = [name for name in fns if name == "acmix" or statistics.median(old_ms[name]) >= 1.0]
+    assert len(compared) >= 3, compared
+    pooled = [r for name in compared for r in ratios[name]]
+    assert abs(statistics.median(pooled) - 1) < 0.2, {name: ratios[name] for name in compared}
+    assert abs(statistics.median(ratios["acmix"]) - 1) < 0.3, ratios["acmix"]
 
 
 def test_a_measurement_does_not_import_torch_inductor():

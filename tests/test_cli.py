@@ -223,7 +223,7 @@ def test_the_stopping_rule_and_threads_reach_the_measurement(capsys, monkeypatch
         raise bench.MeasureError("not measured here")
 
     monkeypatch.setattr(bench, "measure_config", measure)
-    monkeypatch.setattr(sweep, "idle_cpus", lambda seconds=0.5: 3.0)  # the auto choice, fixed
+    monkeypatch.setattr(sweep, "idle_cpus", lambda **kwargs: 3.0)  # the auto choice, fixed
     monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 4)
     monkeypatch.delenv("CONVMIX_THREADS", raising=False)
     before = torch.get_num_threads()

@@ -493,3 +493,22 @@ def test_idle_cpus_reads_the_machine():
         assert free is None
     else:
         assert 0.0 <= free <= cpu_snapshot().cpus
+
+
+def test_idle_cpus_counts_what_others_kept_busy_and_the_load_average(monkeypatch):
+    import time
+
+    from convmix import load
+
+    since = load.CpuSnapshot(wall=time.monotonic() - 1.0, busy=100.0, own=5.0, cpus=4)
+    # 2.5 busy CPU-seconds in 1 s, 0.5 of them this process's: others kept 2 of the 4 CPUs busy.
+    after = load.CpuSnapshot(wall=since.wall + 1.0, busy=102.5, own=5.5, cpus=4)
+    monkeypatch.setattr(load, "cpu_snapshot", lambda: after)
+    monkeypatch.setattr(load, "load_average", lambda: 0.5)
+    assert sweep.idle_cpus(0.5, since=since) == pytest.approx(2.0)
+    monkeypatch.setattr(load, "load_average", lambda: 3.0)  # busier over the last minute than just now
+    assert sweep.idle_cpus(0.5, since=since) == pytest.approx(1.0)
+    monkeypatch.setattr(load, "load_average", lambda: 9.0)
+    assert sweep.idle_cpus(0.5, since=since) == 0.0
+    monkeypatch.setattr(load, "cpu_snapshot", lambda: None)
+    assert sweep.idle_cpus(0.5) is None
