@@ -456,8 +456,9 @@ def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | Non
 
     A measurement with more threads than free cores is slowed many times over (at each operation
     the threads wait for the one whose core is busy), so on a busy machine it measures the load more
-    than the module, and slowly: on two cores with one kept busy elsewhere, ACmix's Stage I took
-    1 ms with one thread and 88 ms with two. Alone on a machine, a sweep uses every core. The count
+    than the module, and slowly: on a shared two-core machine (load average about 2), ACmix's
+    Stage I took 1 ms with one thread and 88 ms with two. Alone on a machine, a sweep uses every
+    core (as convmix.runtime's lone measurement does). The count
     is chosen once for the whole sweep, so that its rows compare, and written in every row.
     """
     import os
