@@ -20,6 +20,8 @@ Two sources, both checked against the memory budget before anything runs:
 * `layer_input`: an image through a network's own forward (e.g. the authors' ACmix ResNet with a
   checkpoint's weights), stopped by a forward pre-hook at a chosen ACmix layer, which returns the
   activation that really reaches it and the module itself.
+
+Descriptions and refusals are in the visitor's language (convmix.i18n).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from .acmix import ACmix
 from .bias import BN_EPS, IMAGENET_MEAN, IMAGENET_STD, SEED, seed_layer
 from .budget import memory_budget
 from .config import ACmixConfig
-from .format import human_bytes
+from .format import human_bytes, join_items
+from .i18n import _, ngettext
 from .models import ACmixResNet, block_layout, network_problems
 
 ELEMENT = 4  # float32
@@ -55,7 +58,7 @@ class BudgetError(ValueError):
 def stem_conv(out_channels: int = STEM_CHANNELS, seed: int = SEED) -> nn.Conv2d:
     """Conv2d(3, out_channels, 7, 2, 3, bias=True) whose first 64 filters are the seed's layer."""
     if out_channels < 1:
-        raise ValueError(f"The stem needs at least one output channel, not {out_channels}.")
+        raise ValueError(_("The stem needs at least one output channel, not {channels}.", channels=out_channels))
     seed_conv = seed_layer(seed=seed)
     if out_channels == STEM_CHANNELS:
         return seed_conv
@@ -73,12 +76,16 @@ def stem_conv(out_channels: int = STEM_CHANNELS, seed: int = SEED) -> nn.Conv2d:
 
 
 def stem_description(out_channels: int) -> str:
-    base = "the seed's stem Conv2d(3, 64, 7, 2, 3, bias=True) → BatchNorm (the picture's statistics) → ReLU → MaxPool(3, 2, 1)"
+    """The stem as a phrase (the visitor's language)."""
     if out_channels == STEM_CHANNELS:
-        return base
+        return _("the seed's stem Conv2d(3, 64, 7, 2, 3, bias=True) → BatchNorm (the picture's statistics) → "
+                 "ReLU → MaxPool(3, 2, 1)")
     if out_channels < STEM_CHANNELS:
-        return f"{base}, channels 0–{out_channels - 1} of its 64"
-    return f"{base}, widened to {out_channels} filters (the seed's 64, then {out_channels - 64} more of the same distribution)"
+        return _("the seed's stem Conv2d(3, 64, 7, 2, 3, bias=True) → BatchNorm (the picture's statistics) → "
+                 "ReLU → MaxPool(3, 2, 1), channels 0–{last} of its 64", last=out_channels - 1)
+    return _("the seed's stem Conv2d(3, 64, 7, 2, 3, bias=True) → BatchNorm (the picture's statistics) → "
+             "ReLU → MaxPool(3, 2, 1), widened to {channels} filters (the seed's 64, then {more} more of the "
+             "same distribution)", channels=out_channels, more=out_channels - STEM_CHANNELS)
 
 
 def stem_bytes(batch: int, height: int, width: int, channels: int) -> int:
@@ -118,18 +125,23 @@ def stem_features(
     the stride-2 convolution halves it, the stride-2 max-pool halves it again.
     """
     x = to_network_input(rgb)
-    b, _, ph, pw = x.shape
+    b, ph, pw = x.shape[0], x.shape[2], x.shape[3]
     if ph % 4 or pw % 4:
-        raise ValueError(f"Pictures for the stem must be a multiple of 4 on each side, not {ph}×{pw}.")
+        raise ValueError(_("Pictures for the stem must be a multiple of 4 on each side, not {height}×{width}.",
+                           height=ph, width=pw))
     h, w = ph // 4, pw // 4
     need = stem_bytes(b, h, w, channels)
     budget = memory_budget() if budget is None else budget
     if need > budget:
         side = _largest_fitting(lambda s: stem_bytes(b, s, s, channels), budget, step=1)
-        raise BudgetError(
-            f"The stem on {b} picture(s) of {ph}×{pw} would need about {human_bytes(need)}, over this "
-            f"server's memory budget of {human_bytes(budget)}, so it was not run. "
-            + (f"Feature maps up to {side}×{side} fit." if side else "Use fewer channels."))
+        text = ngettext(
+            "The stem on {count} picture of {height}×{width} would need about {need}, over this server's "
+            "memory budget of {budget}, so it was not run.",
+            "The stem on {count} pictures of {height}×{width} would need about {need}, over this server's "
+            "memory budget of {budget}, so it was not run.", b, count=b, height=ph, width=pw,
+            need=human_bytes(need), budget=human_bytes(budget))
+        advice = _("Feature maps up to {side}×{side} fit.", side=side) if side else _("Use fewer channels.")
+        raise BudgetError(f"{text} {advice}")
     conv = stem_conv(channels, seed)
     with torch.no_grad():
         y = conv(x)
@@ -186,7 +198,7 @@ def forward_bytes_until(depth: int, layer: str | None, batch: int, height: int, 
         after = 2 * b * s.width * ho * wo + 4 * wide  # ACmix, bn2, conv3, bn3, downsample conv and BN
         peak = max(peak, before_acmix + acmix_peak + after)
     if layer is not None:
-        raise ValueError(f"{layer!r} is not an ACmix layer of ResNet-{depth}.")
+        raise ValueError(_("{layer} is not an ACmix layer of ResNet-{depth}.", layer=repr(layer), depth=depth))
     return ELEMENT * (weights + b * 3 * height * width + peak)
 
 
@@ -201,8 +213,8 @@ def _largest_fitting(cost, budget: int, step: int) -> int:
 
 def _check_network_forward(model: ACmixResNet, x: torch.Tensor, layer: str | None, budget: int | None) -> int:
     if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"Images must have shape (batch, 3, height, width), not {tuple(x.shape)}.")
-    b, _, h, w = x.shape
+        raise ValueError(_("Images must have shape (batch, 3, height, width), not {shape}.", shape=tuple(x.shape)))
+    b, h, w = x.shape[0], x.shape[2], x.shape[3]
     problems = network_problems(model.depth, h, w)  # the network's forward checks every layer
     if problems:
         raise ValueError(" ".join(p.sentence() for p in problems))
@@ -212,12 +224,22 @@ def _check_network_forward(model: ACmixResNet, x: torch.Tensor, layer: str | Non
     if need > budget:
         side = _largest_fitting(
             lambda s: forward_bytes_until(model.depth, layer, b, s, s, weights), budget, step=32)
-        hint = f"Images up to {side}×{side} fit." if side else "The network's weights alone do not fit."
-        where = f"up to {layer}" if layer else "through"
-        raise BudgetError(
-            f"Running ResNet-{model.depth} {where} on {b} image(s) of {h}×{w} would need about "
-            f"{human_bytes(need)}, over this server's memory budget of {human_bytes(budget)}, so it "
-            f"was not run. {hint}")
+        hint = _("Images up to {side}×{side} fit.", side=side) if side else _("The network's weights alone do not fit.")
+        figures = dict(count=b, depth=model.depth, layer=layer, height=h, width=w, need=human_bytes(need),
+                       budget=human_bytes(budget))
+        if layer:
+            text = ngettext(
+                "Running ResNet-{depth} up to {layer} on {count} image of {height}×{width} would need about "
+                "{need}, over this server's memory budget of {budget}, so it was not run.",
+                "Running ResNet-{depth} up to {layer} on {count} images of {height}×{width} would need about "
+                "{need}, over this server's memory budget of {budget}, so it was not run.", b, **figures)
+        else:
+            text = ngettext(
+                "Running {count} image of {height}×{width} through ResNet-{depth} would need about {need}, "
+                "over this server's memory budget of {budget}, so it was not run.",
+                "Running {count} images of {height}×{width} through ResNet-{depth} would need about {need}, "
+                "over this server's memory budget of {budget}, so it was not run.", b, **figures)
+        raise BudgetError(f"{text} {hint}")
     return need
 
 
@@ -244,7 +266,8 @@ def layer_input(
     """
     names = acmix_layer_names(model)
     if layer not in names:
-        raise ValueError(f"{layer!r} is not an ACmix layer of this network; its layers are {', '.join(names)}.")
+        raise ValueError(_("{layer} is not an ACmix layer of this network; its layers are {layers}.",
+                           layer=repr(layer), layers=join_items(names)))
     need = _check_network_forward(model, x, layer, budget)
     module = model.get_submodule(layer)
     captured: list[torch.Tensor] = []

@@ -15,7 +15,11 @@ Estimates come from shapes (`ACmixConfig.estimate_peak_bytes`, `trace.estimate_t
 measurement's own modules and baselines in `convmix.bench`); a request over the budget is refused
 with its estimate, what the process holds, the budget, and a nearby configuration that fits.
 Work estimated below `ALWAYS_ADMITTED` bytes is never refused: it is smaller than what a Streamlit
-rerun allocates unasked.
+rerun allocates unasked. Work that has no ACmix configuration (reading a checkpoint, building a
+network) is admitted the same way by `check_bytes` and `reserved`, with advice of its own.
+
+Refusals are worded in the visitor's language (convmix.i18n) when `Refusal.message()` is called;
+settings that cannot be read are logged in English (the log is the operator's).
 
 The budget is 1 GiB unless $CONVMIX_MEMORY_BUDGET (e.g. `768MiB`) or the Streamlit secret
 `memory_budget` says otherwise. The library applies it only where a caller asks (`memory_limit=`
@@ -44,7 +48,8 @@ from functools import lru_cache
 
 from .config import DTYPE_BYTES, ACmixConfig
 from .constraints import round_size
-from .format import human_bytes
+from .format import human_bytes, join_items
+from .i18n import N_, _, language
 
 DEFAULT_BUDGET = 1 << 30  # 1 GiB for the whole process
 BUDGET_ENV = "CONVMIX_MEMORY_BUDGET"
@@ -64,34 +69,35 @@ def parse_bytes(text: str | int) -> int:
     Values must be positive and at most 1 PiB ('1e999' is refused, not overflowed).
     """
     if isinstance(text, bool):
-        raise ValueError(f"not a memory size: {text!r} (use e.g. 1GiB or 512MiB)")
+        raise ValueError(_("not a memory size: {value} (use e.g. 1GiB or 512MiB)", value=repr(text)))
     if isinstance(text, int):
         value = float(text)
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", str(text)[:64])
         if not match or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"not a memory size: {str(text)[:40]!r} (use e.g. 1GiB or 512MiB)")
+            raise ValueError(_("not a memory size: {value} (use e.g. 1GiB or 512MiB)", value=repr(str(text)[:40])))
         value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if not math.isfinite(value) or value > MAX_BUDGET:
-        raise ValueError(f"a memory budget must be at most 1 PiB, not {str(text)[:40]!r}")
+        raise ValueError(_("a memory budget must be at most 1 PiB, not {value}", value=repr(str(text)[:40])))
     if value < 1:
-        raise ValueError(f"a memory budget must be positive, not {str(text)[:40]!r}")
+        raise ValueError(_("a memory budget must be positive, not {value}", value=repr(str(text)[:40])))
     return int(value)
 
 
 def parse_seconds(text: str | float) -> float:
     """'30', '2.5', '90s', '2min' -> seconds; positive and finite, at most a week."""
     if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30 or 90s)")
+        raise ValueError(_("not a duration: {value} (use e.g. 30 or 90s)", value=repr(text)))
     if isinstance(text, (int, float)):
         value = float(text)
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?(?:[eE][0-9]+)?)\s*(s|sec|min|h)?\s*", str(text)[:64])
         if not match:
-            raise ValueError(f"not a duration: {str(text)[:40]!r} (use e.g. 30 or 90s)")
+            raise ValueError(_("not a duration: {value} (use e.g. 30 or 90s)", value=repr(str(text)[:40])))
         value = float(match.group(1)) * {None: 1, "s": 1, "sec": 1, "min": 60, "h": 3600}[match.group(2)]
     if not math.isfinite(value) or not 0 < value <= MAX_TIME_LIMIT:
-        raise ValueError(f"a time limit must be more than 0 and at most a week, not {str(text)[:40]!r}")
+        raise ValueError(_("a time limit must be more than 0 and at most a week, not {value}",
+                           value=repr(str(text)[:40])))
     return value
 
 
@@ -120,7 +126,7 @@ def _configured(sources, parse, default):
         try:
             chosen = parse(value)
         except ValueError as err:
-            notes.append(f"the setting {name} cannot be used: {err}")
+            notes.append(_("the setting {name} cannot be used: {reason}", name=name, reason=err))
             continue
         return chosen, "; ".join(notes) or None
     return default, "; ".join(notes) or None
@@ -138,16 +144,18 @@ def _warn_once(note: str | None) -> None:
 def memory_budget(secret: str | int | None = None) -> int:
     """The budget for the whole process: $CONVMIX_MEMORY_BUDGET, else the given secret, else 1 GiB.
 
-    A setting that cannot be read is logged once and skipped.
+    A setting that cannot be read is logged once (in English) and skipped.
     """
-    value, note = configured_budget(secret)
+    with language("en"):
+        value, note = configured_budget(secret)
     _warn_once(note)
     return value
 
 
 def time_limit(secret: str | float | None = None) -> float:
     """Seconds one request may work: $CONVMIX_TIME_LIMIT, else the given secret, else 30."""
-    value, note = configured_time_limit(secret)
+    with language("en"):
+        value, note = configured_time_limit(secret)
     _warn_once(note)
     return value
 
@@ -256,8 +264,12 @@ def _seconds(value: float) -> str:
 class Refusal:
     """Why something was not run, with a nearby configuration that fits (when one was found).
 
-    `held` is what the process held (plus reservations) when memory was checked; `unit` is "bytes"
-    for the memory budget and "seconds" for the time limit.
+    `what` is the work, the subject of the sentence: a phrase in the visitor's language, or an
+    English phrase marked with N_() that `message()` translates. `held` is what the process held
+    (plus reservations) when memory was checked; `unit` is "bytes" for the memory budget and
+    "seconds" for the time limit; `change` names the nearby configuration's changes (in the
+    language active when it was found). `advice` says what would work when there is no nearby
+    configuration (None: change the configuration's batch, size, window or channels).
     """
 
     what: str
@@ -268,26 +280,35 @@ class Refusal:
     change: str = ""
     held: int = 0
     unit: str = "bytes"
+    advice: str | None = None
 
     def message(self) -> str:
+        """The refusal in the visitor's language, with its figures."""
+        what = _(self.what)
         if self.unit == "seconds":
-            text = (f"{self.what} would take about {_seconds(self.estimate)} on this server, over its "
-                    f"limit of {_seconds(self.budget)} per request, so it was not run.")
-            fits = f"about {_seconds(self.nearby_estimate)}"
+            text = _("{what} would take about {estimate} on this server, over its limit of {limit} per "
+                     "request, so it was not run.", what=what, estimate=_seconds(self.estimate),
+                     limit=_seconds(self.budget))
+            fits = _seconds(self.nearby_estimate)
         elif self.held:
-            text = (f"{self.what} would need about {human_bytes(self.estimate)} on top of the "
-                    f"{human_bytes(self.held)} this server holds now, over this server's memory budget "
-                    f"of {human_bytes(self.budget)}, so it was not run.")
-            fits = f"about {human_bytes(self.nearby_estimate)}"
+            text = _("{what} would need about {need} on top of the {held} this server holds now, over this "
+                     "server's memory budget of {budget}, so it was not run.", what=what,
+                     need=human_bytes(self.estimate), held=human_bytes(self.held),
+                     budget=human_bytes(self.budget))
+            fits = human_bytes(self.nearby_estimate)
         else:
-            text = (f"{self.what} would need about {human_bytes(self.estimate)}, over this server's "
-                    f"memory budget of {human_bytes(self.budget)}, so it was not run.")
-            fits = f"about {human_bytes(self.nearby_estimate)}"
+            text = _("{what} would need about {need}, over this server's memory budget of {budget}, so it "
+                     "was not run.", what=what, need=human_bytes(self.estimate),
+                     budget=human_bytes(self.budget))
+            fits = human_bytes(self.nearby_estimate)
         if self.nearby is not None:
-            text += f" A nearby configuration that fits: {self.change} ({fits})."
+            advice = _("A nearby configuration that fits: {change} (about {fits}).", change=self.change,
+                       fits=fits)
+        elif self.advice is None:
+            advice = _("Reduce the batch, the input size, the window or the channels.")
         else:
-            text += " Reduce the batch, the input size, the window or the channels."
-        return text
+            advice = self.advice
+        return f"{text} {advice}" if advice else text
 
 
 class OverBudget(ValueError):
@@ -302,7 +323,7 @@ def check(
     config: ACmixConfig,
     budget: int,
     cost: Callable[[ACmixConfig], int] = forward_bytes,
-    what: str = "This forward pass",
+    what: str = N_("This forward pass"),
     held: int | None = None,
 ) -> Refusal | None:
     """None when `held + cost(config)` fits in `budget`; otherwise a Refusal with a nearby fit.
@@ -323,6 +344,18 @@ def check(
         if held + need <= budget:
             return Refusal(what, estimate, budget, candidate, need, change, held)
     return Refusal(what, estimate, budget, None, held=held)
+
+
+def check_bytes(need: int, budget: int, what: str, held: int | None = None, advice: str = "") -> Refusal | None:
+    """`check` for work that has no ACmix configuration (reading a checkpoint, building a network):
+    None when `held + need` fits in `budget` (or `need` is below ALWAYS_ADMITTED); otherwise a
+    Refusal that gives `advice` (a sentence in the visitor's language) instead of a nearby fit."""
+    if need < ALWAYS_ADMITTED:
+        return None
+    held = in_use() if held is None else held
+    if held + need <= budget:
+        return None
+    return Refusal(what, need, budget, None, held=held, advice=advice)
 
 
 def check_time(
@@ -365,7 +398,7 @@ def admitted(
     config: ACmixConfig,
     budget: int,
     cost: Callable[[ACmixConfig], int] = forward_bytes,
-    what: str = "This forward pass",
+    what: str = N_("This forward pass"),
     make_room: Callable[[], bool] | None = None,
 ) -> Iterator[int]:
     """Reserve `cost(config)` bytes of the process budget while the block runs; yields the estimate.
@@ -375,12 +408,29 @@ def admitted(
     returns False. The check and the reservation happen under one lock, so two requests never
     both take the last free bytes.
     """
+    with _reservation(cost(config), lambda: check(config, budget, cost, what), make_room) as estimate:
+        yield estimate
+
+
+@contextmanager
+def reserved(
+    need: int, budget: int, what: str, make_room: Callable[[], bool] | None = None, advice: str = "",
+) -> Iterator[int]:
+    """`admitted` for work that has no ACmix configuration: reserve `need` bytes while the block
+    runs, or raise OverBudget with `advice` (see check_bytes)."""
+    with _reservation(need, lambda: check_bytes(need, budget, what, advice=advice), make_room) as estimate:
+        yield estimate
+
+
+@contextmanager
+def _reservation(estimate: int, refuse: Callable[[], Refusal | None],
+                 make_room: Callable[[], bool] | None) -> Iterator[int]:
+    """Reserve `estimate` bytes unless `refuse()` says why not, after `make_room()` while it helps."""
     global _reserved
-    estimate = cost(config)
     with _admit_lock:
-        refusal = check(config, budget, cost, what)
+        refusal = refuse()
         while refusal is not None and make_room is not None and make_room():
-            refusal = check(config, budget, cost, what)
+            refusal = refuse()
         if refusal is not None:
             raise OverBudget(refusal)
         _reserved += estimate
@@ -393,7 +443,7 @@ def admitted(
 
 def _smaller_configs(c: ACmixConfig):
     """Configurations close to `c` and cheaper, one knob at a time, the gentlest changes first; each
-    with the changes that make it, in words."""
+    with the changes that make it, in words (the visitor's language)."""
     for candidate in _cheaper(c):
         yield _changes(c, candidate), candidate
 
@@ -401,13 +451,13 @@ def _smaller_configs(c: ACmixConfig):
 def _changes(before: ACmixConfig, after: ACmixConfig) -> str:
     parts = []
     if after.batch != before.batch:
-        parts.append(f"batch {after.batch}")
+        parts.append(_("batch {batch}", batch=after.batch))
     if (after.height, after.width) != (before.height, before.width):
-        parts.append(f"input {after.height}×{after.width}")
+        parts.append(_("input {height}×{width}", height=after.height, width=after.width))
     for name in ("kernel_att", "kernel_conv", "in_planes", "out_planes"):
         if getattr(after, name) != getattr(before, name):
-            parts.append(f"{name} {getattr(after, name)}")
-    return ", ".join(parts)
+            parts.append(f"{name} {getattr(after, name)}")  # the parameter's own name: code
+    return join_items(parts)
 
 
 def _cheaper(c: ACmixConfig):

@@ -24,6 +24,8 @@ from .constraints import (
     module_problems,
     output_size,
 )
+from .format import join_items
+from .i18n import _
 
 # Bounds on what a visitor can ask for; the module itself has no limits.
 LIMITS: dict[str, tuple[int, int]] = {
@@ -67,7 +69,8 @@ class ACmixConfig:
         for name, (lo, hi) in LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                out.append(Problem(name, f"{name} must be an integer from {lo} to {hi:,}, not {value!r}."))
+                out.append(Problem(name, _("{name} must be an integer from {low} to {high:,}, not {value}.",
+                                           name=name, low=lo, high=hi, value=repr(value))))
         if out:
             return out
         out += module_problems(
@@ -234,14 +237,16 @@ def url_int(name: str, raw: object, lo: int, hi: int, fallback: int) -> tuple[in
     """An integer URL parameter: (value, None), or (fallback, the sentence that says why).
 
     Streamlit's bound widgets refuse such values and keep their default silently; the sentence
-    says so, in the same terms everywhere.
+    says so, in the same terms everywhere, in the visitor's language.
     """
     text = url_text(raw)
     number = _parse_int(text)
     if number is None:
-        return fallback, f"URL parameter {name}={_show(text)} is not a whole number; using {fallback}."
+        return fallback, _("URL parameter {name}={value} is not a whole number; using {fallback}.",
+                           name=name, value=_show(text), fallback=fallback)
     if not lo <= number <= hi:
-        return fallback, f"URL parameter {name}={number} is outside {lo} to {hi:,}; using {fallback}."
+        return fallback, _("URL parameter {name}={value} is outside {low} to {high:,}; using {fallback}.",
+                           name=name, value=number, low=lo, high=hi, fallback=fallback)
     return number, None
 
 
@@ -252,8 +257,9 @@ def url_choice(name: str, raw: object, choices: tuple, fallback) -> tuple[object
     for choice in choices:
         if text == _url_form(choice):
             return choice, None
-    shown = ", ".join(_url_form(c) for c in choices)
-    return fallback, f"URL parameter {name}={_show(text)} is not one of {shown}; using {_url_form(fallback)}."
+    return fallback, _("URL parameter {name}={value} is not one of {choices}; using {fallback}.", name=name,
+                       value=_show(text), choices=join_items(_url_form(c) for c in choices),
+                       fallback=_url_form(fallback))
 
 
 def _url_form(value: object) -> str:
@@ -285,6 +291,7 @@ def _parse_int(text: str) -> int | None:
 
 
 def _show(text: str) -> str:
-    """A URL value quoted for a message, shortened and without markup characters."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_.+ " else "?" for ch in text)
+    """A URL value quoted for a message, shortened and without markup characters or spaces (so that
+    no words of a URL read as the message's own prose)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "?" for ch in text)
     return repr(safe[:20] + ("…" if len(text) > 20 else ""))

@@ -2,13 +2,18 @@
 
 The authors' code crashes with a raw shape error for many settings (ACMIX.md, quirks Q2-Q7). Both the
 module (at construction / forward) and the configuration (for the sidebar and the URL) ask the
-same functions here, so a problem is described once and in the same words everywhere.
+same functions here, so a problem is described once and in the same words everywhere: in the
+visitor's language (convmix.i18n), translated when the problem is found, with the authors' lines
+left as code.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from .format import join_and, join_items, join_or
+from .i18n import _
 
 VARIANTS = ("official", "fixed")
 
@@ -35,6 +40,9 @@ MAX_KERNEL_CONV = 15
 @dataclass(frozen=True)
 class Problem:
     """One violated constraint: a short name, a sentence, the authors' line, and a fix.
+
+    `message` and `fix` are in the language that was active when the problem was found; `constraint`,
+    `fields` and `changes` are data, the same in every language.
 
     `fields` names the hyperparameters the constraint involves; `changes` lists the suggested
     fixes as alternatives, each a set of new values that the fix's sentence names (a fix never
@@ -63,7 +71,7 @@ class ConfigError(ValueError):
         text = " ".join(p.sentence() for p in self.problems)
         lines = [p.line for p in self.problems if p.line]
         if lines:
-            text += " (the authors' code breaks at: " + " | ".join(dict.fromkeys(lines)) + ")"
+            text += " " + _("(the authors' code breaks at: `{lines}`)", lines=" | ".join(dict.fromkeys(lines)))
         super().__init__(text)
 
     @property
@@ -79,14 +87,15 @@ def _head_fix(out_planes: int, head: int) -> tuple[str, list[int]]:
     """Every head count that divides out_planes, or a few near `head` when there are many."""
     divisors = _divisors(out_planes)
     if len(divisors) <= 8:
-        return f"Heads that divide {out_planes}: {_listing(divisors)}.", divisors
+        return _("Heads that divide {out_planes}: {heads}.", out_planes=out_planes,
+                 heads=_listing(divisors)), divisors
     near = sorted(sorted(divisors, key=lambda d: (abs(d - head), d))[:4])
-    return f"Heads that divide {out_planes} include {_listing(near)}.", near
+    return _("Heads that divide {out_planes} include {heads}.", out_planes=out_planes,
+             heads=_listing(near)), near
 
 
 def _listing(values: list[int]) -> str:
-    words = [f"{v:,}" for v in values]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return join_and(f"{v:,}" for v in values)
 
 
 def round_size(size: int, multiple: int = 1, minimum: int = 1, maximum: int = MAX_SIDE,
@@ -141,7 +150,8 @@ def module_problems(
     """
     out: list[Problem] = []
     if variant not in VARIANTS:
-        out.append(Problem("variant", f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}.",
+        out.append(Problem("variant", _("variant must be one of {choices}, not {value}.",
+                                        choices=join_items(VARIANTS), value=repr(variant)),
                            fields=("variant",)))
         variant = "fixed"  # check the rest against the more permissive variant
     positive = {
@@ -155,8 +165,8 @@ def module_problems(
     }
     bad = [name for name, value in positive.items() if not isinstance(value, int) or value < 1]
     for name in bad:
-        out.append(Problem(name, f"{name} must be a positive integer, not {positive[name]!r}.",
-                           fields=(name,)))
+        out.append(Problem(name, _("{name} must be a positive integer, not {value}.", name=name,
+                                   value=repr(positive[name])), fields=(name,)))
     if bad:
         return out
     if out_planes % head != 0:
@@ -166,12 +176,12 @@ def module_problems(
         if input_size is not None:
             tries = [k for k in tries if attention_padding(k, dilation) < min(input_size)]
             tries = tries or [largest_window(*input_size, dilation)]
-        fix = f"Try kernel_att = {' or '.join(map(str, tries))}."
+        fix = _("Try kernel_att = {values}.", values=join_or(tries))
         out.append(
             Problem(
                 "kernel_att_odd",
-                f"kernel_att ({kernel_att}) must be odd: an even window has no centre, the "
-                f"padded map unfolds to one position too many and the view fails.",
+                _("kernel_att ({kernel_att}) must be odd: an even window has no centre, the padded map "
+                  "unfolds to one position too many and the view fails.", kernel_att=kernel_att),
                 LINE_VIEW_UNFOLD,
                 fix,
                 fields=("kernel_att",),
@@ -181,16 +191,17 @@ def module_problems(
     if kernel_conv % 2 == 0:
         odd = [k for k in (kernel_conv - 1, kernel_conv + 1) if k <= MAX_KERNEL_CONV]
         if variant == "official":
-            fix = (f"Use kernel_conv = 3, or the fixed variant with kernel_conv = "
-                   f"{' or '.join(map(str, odd))}.")
+            fix = _("Use kernel_conv = 3, or the fixed variant with kernel_conv = {values}.",
+                    values=join_or(odd))
             changes = ({"kernel_conv": 3},) + tuple({"kernel_conv": k, "variant": "fixed"} for k in odd)
         else:
-            fix = f"Try kernel_conv = {' or '.join(map(str, odd))}."
+            fix = _("Try kernel_conv = {values}.", values=join_or(odd))
             changes = tuple({"kernel_conv": k} for k in odd)
         out.append(
             Problem(
                 "kernel_conv_odd",
-                f"kernel_conv ({kernel_conv}) must be odd so that dep_conv keeps the map size.",
+                _("kernel_conv ({kernel_conv}) must be odd so that dep_conv keeps the map size.",
+                  kernel_conv=kernel_conv),
                 LINE_FINAL_SUM,
                 fix,
                 fields=("kernel_conv", "variant") if variant == "official" else ("kernel_conv",),
@@ -201,26 +212,28 @@ def module_problems(
         out.append(
             Problem(
                 "official_kernel_conv_3",
-                f"The authors' dep_conv pads by 1 whatever kernel_conv is, so kernel_conv = "
-                f"{kernel_conv} changes the conv path's output size and the final sum fails.",
+                _("The authors' dep_conv pads by 1 whatever kernel_conv is, so kernel_conv = {kernel_conv} "
+                  "changes the conv path's output size and the final sum fails.", kernel_conv=kernel_conv),
                 LINE_FINAL_SUM,
-                "Use kernel_conv = 3, or the fixed variant (padding = kernel_conv // 2).",
+                _("Use kernel_conv = 3, or the fixed variant (padding = kernel_conv // 2)."),
                 fields=("kernel_conv", "variant"),
                 changes=({"kernel_conv": 3}, {"variant": "fixed"}),
             )
         )
     if variant == "official" and dilation != 1:
-        undilated, with_window = {"dilation": 1}, ""
+        undilated = {"dilation": 1}
+        fix = _("Use dilation = 1, or the fixed variant (dilated attention windows).")
         if input_size is not None and attention_padding(kernel_att, 1) >= min(input_size):
             undilated["kernel_att"] = largest_window(*input_size, 1)  # too small even undilated
-            with_window = f" with kernel_att = {undilated['kernel_att']} for this input"
+            fix = _("Use dilation = 1 with kernel_att = {kernel_att} for this input, or the fixed variant "
+                    "(dilated attention windows).", kernel_att=undilated["kernel_att"])
         out.append(
             Problem(
                 "official_dilation_1",
-                f"The authors pad for dilation {dilation} but their nn.Unfold has no dilation, "
-                f"so the unfolded map has the wrong size.",
+                _("The authors pad for dilation {dilation} but their nn.Unfold has no dilation, so the "
+                  "unfolded map has the wrong size.", dilation=dilation),
                 LINE_VIEW_UNFOLD,
-                f"Use dilation = 1{with_window}, or the fixed variant (dilated attention windows).",
+                fix,
                 fields=("dilation", "variant"),
                 changes=(undilated, {"variant": "fixed"}),
             )
@@ -232,22 +245,26 @@ def _head_problem(out_planes: int, head: int) -> Problem:
     """head does not divide out_planes; the authors' code breaks where head_dim says."""
     head_dim = out_planes // head
     if head_dim == 0:
-        where = (f"With more heads than channels head_dim = {out_planes} // {head} = 0, and the "
-                 f"authors' dep_conv cannot even be built (groups = 0).")
+        message = _("head ({head}) must divide out_planes ({out_planes}): each head gets out_planes / head "
+                    "channels. With more heads than channels head_dim = {out_planes} // {head} = 0, and the "
+                    "authors' dep_conv cannot even be built (groups = 0).", head=head, out_planes=out_planes)
         line = LINE_DEP_CONV
     elif out_planes % head_dim:
-        where = (f"The authors' dep_conv cannot even be built: its groups = head_dim = "
-                 f"{out_planes} // {head} = {head_dim} does not divide out_planes.")
+        message = _("head ({head}) must divide out_planes ({out_planes}): each head gets out_planes / head "
+                    "channels. The authors' dep_conv cannot even be built: its groups = head_dim = "
+                    "{out_planes} // {head} = {head_dim} does not divide out_planes.", head=head,
+                    out_planes=out_planes, head_dim=head_dim)
         line = LINE_DEP_CONV
     else:
-        where = (f"The authors' module builds, but splitting q into {head} heads of {head_dim} "
-                 f"channels ({head * head_dim} in all) fails in the forward.")
+        message = _("head ({head}) must divide out_planes ({out_planes}): each head gets out_planes / head "
+                    "channels. The authors' module builds, but splitting q into {head} heads of {head_dim} "
+                    "channels ({total} in all) fails in the forward.", head=head, out_planes=out_planes,
+                    head_dim=head_dim, total=head * head_dim)
         line = LINE_HEAD_VIEW
     fix, heads = _head_fix(out_planes, head)
     return Problem(
         "head_divides_out_planes",
-        f"head ({head}) must divide out_planes ({out_planes}): each head gets out_planes / head "
-        f"channels. {where}",
+        message,
         line,
         fix,
         fields=("head", "out_planes"),
@@ -270,8 +287,8 @@ def input_problems(
     out: list[Problem] = []
     for name, value in (("height", height), ("width", width)):
         if not isinstance(value, int) or value < 1:
-            out.append(Problem(name, f"{name} must be a positive integer, not {value!r}.",
-                               fields=(name,)))
+            out.append(Problem(name, _("{name} must be a positive integer, not {value}.", name=name,
+                                       value=repr(value)), fields=(name,)))
     if out:
         return out
     pad = attention_padding(kernel_att, dilation)
@@ -284,11 +301,12 @@ def input_problems(
         out.append(
             Problem(
                 "input_too_small",
-                f"The input ({height}×{width}) is too small for kernel_att = {kernel_att} with "
-                f"dilation {dilation}: reflection padding by {pad} needs height and width of at "
-                f"least {pad + 1}.",
+                _("The input ({height}×{width}) is too small for kernel_att = {kernel_att} with dilation "
+                  "{dilation}: reflection padding by {pad} needs height and width of at least {least}.",
+                  height=height, width=width, kernel_att=kernel_att, dilation=dilation, pad=pad,
+                  least=pad + 1),
                 LINE_PAD,
-                f"Use an input of {suggested}, or kernel_att = {window}.",
+                _("Use an input of {size}, or kernel_att = {kernel_att}.", size=suggested, kernel_att=window),
                 fields=("height", "width", "kernel_att", "dilation"),
                 changes=(size_change, {"kernel_att": window}),
             )
@@ -297,11 +315,11 @@ def input_problems(
         out.append(
             Problem(
                 "official_size_divisible_by_stride",
-                f"With stride {stride} the authors' code expects h_out = H // stride, but unfold "
-                f"and dep_conv give ceil(H / stride); {height}×{width} is not divisible by "
-                f"{stride}, so the view fails.",
+                _("With stride {stride} the authors' code expects h_out = H // stride, but unfold and "
+                  "dep_conv give ceil(H / stride); {height}×{width} is not divisible by {stride}, so the "
+                  "view fails.", stride=stride, height=height, width=width),
                 LINE_VIEW_UNFOLD,
-                f"Use {suggested}, or the fixed variant (h_out = ceil(H / stride)).",
+                _("Use {size}, or the fixed variant (h_out = ceil(H / stride)).", size=suggested),
                 fields=("height", "width", "stride", "variant"),
                 changes=(size_change, {"variant": "fixed"}),
             )

@@ -4,7 +4,8 @@ The file (`sklearn/datasets/data/digits.csv.gz`: 1,797 rows of 64 pixel values 0
 is located through the import system without importing sklearn, which would load numpy, scipy and
 joblib for nothing (memory matters on a 1 GB host). Nothing is downloaded. The parsed data is
 checked (row count, 65 integer columns, pixel range, the count of each label) before use, so a
-changed or truncated file fails with a clear message instead of training on something else.
+changed or truncated file fails with a clear message (in the visitor's language, convmix.i18n)
+instead of training on something else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .i18n import _
 
 SIZE = 8  # images are SIZE x SIZE
 CLASSES = 10
@@ -48,39 +51,42 @@ def digits_path() -> Path:
     """Where the installed scikit-learn keeps the digits file (sklearn itself is not imported)."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(
+        raise DataError(_(
             "scikit-learn is not installed, and its bundled 8x8 digits are the training data: "
             "install it with `pip install scikit-learn` (it is listed in requirements.txt)."
-        )
+        ))
     for folder in spec.submodule_search_locations:
         path = Path(folder).joinpath(*RELATIVE_PATH)
         if path.is_file():
             return path
-    raise DataError(
-        f"scikit-learn is installed but has no {'/'.join(RELATIVE_PATH)}; reinstall it with "
-        "`pip install --force-reinstall scikit-learn`."
-    )
+    raise DataError(_(
+        "scikit-learn is installed but has no {path}; reinstall it with "
+        "`pip install --force-reinstall scikit-learn`.", path="/".join(RELATIVE_PATH)))
 
 
 def parse_digits(text: str) -> Digits:
     """Rows of 64 pixels and a label, comma-separated; verified against the known counts."""
     rows = [line for line in text.splitlines() if line.strip()]
     if len(rows) != ROWS:
-        raise DataError(f"the digits file has {len(rows):,} rows; expected {ROWS:,}.")
+        raise DataError(_("the digits file has {count:,} rows; expected {expected:,}.", count=len(rows),
+                          expected=ROWS))
     try:
         values = [[int(float(v)) for v in row.split(",")] for row in rows]
     except ValueError as err:
-        raise DataError(f"the digits file holds a value that is not a number ({err}).") from None
+        raise DataError(_("the digits file holds a value that is not a number ({reason}).", reason=err)) from None
     widths = {len(row) for row in values}
     if widths != {SIZE * SIZE + 1}:
-        raise DataError(f"the digits file's rows have {sorted(widths)} columns; expected {SIZE * SIZE + 1}.")
+        raise DataError(_("the digits file's rows have {widths} columns; expected {expected}.",
+                          widths=sorted(widths), expected=SIZE * SIZE + 1))
     table = torch.tensor(values, dtype=torch.int64)
     pixels, labels = table[:, :-1], table[:, -1]
     if pixels.min() < 0 or pixels.max() > PIXEL_MAX:
-        raise DataError(f"pixel values must lie in 0 to {PIXEL_MAX}; found {int(pixels.min())} to {int(pixels.max())}.")
+        raise DataError(_("pixel values must lie in 0 to {high}; found {found_low} to {found_high}.",
+                          high=PIXEL_MAX, found_low=int(pixels.min()), found_high=int(pixels.max())))
     counts = tuple(torch.bincount(labels, minlength=CLASSES).tolist()) if labels.min() >= 0 else ()
     if counts != LABEL_COUNTS:
-        raise DataError(f"the digits file's label counts are {counts}; expected {LABEL_COUNTS}.")
+        raise DataError(_("the digits file's label counts are {counts}; expected {expected}.", counts=counts,
+                          expected=LABEL_COUNTS))
     images = pixels.to(torch.float32).reshape(ROWS, 1, SIZE, SIZE)
     return Digits(images=images, labels=labels)
 
@@ -92,7 +98,7 @@ def load_digits() -> Digits:
     try:
         text = gzip.decompress(path.read_bytes()).decode("ascii")
     except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+        raise DataError(_("cannot read {path}: {reason}", path=path, reason=err)) from None
     return parse_digits(text)
 
 

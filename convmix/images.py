@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 
 from .bias import decode_upload, square_crop
+from .format import join_items
+from .i18n import _
 
 IMAGES_DIR = Path(__file__).resolve().parent / "data" / "images"
 CATALOGUE = IMAGES_DIR / "pictures.json"
@@ -37,7 +39,7 @@ class Picture:
         return IMAGES_DIR / self.file
 
     def credit(self) -> str:
-        """One line of attribution (Markdown)."""
+        """One line of attribution (Markdown, English: the README's list; pages word their own)."""
         return f"*{self.title}*, by {self.author}, {self.licence}; from {self.source_package}, <{self.url}>"
 
 
@@ -52,8 +54,8 @@ def picture(picture_id: str) -> Picture:
     for p in pictures():
         if p.id == picture_id:
             return p
-    names = ", ".join(p.id for p in pictures())
-    raise ValueError(f"No built-in picture is called {picture_id!r}; the pictures are {names}.")
+    raise ValueError(_("No built-in picture is called {name}; the pictures are {names}.",
+                       name=repr(picture_id), names=join_items(p.id for p in pictures())))
 
 
 def load_picture(picture_id: str) -> Image.Image:
@@ -69,7 +71,8 @@ def crop_to(img: Image.Image, height: int, width: int) -> np.ndarray:
     cropped); other shapes crop the centre to the target's aspect ratio first, then resize.
     """
     if height < 1 or width < 1:
-        raise ValueError(f"The picture size must be at least 1×1, not {height}×{width}.")
+        raise ValueError(_("The picture size must be at least 1×1, not {height}×{width}.", height=height,
+                           width=width))
     if height == width:
         return square_crop(img, height)
     w, h = img.size

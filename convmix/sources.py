@@ -2,9 +2,13 @@
 
 A *source* is a small, frozen, hashable description: it can key a cache, be kept in a session, and
 (where it names nothing private) round-trip through URL query parameters. `materialize(source,
-resolver)` produces the module and its input tensor; every allocation it makes is checked against
-the memory budget first, and every refusal is a `SourceError` with a code and the figures, so
-that a page can say in the visitor's language what failed and what would work.
+resolver)` produces the module and its input tensor; every allocation it makes is admitted against
+the memory budget first, beside what the process holds (convmix.budget: building a network, the
+module, the stem, the forward up to a layer). Each step reserves what it allocates and nothing that
+is held already (a built network's weights, the stem's features), so that a caller need not, and
+must not, admit the same work again around it. Every refusal is a `SourceError` with a code, the
+figures, and a message in the visitor's language (convmix.i18n) that says what failed and what
+would work.
 
 Four kinds of source:
 
@@ -64,12 +68,29 @@ from .activations import (
     to_network_input,
 )
 from .bias import ImageError
-from .budget import build_bytes, memory_budget, module_bytes, weights_and_input_bytes
-from .bytecache import ByteBoundedCache
-from .checkpoint import COPIES, Checkpoint, CheckpointError, build_acmix, find_acmix_layers, load_resnet
+from .budget import (
+    OverBudget,
+    build_bytes,
+    memory_budget,
+    module_bytes,
+    reserved,
+    weights_and_input_bytes,
+)
+from .bytecache import ByteCache
+from .checkpoint import (
+    KEPT_SHARE,
+    Checkpoint,
+    CheckpointError,
+    build_acmix,
+    find_acmix_layers,
+    load_resnet,
+    network_bytes,
+)
 from .config import LIMITS, ACmixConfig
 from .digits import SIZE as DIGIT_SIZE
 from .digits import default_split, load_digits
+from .format import human_bytes, join_items, literal
+from .i18n import _
 from .models import (
     DEPTHS,
     HEAD,
@@ -208,19 +229,23 @@ Source = RandomInit | RandomInitPicture | NetworkLayer | LayerAlone
 
 
 class SourceError(ValueError):
-    """A source that cannot be materialised. `code` says which rule failed, `values` the figures.
+    """A source that cannot be materialised. `code` says which rule failed, `values` the figures,
+    `message` what failed and what would work (the visitor's language, nothing from a file in it:
+    a page may show it as markdown), `details` a file's or a reader's own text, to show apart.
 
-    Codes: "budget" (need, budget, what: "module", "stem", "forward" or "layer"; layer),
-    "network_too_large" (need, limit, depth), "config" (problems), "net_seed" (seed, low, high),
-    "unknown_layer" (layer, layers), "no_forward" (reason), "upload_missing" (kind: "checkpoint",
-    "picture" or "trained"; short), "picture" (reason), "image_size" (size, low, high), "layer"
-    (reason), "network_kind" (name), "digit" (position, low, high), "no_acmix" (a digits network
-    without an ACmix layer).
+    Codes: "budget" (need, budget, held, what: "module", "stem", "forward", "layer", "network",
+    "checkpoint network" or "trace"; layer), "network_too_large" (need, limit, depth), "config" (problems),
+    "net_seed" (seed, low, high), "unknown_layer" (layer, layers), "no_forward" (reason),
+    "upload_missing" (kind: "checkpoint", "picture" or "trained"; short), "picture" (reason),
+    "image_size" (size, low, high), "layer" (reason), "network_kind" (name), "digit" (position, low,
+    high), "no_acmix" (a digits network without an ACmix layer).
     """
 
-    def __init__(self, code: str, message: str, **values):
-        super().__init__(message)
+    def __init__(self, code: str, message: str, details: str | None = None, **values):
+        super().__init__(message if details is None else f"{message} ({details})")
         self.code = code
+        self.message = message
+        self.details = details
         self.values = values
 
 
@@ -236,9 +261,9 @@ def resnet_weight_bytes(depth: int) -> int:
 
 
 def max_network_bytes(budget: int | None = None) -> int:
-    """The largest network kept for a visitor: a third of the budget, as for checkpoint files
-    (convmix.checkpoint.max_file_bytes), so that a forward through it still fits beside it."""
-    return (memory_budget() if budget is None else budget) // COPIES
+    """The largest network kept for a visitor: a third of the budget, as for checkpoints
+    (convmix.checkpoint.max_kept_bytes), so that a forward through it still fits beside it."""
+    return (memory_budget() if budget is None else budget) // KEPT_SHARE
 
 
 class Resolver:
@@ -262,42 +287,55 @@ class Resolver:
     def trained(self, ref: DigitsRef) -> nn.Module:
         found = self._trained.get(ref.sha256)
         if found is None:
-            raise SourceError("upload_missing", f"The trained network {ref.short} is not held here; open it "
-                              "from the training page again.", kind="trained", short=ref.short)
+            raise SourceError("upload_missing", _(
+                "The trained network is no longer held by the server (it keeps a few for a while, within the "
+                "memory budget). Open it again from the Train it live page."), kind="trained", short=ref.short)
         return found
 
     def checkpoint(self, ref: CheckpointRef) -> Checkpoint:
         found = self._checkpoints.get(ref.sha256)
         if found is None:
-            raise SourceError("upload_missing", f"The checkpoint {ref.short} is not held here; upload it again.",
-                              kind="checkpoint", short=ref.short)
+            raise SourceError("upload_missing", _(
+                "The uploaded checkpoint is no longer held by the server (uploads are kept for a while, within "
+                "the memory budget). Upload it again on the ACmix in ResNet page."),
+                kind="checkpoint", short=ref.short)
         return found
 
     def picture_bytes(self, ref: UploadedPicture) -> bytes:
         found = self._pictures.get(ref.sha256)
         if found is None:
-            raise SourceError("upload_missing", f"The picture {ref.short} is not held here; upload it again.",
-                              kind="picture", short=ref.short)
+            raise SourceError("upload_missing", _(
+                "The uploaded picture is no longer held by the server (uploads are kept for a while, within the "
+                "memory budget). Upload it again."), kind="picture", short=ref.short)
         return found
 
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
         """The whole network, in eval mode, built by the builder registered for the reference's
-        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes."""
+        type (NETWORK_BUILDERS); refused when its weights exceed max_network_bytes or building it
+        is not admitted by the process budget."""
         budget = memory_budget() if budget is None else budget
         build = NETWORK_BUILDERS.get(type(ref))
         if build is None:
-            raise SourceError("network_kind", f"No network builder for {type(ref).__name__}.",
+            raise SourceError("network_kind", _("No network can be built from a {kind}.", kind=type(ref).__name__),
                               name=type(ref).__name__)
         return build(ref, self, budget)
 
+    def make_room(self) -> bool:
+        """Give memory back for new work (convmix.budget's make_room); False when nothing can go."""
+        return False
+
 
 class CachedResolver(Resolver):
-    """A resolver over one `ByteBoundedCache` shared by every visitor: built networks are kept
-    under ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256)."""
+    """A resolver over one `ByteCache` shared by every visitor: built networks are kept under
+    ("network", ref), uploads under ("checkpoint", sha256) and ("picture", sha256), trained copies
+    under ("trained", sha256); making room for new work evicts from `evict_first` (e.g. the app's
+    traces) while it can, then the least recently used of these."""
 
-    def __init__(self, cache: ByteBoundedCache, trained: Mapping[str, nn.Module] | None = None):
+    def __init__(self, cache: ByteCache, trained: Mapping[str, nn.Module] | None = None,
+                 evict_first: Callable[[], bool] | None = None):
         super().__init__(trained=trained)
         self.cache = cache
+        self._evict_first = evict_first
 
     def holds_network(self, ref: NetworkRef) -> bool:
         return ("network", ref) in self.cache
@@ -326,26 +364,33 @@ class CachedResolver(Resolver):
     def network(self, ref: NetworkRef, budget: int | None = None) -> nn.Module:
         return self.cache.get_or_build(("network", ref), lambda: super(CachedResolver, self).network(ref, budget))
 
+    def make_room(self) -> bool:
+        return bool(self._evict_first is not None and self._evict_first()) or self.cache.evict_one()
+
 
 def _build_resnet(ref: ResNetRef, resolver: Resolver, budget: int) -> nn.Module:
     check_resnet_ref(ref)
     need, limit = resnet_weight_bytes(ref.depth), max_network_bytes(budget)
     if need > limit:
-        raise SourceError(
-            "network_too_large",
-            f"ResNet-{ref.depth}'s weights take {need:,} bytes; networks up to {limit:,} bytes "
-            "(a third of the memory budget) are built here.", need=need, limit=limit, depth=ref.depth)
-    return acmix_resnet(ref.depth, seed=ref.seed)
+        raise SourceError("network_too_large", _(
+            "The weights of ResNet-{depth} take {need}; networks up to {limit} (a third of this server's memory "
+            "budget) are built here. Choose a smaller network, or run the app locally with a larger "
+            "CONVMIX_MEMORY_BUDGET.", depth=ref.depth, need=human_bytes(need), limit=human_bytes(limit)),
+            need=need, limit=limit, depth=ref.depth)
+    # Building allocates the weights (measured: the peak equals them; tests/test_sources.py).
+    with admitted_work(need, budget, "network", resolver.make_room, depth=ref.depth):
+        return acmix_resnet(ref.depth, seed=ref.seed)
 
 
 def _build_from_checkpoint(ref: CheckpointRef, resolver: Resolver, budget: int) -> nn.Module:
-    """The authors' ResNet with the checkpoint's weights (their tensors, not a copy: the upload was
-    admitted within max_file_bytes, which counts the network built from it)."""
+    """The authors' ResNet with the checkpoint's weights: their tensors as they are, float32 copies
+    of any other dtype (convmix.checkpoint.network_bytes, admitted)."""
     checkpoint = resolver.checkpoint(ref)
     try:
-        return load_resnet(checkpoint)
+        with admitted_work(network_bytes(checkpoint), budget, "checkpoint network", resolver.make_room):
+            return load_resnet(checkpoint)
     except CheckpointError as err:
-        raise SourceError("no_forward", str(err), reason=str(err), filename=ref.filename) from None
+        raise SourceError("no_forward", err.message, err.details, reason=str(err), filename=ref.filename) from None
 
 
 def _build_trained(ref: DigitsRef, resolver: Resolver, budget: int) -> nn.Module:
@@ -404,11 +449,12 @@ def _lock_for(model: nn.Module) -> threading.Lock:
 
 def check_resnet_ref(ref: ResNetRef) -> None:
     if ref.depth not in DEPTHS:
-        raise SourceError("network_kind", f"ResNet-{ref.depth} is not one of the authors' depths.",
+        raise SourceError("network_kind", _("ResNet-{depth} is not one of the authors' networks ({depths}).",
+                                            depth=ref.depth, depths=join_items(f"ResNet-{d}" for d in DEPTHS)),
                           name=f"ResNet-{ref.depth}")
     lo, hi = LIMITS["seed"]
     if not isinstance(ref.seed, int) or not lo <= ref.seed <= hi:
-        raise SourceError("net_seed", f"The seed must be a whole number from {lo} to {hi:,}, not {ref.seed!r}.",
+        raise SourceError("net_seed", _("The seed must be a whole number from {low} to {high:,}.", low=lo, high=hi),
                           seed=ref.seed, low=lo, high=hi)
 
 
@@ -435,7 +481,8 @@ class NetworkKind:
 def picture_rgb(picture: PictureRef, height: int, width: int, resolver: Resolver) -> np.ndarray:
     """A picture as a (height, width, 3) uint8 array; uploads are decoded with the bias page's checks."""
     if not isinstance(picture, BuiltinPicture | UploadedPicture):
-        raise SourceError("picture", "A network of pictures needs a picture.", reason="not a picture")
+        raise SourceError("picture", _("This network reads a photograph, not a held-out digit. Choose a "
+                                       "built-in picture or upload one."), reason="not a picture")
     if isinstance(picture, BuiltinPicture):
         try:
             return images.picture_rgb(picture.id, height, width)
@@ -443,8 +490,9 @@ def picture_rgb(picture: PictureRef, height: int, width: int, resolver: Resolver
             raise SourceError("picture", str(err), reason=str(err)) from None
     try:
         return images.upload_rgb(resolver.picture_bytes(picture), height, width)
-    except ImageError as err:
-        raise SourceError("picture", str(err), reason=str(err)) from None
+    except ImageError as err:  # the picture reader's own reason, shown apart
+        raise SourceError("picture", _("The uploaded picture could not be used. Upload a PNG or JPEG again."),
+                          str(err), reason=str(err)) from None
 
 
 def resnet_image_sizes(depth: int) -> list[int]:
@@ -472,12 +520,12 @@ def held_out_count() -> int:
 def _digit_index(image: ImageRef) -> int:
     """The row of the digits file that held-out digit `image` is."""
     if not isinstance(image, HeldOutDigit):
-        raise SourceError("picture", "A digits network reads a held-out digit, not a picture.",
-                          reason="not a digit")
+        raise SourceError("picture", _("A network trained on the digits reads a held-out digit, not a "
+                                       "photograph. Choose a held-out digit."), reason="not a digit")
     count = held_out_count()
     if isinstance(image.position, bool) or not isinstance(image.position, int) or not 0 <= image.position < count:
-        raise SourceError("digit", f"Held-out digit {image.position!r} does not exist; they are numbered 0 to "
-                          f"{count - 1}.", position=image.position, low=0, high=count - 1)
+        raise SourceError("digit", _("Held-out digits are numbered {low} to {high}.", low=0, high=count - 1),
+                          position=image.position, low=0, high=count - 1)
     return int(default_split().held_out[image.position])
 
 
@@ -507,10 +555,16 @@ def _digits_capture(model, x, layer, budget):
     return model.get_submodule(layer), seen[layer], (("prediction", int(logits.argmax(1))),)
 
 
+def no_acmix() -> SourceError:
+    """A digits network without an ACmix layer (the plain-convolution ablation)."""
+    return SourceError("no_acmix", _("This network has no ACmix layer (the plain-convolution ablation), so "
+                                     "there is nothing to walk through."))
+
+
 def _digits_layers(model: nn.Module) -> list[str]:
     names = list(model.acmix_layers())
     if not names:
-        raise SourceError("no_acmix", "This network has no ACmix layer (the plain-convolution ablation).")
+        raise no_acmix()
     return names
 
 
@@ -538,8 +592,8 @@ NETWORK_KINDS: dict[type, NetworkKind] = {
 def network_kind(model: nn.Module) -> NetworkKind:
     kind = NETWORK_KINDS.get(type(model))
     if kind is None:
-        raise SourceError("network_kind", f"No network kind is registered for {type(model).__name__}.",
-                          name=type(model).__name__)
+        raise SourceError("network_kind", _("No kind of network is registered for a {kind}.",
+                                            kind=type(model).__name__), name=type(model).__name__)
     return kind
 
 
@@ -558,23 +612,59 @@ class Materialized:
 
 
 def module_config(module: ACmix, x_shape: tuple[int, ...], seed: int = 0) -> ACmixConfig:
-    b, _, h, w = x_shape
+    b, h, w = x_shape[0], x_shape[2], x_shape[3]
     return ACmixConfig(
         in_planes=module.in_planes, out_planes=module.out_planes, kernel_att=module.kernel_att,
         head=module.head, kernel_conv=module.kernel_conv, stride=module.stride,
         dilation=module.dilation, height=h, width=w, batch=b, seed=seed, variant=module.variant)
 
 
-_WHAT = {"module": "The module and its input", "stem": "The seed's stem",
-         "forward": "The network's forward up to {layer}", "layer": "The layer and its input"}
+def _work(what: str, layer: str = "", depth: int = 0) -> tuple[str, str | None]:
+    """The work `what` names, as the subject of a refusal, and what would fit instead (None: the
+    budget's advice for a configuration), both in the visitor's language."""
+    if what == "module":
+        return _("Building the module and its input"), None
+    if what == "layer":
+        return _("Building the layer and its input"), _("Choose a smaller input size.")
+    if what == "stem":
+        return (_("Passing the pictures through the seed's stem"),
+                _("Choose a smaller input size, fewer channels or a smaller batch."))
+    if what == "forward":
+        return (_("Running the network up to {layer}", layer=layer),
+                _("Choose a smaller image, an earlier layer or a smaller network."))
+    if what == "trace":
+        return (_("Tracing this layer's forward, which keeps every intermediate tensor,"),
+                _("Choose an earlier layer, a smaller image or a smaller network, or try again when the server is "
+                  "less busy."))
+    if what == "network":
+        return (_("Building ResNet-{depth}", depth=depth),
+                _("Choose a smaller network, or run the app locally with a larger CONVMIX_MEMORY_BUDGET."))
+    return (_("Building the network from this checkpoint"),
+            _("Save the checkpoint in float32, or run the app locally with a larger CONVMIX_MEMORY_BUDGET."))
 
 
-def _refuse_over_budget(need: int, budget: int, what: str, layer: str = "") -> None:
-    """`what`: "module", "stem", "forward" (up to `layer`) or "layer"."""
-    if need > budget:
-        raise SourceError("budget", f"{_WHAT[what].format(layer=layer)} would need about {need:,} bytes, over "
-                          f"the memory budget of {budget:,} bytes, so it was not run.",
-                          need=need, budget=budget, what=what, layer=layer)
+def admitted_work(need: int, budget: int, what: str, make_room=None, layer: str = "", depth: int = 0):
+    """Reserve `need` bytes of the process budget for the block (convmix.budget.reserved), or raise
+    SourceError "budget". `what`: "module", "stem", "forward" (up to `layer`), "layer", "network"
+    (ResNet-`depth`), "checkpoint network", or "trace" (a layer's traced forward: convmix.ui.cache)."""
+    subject, advice = _work(what, layer, depth)
+    return _Admission(reserved(need, budget, subject, make_room, advice), need, budget, what, layer)
+
+
+class _Admission:
+    """A budget reservation whose refusal becomes a SourceError."""
+
+    def __init__(self, reservation, need: int, budget: int, what: str, layer: str):
+        self._reservation, self._figures = reservation, dict(need=need, budget=budget, what=what, layer=layer)
+
+    def __enter__(self) -> int:
+        try:
+            return self._reservation.__enter__()
+        except OverBudget as err:
+            raise SourceError("budget", err.refusal.message(), held=err.refusal.held, **self._figures) from None
+
+    def __exit__(self, *exc) -> bool | None:
+        return self._reservation.__exit__(*exc)
 
 
 def _config_problems(config: ACmixConfig) -> None:
@@ -596,9 +686,23 @@ def stem_pictures(first: PictureRef, batch: int) -> list[PictureRef]:
 def _stem_input(pictures: list[PictureRef], channels: int, height: int, width: int,
                 resolver: Resolver, budget: int) -> tuple[torch.Tensor, int]:
     need = stem_bytes(len(pictures), height, width, channels)
-    _refuse_over_budget(need, budget, "stem")
-    rgb = [picture_rgb(p, 4 * height, 4 * width, resolver) for p in pictures]
-    return stem_features(rgb, channels=channels, budget=budget).features, need
+    with admitted_work(need, budget, "stem", resolver.make_room):
+        rgb = [picture_rgb(p, 4 * height, 4 * width, resolver) for p in pictures]
+        return stem_features(rgb, channels=channels, budget=budget).features, need
+
+
+def _input_bytes(config: ACmixConfig) -> int:
+    """The configuration's input tensor (float32)."""
+    return weights_and_input_bytes(config) - module_bytes(config)
+
+
+def _forward_need(model: nn.Module, kind: NetworkKind, layer: str, size: int) -> int:
+    """What capturing `layer`'s input allocates beside the network, whose weights are held already:
+    the forward up to the layer (the kind's estimate, weights included, less the weights) and the
+    layer's copy."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    copied = sum(t.numel() * t.element_size() for t in model.get_submodule(layer).state_dict().values())
+    return kind.forward_bytes(model, layer, size) - weights + copied
 
 
 def materialize(source: Source, resolver: Resolver | None = None, budget: int | None = None) -> Materialized:
@@ -608,33 +712,35 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
     if isinstance(source, RandomInit | RandomInitPicture):
         config = source.config
         _config_problems(config)
-        need = weights_and_input_bytes(config)
-        _refuse_over_budget(need, budget, "module")
         if isinstance(source, RandomInit):
-            return Materialized(config.build(), config.make_input(), config, need)
+            need = build_bytes(config) + _input_bytes(config)
+            with admitted_work(need, budget, "module", resolver.make_room):
+                return Materialized(config.build(), config.make_input(), config, need)
         pictures = stem_pictures(source.picture, config.batch)
         x, stem = _stem_input(pictures, config.in_planes, config.height, config.width, resolver, budget)
-        return Materialized(config.build(), x, config, max(need, stem))
+        need = build_bytes(config)  # the stem's features, the module's input, are held now
+        with admitted_work(need, budget, "module", resolver.make_room):
+            return Materialized(config.build(), x, config, stem + need)
     if isinstance(source, NetworkLayer):
         model = resolver.network(source.network, budget)
         kind = network_kind(model)
         layers = kind.layers(model)
         if source.layer not in layers:
-            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this network.",
-                              layer=source.layer, layers=layers)
+            raise _unknown_layer(source.layer, layers)
         sizes = kind.image_sizes(model)
         if source.image_size not in sizes:
-            raise SourceError("image_size", f"Image size {source.image_size} is not one of {sizes}.",
+            raise SourceError("image_size", _("The image size must be a multiple of {step} from {low} to {high}.",
+                                              step=IMAGE_STEP, low=sizes[0], high=sizes[-1]),
                               size=source.image_size, low=sizes[0], high=sizes[-1], step=IMAGE_STEP)
-        need = kind.forward_bytes(model, source.layer, source.image_size)
-        _refuse_over_budget(need, budget, "forward", source.layer)
+        need = _forward_need(model, kind, source.layer, source.image_size)
         facts = kind.image_facts(source.image)
-        x = kind.image_tensor(model, source.image, source.image_size, resolver)
-        with _lock_for(model):  # the capture hooks the shared network: one capture at a time
-            module, reached, found = kind.capture(model, x, source.layer, budget)
-        # The walkthrough records a trace through the module it gets; a copy keeps that trace apart
-        # from any forward through the network (which is shared by every session).
-        module = copy.deepcopy(module)
+        with admitted_work(need, budget, "forward", resolver.make_room, layer=source.layer):
+            x = kind.image_tensor(model, source.image, source.image_size, resolver)
+            with _lock_for(model):  # the capture hooks the shared network: one capture at a time
+                module, reached, found = kind.capture(model, x, source.layer, budget)
+            # The walkthrough records a trace through the module it gets; a copy keeps that trace
+            # apart from any forward through the network (which is shared by every session).
+            module = copy.deepcopy(module)
         seed = getattr(source.network, "seed", 0)
         return Materialized(module, reached, module_config(module, tuple(reached.shape), seed), need,
                             facts + tuple(found))
@@ -642,28 +748,38 @@ def materialize(source: Source, resolver: Resolver | None = None, budget: int | 
         checkpoint = resolver.checkpoint(source.network)
         found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
         if source.layer not in found:
-            raise SourceError("unknown_layer", f"{source.layer!r} is not an ACmix layer of this checkpoint.",
-                              layer=source.layer, layers=list(found))
+            raise _unknown_layer(source.layer, list(found))
         try:
             module = build_acmix(checkpoint.state_dict, found[source.layer], source.kernel_att, source.stride)
         except CheckpointError as err:
-            raise SourceError("layer", str(err), reason=str(err)) from None
+            raise SourceError("layer", err.message, err.details, reason=str(err)) from None
         config = module_config(module, (1, module.in_planes, source.size, source.size))
         _config_problems(config)
-        need = weights_and_input_bytes(config)
-        _refuse_over_budget(need, budget, "layer")
+        # The module holds the checkpoint's own tensors (convmix.checkpoint.build_acmix): only its input
+        # is new.
         if source.picture is None:
-            return Materialized(module, config.make_input(), config, need)
+            need = _input_bytes(config)
+            with admitted_work(need, budget, "layer", resolver.make_room):
+                return Materialized(module, config.make_input(), config, need)
         x, stem = _stem_input([source.picture], module.in_planes, source.size, source.size, resolver, budget)
-        return Materialized(module, x, config, max(need, stem))
-    raise SourceError("network_kind", f"Unknown source {type(source).__name__}.", name=type(source).__name__)
+        return Materialized(module, x, config, stem)
+    raise SourceError("network_kind", _("No network can be built from a {kind}.", kind=type(source).__name__),
+                      name=type(source).__name__)
+
+
+def _unknown_layer(layer: str, layers: list[str]) -> SourceError:
+    """The layer (from a URL or a file: shown apart) is not one of `layers`."""
+    return SourceError("unknown_layer", _("The layer chosen is not an ACmix layer of this network. Its ACmix "
+                                          "layers:"), join_items(layers), layer=layer, layers=layers)
 
 
 def materialize_bytes(source: Source, resolver: Resolver) -> int:
-    """What `materialize(source, resolver)` allocates beyond what is already held: the module and its
-    input (with the stem's work for pictures), or the network's forward up to the layer and the
-    layer's copy. A network source's network must be built first (`network_build_bytes` says what
-    that costs): its weights are held, not allocated here."""
+    """An upper bound on what `materialize(source, resolver)` allocates beyond what is already held:
+    the module and its input (with the stem's work for pictures), or the network's forward up to the
+    layer and the layer's copy; for figures shown before it runs. `materialize` admits each of its
+    steps itself: a caller must not reserve this again around it (the same bytes would be counted
+    twice). A network source's network must be built first (`network_build_bytes` says what that
+    costs): its weights are held, not allocated here."""
     if isinstance(source, RandomInit | RandomInitPicture):
         config = source.config
         need = build_bytes(config) + weights_and_input_bytes(config) - module_bytes(config)
@@ -675,10 +791,7 @@ def materialize_bytes(source: Source, resolver: Resolver) -> int:
         kind = network_kind(model)
         if source.layer not in kind.layers(model) or source.image_size not in kind.image_sizes(model):
             return 0  # materialize refuses it before it allocates anything
-        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        layer = model.get_submodule(source.layer)
-        copied = sum(t.numel() * t.element_size() for t in layer.state_dict().values())
-        return kind.forward_bytes(model, source.layer, source.image_size) - weights + copied
+        return _forward_need(model, kind, source.layer, source.image_size)
     if isinstance(source, LayerAlone):
         config = module_config_of_alone(source, resolver)
         need = 2 * weights_and_input_bytes(config)  # the layer's weights as read and as built
@@ -694,8 +807,10 @@ def module_config_of_alone(source: LayerAlone, resolver: Resolver) -> ACmixConfi
     found = {layer.name: layer for layer in find_acmix_layers(checkpoint.state_dict)}
     layer = found.get(source.layer)
     if layer is None or not layer.usable:
-        raise SourceError("unknown_layer", f"{source.layer!r} is not a usable ACmix layer of this checkpoint.",
-                          layer=source.layer, layers=[name for name, f in found.items() if f.usable])
+        usable = [name for name, f in found.items() if f.usable]
+        raise SourceError("unknown_layer", _("The layer chosen is not a usable ACmix layer of this checkpoint. "
+                                             "Its usable ACmix layers:"), join_items(usable),
+                          layer=source.layer, layers=usable)
     return ACmixConfig(in_planes=layer.in_planes, out_planes=layer.out_planes, kernel_att=source.kernel_att,
                        head=layer.head, kernel_conv=layer.kernel_conv, stride=source.stride,
                        height=source.size, width=source.size)
@@ -718,12 +833,44 @@ _LAYER = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
 
 @dataclass(frozen=True)
 class Note:
-    """A URL value that was not taken as given: `code` and the figures, worded by the page."""
+    """A URL value that was not taken as given: `code` and the figures; `message()` says it."""
 
     code: str  # "net", "net_seed", "layer", "picture", "image_size", "upload_missing", "trained_missing",
     # "digit"
     value: str  # the offending value, cut to 40 characters of letters, digits and -_.
     values: tuple[tuple[str, object], ...] = ()
+
+    def message(self) -> str:
+        """The note in the visitor's language (markdown: the value as code)."""
+        v = dict(self.values)
+        value = literal(self.value, 40)
+        if self.code == "net":
+            return _("URL parameter net={value} names no network here (resnet26, resnet38, resnet50, or an upload "
+                     "of this session).", value=value)
+        if self.code == "net_seed":
+            return _("URL parameter net_seed={value} is not a whole number from {low} to {high:,}; using 0.",
+                     value=value, low=v["low"], high=v["high"])
+        if self.code == "layer":
+            return _("URL parameter layer={value} is not an ACmix layer of {network}.", value=value,
+                     network=v["network"])
+        if self.code == "picture":
+            return _("URL parameter picture={value} is not a built-in picture; using {default}.", value=value,
+                     default=v["default"])
+        if self.code == "image_size":
+            return _("URL parameter image_size={value} is not a multiple of {step} from {low} to {high}; using "
+                     "{default}.", value=value, step=v["step"], low=v["low"], high=v["high"], default=v["default"])
+        if self.code == "trained_missing":
+            return _("URL parameter net={value} names a trained network that this session does not hold (a "
+                     "trained network stays with the session that trained it). Showing the sidebar's module "
+                     "instead.", value=value)
+        if self.code == "digit":
+            return _("URL parameter picture={value} is not a held-out digit (digit-{low} to digit-{high}); using "
+                     "digit-{low}.", value=value, low=v["low"], high=v["high"])
+        if "default" in v:  # a picture: the default is shown instead
+            return _("URL parameter picture={value} names an upload that this session does not hold (an upload "
+                     "stays with the session that made it); using {default}.", value=value, default=v["default"])
+        return _("URL parameter {value} names an upload that this session does not hold (an upload stays with the "
+                 "session that made it).", value=value)
 
 
 def picture_query(picture: ImageRef | None) -> str:
@@ -878,5 +1025,4 @@ def resnet_layer_config(depth: int, layer: str, image_size: int, seed: int = 0) 
             h, w = s.in_size
             return ACmixConfig(in_planes=s.width, out_planes=s.width, kernel_att=KERNEL_ATT, head=HEAD,
                                kernel_conv=KERNEL_CONV, stride=s.stride, height=h, width=w, seed=seed)
-    raise SourceError("unknown_layer", f"{layer!r} is not an ACmix layer of ResNet-{depth}.",
-                      layer=layer, layers=[s.acmix_name for s in block_layout(depth, image_size)])
+    raise _unknown_layer(layer, [s.acmix_name for s in block_layout(depth, image_size)])

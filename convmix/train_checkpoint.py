@@ -3,7 +3,8 @@
 A checkpoint is a dict of plain values and tensors, so `torch.load(path, weights_only=True)` reads
 it: the format name, the TrainConfig as a dict, the network's state dict (the pixel
 standardisation included), and what the run reached. `load_checkpoint` checks all of it and
-rebuilds the network; anything malformed gets a CheckpointError that says what is wrong.
+rebuilds the network; anything malformed gets a CheckpointError that says what is wrong (in the
+visitor's language, convmix.i18n).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .acmix import ACmix
 from .config import ACmixConfig
 from .constraints import ConfigError
 from .digits import Digits, Split, default_split, load_digits
+from .format import join_items
+from .i18n import _
 from .train import DigitsNet, TrainConfig, Trainer, build_network, layer_inputs
 
 FORMAT = "convmix.digits-net/1"
@@ -76,37 +79,39 @@ def load_checkpoint(source: str | os.PathLike | bytes) -> Checkpoint:
         try:
             size = path.stat().st_size
             if size > MAX_CHECKPOINT_BYTES:
-                raise CheckpointError(f"{path.name} is {size:,} bytes; a checkpoint of this network is at "
-                                      f"most {MAX_CHECKPOINT_BYTES:,}.")
+                raise CheckpointError(_("{name} is {size:,} bytes; a checkpoint of this network is at most "
+                                        "{limit:,}.", name=path.name, size=size, limit=MAX_CHECKPOINT_BYTES))
             data = path.read_bytes()
         except OSError as err:
-            raise CheckpointError(f"cannot read {path}: {err.strerror}") from None
+            raise CheckpointError(_("cannot read {path}: {reason}", path=path, reason=err.strerror)) from None
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"the file is {len(data):,} bytes; a checkpoint of this network is at most "
-                              f"{MAX_CHECKPOINT_BYTES:,}.")
+        raise CheckpointError(_("the file is {size:,} bytes; a checkpoint of this network is at most {limit:,}.",
+                                size=len(data), limit=MAX_CHECKPOINT_BYTES))
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to parse an untrusted file gets the same answer
-        raise CheckpointError(f"not a checkpoint: it does not load with torch.load(..., weights_only=True) "
-                              f"({_reason(err)}).") from None
+        raise CheckpointError(_("not a checkpoint: it does not load with torch.load(..., weights_only=True) "
+                                "({reason}).", reason=_reason(err))) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
-        raise CheckpointError(f"not a convmix digits checkpoint: expected format {FORMAT!r}, found {found!r}.")
+        raise CheckpointError(_("not a convmix digits checkpoint: expected format {expected}, found {found}.",
+                                expected=repr(FORMAT), found=repr(found)))
     try:
         config = TrainConfig.from_dict(raw.get("config"))
     except (ConfigError, TypeError) as err:
-        raise CheckpointError(f"the checkpoint's configuration is not valid: {err}") from None
+        raise CheckpointError(_("the checkpoint's configuration is not valid: {reason}", reason=err)) from None
     state = raw.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError("the checkpoint has no state dict of tensors.")
+        raise CheckpointError(_("the checkpoint has no state dict of tensors."))
     net = build_network(config)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
-        raise CheckpointError(f"the weights do not fit the network of its configuration: {detail[:300]}") from None
+        raise CheckpointError(_("the weights do not fit the network of its configuration: {detail}",
+                                detail=detail[:300])) from None
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise CheckpointError("the checkpoint's weights contain NaN or infinite values.")
+        raise CheckpointError(_("the checkpoint's weights contain NaN or infinite values."))
     net.eval()
     return Checkpoint(
         net=net, config=config, step=_number(raw, "step", int), epoch=_number(raw, "epoch", float),
@@ -129,7 +134,7 @@ def _reason(err: Exception) -> str:
 def _number(raw: dict, key: str, kind: type):
     value = raw.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CheckpointError(f"the checkpoint's {key!r} is {value!r}, not a number.")
+        raise CheckpointError(_("the checkpoint's {key} is {value}, not a number.", key=repr(key), value=repr(value)))
     return kind(value)
 
 
@@ -150,7 +155,7 @@ class LayerInput:
         """The layer and its input in the walkthrough's terms (its weights are the trained ones,
         not the ones `build()` would draw)."""
         m = self.layer
-        _, _, height, width = self.activation.shape
+        height, width = self.activation.shape[-2:]
         return ACmixConfig(in_planes=m.in_planes, out_planes=m.out_planes, kernel_att=m.kernel_att, head=m.head,
                            kernel_conv=m.kernel_conv, stride=m.stride, dilation=m.dilation, height=height,
                            width=width, batch=1, variant=m.variant)
@@ -162,14 +167,16 @@ def acmix_input(net: DigitsNet, held_out_position: int = 0, layer: str | None = 
     digit number `held_out_position`, captured by a forward hook during the network's own forward."""
     layers = net.acmix_layers()
     if not layers:
-        raise ValueError("this network has no ACmix layer (the plain-convolution ablation).")
+        raise ValueError(_("this network has no ACmix layer (the plain-convolution ablation)."))
     name = layer or next(iter(layers))
     if name not in layers:
-        raise ValueError(f"no ACmix layer named {name!r}; the network has {', '.join(layers)}.")
+        raise ValueError(_("no ACmix layer named {name}; the network has {layers}.", name=repr(name),
+                           layers=join_items(layers)))
     data = data if data is not None else load_digits()
     split = split if split is not None else default_split()
     if not 0 <= held_out_position < len(split.held_out):
-        raise ValueError(f"held_out_position must be from 0 to {len(split.held_out) - 1}, not {held_out_position}.")
+        raise ValueError(_("held_out_position must be from 0 to {last}, not {value}.", last=len(split.held_out) - 1,
+                           value=held_out_position))
     index = int(split.held_out[held_out_position])
     pixels = data.images[index : index + 1]
     inputs, logits = layer_inputs(net, pixels)

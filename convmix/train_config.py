@@ -11,6 +11,8 @@ values; other strides need "fixed" (the official one cannot run odd output sizes
 Ablations (the paper's comparison, same data, seeds and schedule): "learned" (rate1 and rate2
 both learned), "attention_only" (rate2 fixed at 0), "conv_only" (rate1 fixed at 0), and
 "plain_conv" (a 3x3 convolution in ACmix's place, about the same parameter count).
+
+Sentences (problems, URL notes, the ablations' labels) are in the visitor's language (convmix.i18n).
 """
 
 from __future__ import annotations
@@ -21,12 +23,22 @@ from dataclasses import asdict, dataclass, fields, replace
 from .config import _parse_int, _show
 from .constraints import VARIANTS, ConfigError, Problem, input_problems, module_problems
 from .digits import SIZE
+from .format import join_items, join_or
+from .i18n import N_, _
+from .quirks import cite
 
 ABLATIONS = {
     "learned": "rate1 and rate2 both learned, as published",
     "attention_only": "rate2 fixed at 0: the attention path only",
     "conv_only": "rate1 fixed at 0: the convolution path only",
     "plain_conv": "a plain 3x3 convolution in ACmix's place, about the same parameter count",
+}
+# What a menu of networks shows for each ablation (translated where shown: ablation_label).
+ABLATION_LABELS = {
+    "learned": N_("learned mix (rate1 and rate2 learned)"),
+    "attention_only": N_("attention only (rate2 = 0)"),
+    "conv_only": N_("convolution only (rate1 = 0)"),
+    "plain_conv": N_("plain 3×3 convolution"),
 }
 KERNEL_CONV = 3
 # Held-out digits per evaluation forward: the training batch, within these bounds, so that an
@@ -45,6 +57,11 @@ LIMITS: dict[str, tuple[int, int]] = {
     "seed": (0, 2**31 - 2),
 }
 LR_LIMITS = (1e-4, 1.0)
+
+
+def ablation_label(name: str) -> str:
+    """The ablation's network in a few words, in the visitor's language."""
+    return _(ABLATION_LABELS[name])
 
 
 @dataclass(frozen=True)
@@ -69,28 +86,41 @@ class TrainConfig:
         for name, (lo, hi) in LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                out.append(Problem(name, f"{name} must be an integer from {lo} to {hi:,}, not {value!r}."))
+                out.append(Problem(name, _("{name} must be an integer from {low} to {high:,}, not {value}.",
+                                           name=name, low=lo, high=hi, value=repr(value))))
         lo, hi = LR_LIMITS
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not lo <= self.lr <= hi:
-            out.append(Problem("lr", f"lr must be a number from {lo:g} to {hi:g}, not {self.lr!r}."))
+            out.append(Problem("lr", _("lr must be a number from {low:g} to {high:g}, not {value}.", low=lo,
+                                       high=hi, value=repr(self.lr))))
         if not isinstance(self.stem_bn, bool):
-            out.append(Problem("stem_bn", f"stem_bn must be True or False, not {self.stem_bn!r}."))
+            out.append(Problem("stem_bn", _("stem_bn must be True or False, not {value}.",
+                                            value=repr(self.stem_bn))))
         if self.ablation not in ABLATIONS:
-            out.append(Problem("ablation", f"ablation must be one of {', '.join(ABLATIONS)}, not {self.ablation!r}."))
+            out.append(Problem("ablation", _("ablation must be one of {choices}, not {value}.",
+                                             choices=join_items(ABLATIONS), value=repr(self.ablation))))
         if self.variant not in VARIANTS:
-            out.append(Problem("variant", f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}."))
+            out.append(Problem("variant", _("variant must be one of {choices}, not {value}.",
+                                            choices=join_items(VARIANTS), value=repr(self.variant))))
         if out:
             return out
-        out += module_problems(
+        for problem in module_problems(
             self.width, self.width, self.kernel_att, self.head, KERNEL_CONV, self.stride, 1, self.variant
-        )
+        ):
+            if problem.constraint == "head_divides_out_planes":  # in this network's terms: its width
+                problem = Problem(
+                    problem.constraint,
+                    _("head ({head}) must divide width ({width}): each head gets width / head channels.",
+                      head=self.head, width=self.width),
+                    problem.line, problem.fix, ("head", "width"), problem.changes)
+            out.append(problem)
         if self.variant == "official" and SIZE % self.stride:
-            fits = ", ".join(str(s) for s in range(1, LIMITS["stride"][1] + 1) if SIZE % s == 0)
+            fits = join_or(s for s in range(1, LIMITS["stride"][1] + 1) if SIZE % s == 0)
             out.append(Problem(
                 "official_size_divisible_by_stride",
-                f"The digits are {SIZE}x{SIZE}, which stride {self.stride} does not divide; the authors' "
-                f"module expects h_out = H // stride but its unfold gives ceil(H / stride) (Q3).",
-                fix=f"Use stride {fits}, or the fixed variant.",
+                _("The digits are {size}x{size}, which stride {stride} does not divide; the authors' module "
+                  "expects h_out = H // stride but its unfold gives ceil(H / stride) ({quirk}).", size=SIZE,
+                  stride=self.stride, quirk=cite("Q3")),
+                fix=_("Use stride {strides}, or the fixed variant.", strides=fits),
             ))
         else:
             out += input_problems(SIZE, SIZE, self.kernel_att, self.stride, 1, self.variant)
@@ -114,7 +144,8 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         if not isinstance(values, dict) or set(values) != names:
             got = sorted(values) if isinstance(values, dict) else type(values).__name__
-            raise ConfigError([Problem("config_keys", f"a training configuration has the keys {sorted(names)}, not {got}.")])
+            raise ConfigError([Problem("config_keys", _("a training configuration has the keys {keys}, not {found}.",
+                                                        keys=sorted(names), found=got))])
         return cls(**values).validate()
 
     def to_query_params(self, only_changed: bool = False, prefix: str = "") -> dict[str, str]:
@@ -145,25 +176,32 @@ class TrainConfig:
                 if text.lower() in choices[f.name]:
                     values[f.name] = text.lower() == "true" if f.name == "stem_bn" else text.lower()
                 else:
-                    notes.append(f"URL parameter {key}={_show(text)} is not one of {', '.join(choices[f.name])}; "
-                                 f"using {str(fallback).lower() if f.name == 'stem_bn' else fallback}.")
+                    notes.append(_("URL parameter {name}={value} is not one of {choices}; using {fallback}.",
+                                   name=key, value=_show(text), choices=join_items(choices[f.name]),
+                                   fallback=str(fallback).lower() if f.name == "stem_bn" else fallback))
                 continue
+            shown = dict(name=key, value=_show(text), fallback=fallback)
             if f.name == "lr":
                 lo, hi = LR_LIMITS
                 try:
                     number: float | int | None = float(text) if len(text) <= 20 else None
                 except ValueError:
                     number = None
-                kind = "a number"
-            else:
-                lo, hi = LIMITS[f.name]
-                number = _parse_int(text)
-                kind = "a whole number"
+                if number is None:
+                    notes.append(_("URL parameter {name}={value} is not a number; using {fallback}.", **shown))
+                elif not lo <= number <= hi:  # also refuses nan
+                    notes.append(_("URL parameter {name}={value} is outside {low:g} to {high:g}; using "
+                                   "{fallback}.", low=lo, high=hi, **shown))
+                else:
+                    values[f.name] = number
+                continue
+            lo, hi = LIMITS[f.name]
+            number = _parse_int(text)
             if number is None:
-                notes.append(f"URL parameter {key}={_show(text)} is not {kind}; using {fallback}.")
-            elif not lo <= number <= hi:  # also refuses nan
-                span = f"{lo:g} to {hi:g}" if f.name == "lr" else f"{lo} to {hi:,}"
-                notes.append(f"URL parameter {key}={_show(text)} is outside {span}; using {fallback}.")
+                notes.append(_("URL parameter {name}={value} is not a whole number; using {fallback}.", **shown))
+            elif not lo <= number <= hi:
+                notes.append(_("URL parameter {name}={value} is outside {low} to {high:,}; using {fallback}.",
+                               low=lo, high=hi, **shown))
             else:
                 values[f.name] = number
         return cls(**values), notes

@@ -7,7 +7,8 @@ A public demo trains in the visitors' sessions, so every run is checked first:
   * time: a few training steps of the same network, timed here and now, scaled to the run, against
     a time cap per run (the Trainer also stops at the cap, whatever the estimate said);
   * CPU: `RUN_SLOTS` lets at most MAX_CONCURRENT_RUNS runs compute at once in this process.
-A refused run gets a message that says which bound failed and what would fit.
+A refused run gets a message that says which bound failed and what would fit, in the visitor's
+language (convmix.i18n).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 
 from .config import DTYPE_BYTES, ACmixConfig
 from .digits import CLASSES, ROWS, SIZE, default_split, load_digits
-from .format import human_bytes
+from .format import human_bytes, join_items
+from .i18n import _, ngettext
 from .memory import Conv, conv_workspace_bytes, uses_mkldnn
 from .train import MomentumSGD
 from .train_config import KERNEL_CONV, TrainConfig
@@ -131,7 +133,7 @@ def measure_timing(config: TrainConfig, repeats: int = 3) -> StepTiming:
     def median_seconds(fn) -> float:
         fn()
         samples = []
-        for _ in range(repeats):
+        for _repeat in range(repeats):
             start = time.perf_counter()
             fn()
             samples.append(time.perf_counter() - start)
@@ -175,7 +177,8 @@ class RunPlan:
 
 
 def _smaller(config: TrainConfig) -> Iterator[tuple[str, TrainConfig]]:
-    """Cheaper configurations near `config`, the gentlest change first."""
+    """Cheaper configurations near `config`, the gentlest change first, each with its settings as
+    `name value` pairs (the settings' own names)."""
     batch = config.batch
     while batch > 1:
         batch //= 2
@@ -183,42 +186,51 @@ def _smaller(config: TrainConfig) -> Iterator[tuple[str, TrainConfig]]:
     ka = config.kernel_att
     while ka > 1:
         ka -= 2
-        yield f"batch {batch}, kernel_att {ka}", config.with_(batch=batch, kernel_att=ka)
+        yield join_items([f"batch {batch}", f"kernel_att {ka}"]), config.with_(batch=batch, kernel_att=ka)
     width = config.width
     while width > config.head:
         width //= 2
         candidate = config.with_(batch=batch, kernel_att=ka, width=width)
         if not candidate.problems():
-            yield f"batch {batch}, kernel_att {ka}, width {width}", candidate
+            yield join_items([f"batch {batch}", f"kernel_att {ka}", f"width {width}"]), candidate
 
 
 def memory_refusal(config: TrainConfig, budget: int) -> str | None:
+    """Why `config` may not start for lack of memory, and the gentlest change that fits; None when
+    its estimate is within `budget`."""
     need = estimate_run_bytes(config)
     if need <= budget:
         return None
-    text = (f"Training this network would need about {human_bytes(need)}, over this server's memory "
-            f"budget of {human_bytes(budget)}, so it was not started.")
+    text = _("Training this network would need about {need}, over this server's memory budget of {budget}, "
+             "so it was not started.", need=human_bytes(need), budget=human_bytes(budget))
     for change, candidate in _smaller(config):
         fits = estimate_run_bytes(candidate)
         if fits <= budget:
-            return text + f" A nearby configuration that fits: {change} (about {human_bytes(fits)})."
-    return text + " Reduce the batch, the window (kernel_att) or the width."
+            return text + " " + _("A nearby configuration that fits: {change} (about {fits}).", change=change,
+                                  fits=human_bytes(fits))
+    return text + " " + _("Reduce the batch, the window (kernel_att) or the width.")
 
 
 def time_refusal(config: TrainConfig, seconds: float, time_limit_s: float, timing: StepTiming,
                  log_every: int | None = None) -> str | None:
+    """Why a run over the time cap may not start, and how many epochs would fit; None when
+    `seconds` is within the cap."""
     if seconds <= time_limit_s:
         return None
     per_epoch = estimate_run_seconds(config, timing, log_every, epochs=1)
-    text = (f"Training {config.epochs} epochs would take about {seconds:,.0f} s of computing (about "
-            f"{per_epoch:,.1f} s per epoch, timed on this server just now), over the cap of "
-            f"{time_limit_s:g} s per run, so it was not started.")
+    text = ngettext(
+        "Training {epochs} epoch would take about {seconds:,.0f} s of computing (about {per_epoch:,.1f} s per "
+        "epoch, timed on this server just now), over the cap of {cap:g} s per run, so it was not started.",
+        "Training {epochs} epochs would take about {seconds:,.0f} s of computing (about {per_epoch:,.1f} s per "
+        "epoch, timed on this server just now), over the cap of {cap:g} s per run, so it was not started.",
+        config.epochs, epochs=config.epochs, seconds=seconds, per_epoch=per_epoch, cap=time_limit_s)
     fit = max((e for e in range(1, config.epochs) if estimate_run_seconds(config, timing, log_every, e) <= time_limit_s),
               default=0)
     if fit:
-        return text + f" {fit} epoch{'s' if fit > 1 else ''} fit{'' if fit > 1 else 's'} (about " \
-            f"{estimate_run_seconds(config, timing, log_every, fit):,.0f} s)."
-    return text + " Not even one epoch fits: use a smaller width or window (kernel_att), or a larger stride."
+        return text + " " + ngettext("{fit} epoch fits (about {seconds:,.0f} s).",
+                                     "{fit} epochs fit (about {seconds:,.0f} s).", fit, fit=fit,
+                                     seconds=estimate_run_seconds(config, timing, log_every, fit))
+    return text + " " + _("Not even one epoch fits: use a smaller width or window (kernel_att), or a larger stride.")
 
 
 def plan_run(config: TrainConfig, *, time_limit_s: float = TIME_LIMIT_S, budget: int | None = None,
@@ -289,9 +301,12 @@ class RunSlots:
                 self.release()
 
     def busy_message(self) -> str:
-        return (f"{self.capacity} training run{'s are' if self.capacity > 1 else ' is'} using this server's "
-                f"processor right now (at most {self.capacity} at a time, so that every visitor's pages stay "
-                "responsive). Your run is paused where it was; resume it in a moment.")
+        """Why no run may compute now (the visitor's language); the caller says what waits."""
+        return ngettext(
+            "{count} training run is using this server's processor right now (at most {count} at a time, so "
+            "that every visitor's pages stay responsive).",
+            "{count} training runs are using this server's processor right now (at most {count} at a time, "
+            "so that every visitor's pages stay responsive).", self.capacity, count=self.capacity)
 
 
 def configured_slots() -> int:

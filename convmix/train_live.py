@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .digits import default_split
+from .i18n import _
 from .train import ABLATIONS, TrainConfig, Trainer, ablation_configs, summary
 from .train_limits import RunSlots
 
@@ -50,6 +51,21 @@ def live_trainer(config: TrainConfig, time_limit_s: float) -> Trainer:
 def stopped_by_time_cap(stop_reason: str | None) -> bool:
     """Whether a trainer's `stop_reason` is its time cap (else, when set, a loss that was not finite)."""
     return stop_reason is not None and stop_reason.startswith("the time cap")
+
+
+def stop_message(trainer: Trainer) -> str | None:
+    """Why a run stopped before its last step, in the visitor's language, with what would work; None
+    while it runs or when it finished. (`stop_reason` itself stays English: it is data, kept in the
+    ablation's results and printed by the command line.)"""
+    if trainer.stop_reason is None or trainer.finished:
+        return None
+    if stopped_by_time_cap(trainer.stop_reason):
+        return _("The run reached the cap of {cap:g} s of computing after {done:,} of {total:,} steps and "
+                 "stopped there. Fewer epochs, a smaller width or kernel_att, or a larger stride fit in the "
+                 "cap.", cap=trainer.time_limit_s, done=trainer.step_count, total=trainer.total_steps)
+    return _("The training loss stopped being a finite number at step {step:,}: the learning rate {lr:g} is "
+             "too high for this network. Try {lower:.3g}.", step=trainer.step_count + 1, lr=trainer.config.lr,
+             lower=trainer.config.lr / 3)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The walkthrough's words for what it shows: which module, which input, and why something could not
-be shown, in the visitor's language (convmix.i18n). No Streamlit here.
+"""The walkthrough's words for what it shows: which module and which input, in the visitor's language
+(convmix.i18n). No Streamlit here. Why something could not be shown is worded where it is refused
+(`convmix.sources.SourceError.message`, `convmix.sources.Note.message`).
 
 convmix.sources describes a source as data; this module says it in sentences. Text that comes from
 a visitor (an uploaded file's name, a checkpoint's layer names) is only ever put in as
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 from . import images, sources
 from .activations import STEM_CHANNELS
-from .format import human_bytes, literal
+from .format import literal
 from .i18n import _
-from .network_text import Worded, note_text, picture_title
-from .network_text import source_error as network_source_error
+from .network_text import picture_title
 
 # ---------------------------------------------------------------------------------------------
 # Which module, which input
@@ -129,61 +129,3 @@ def trained_note(source, shift: bool) -> str | None:
         return _("In this network dep_conv no longer holds the shift kernels: the authors' init loop replaced "
                  "them by Kaiming normal weights (the quirk shown in this section).")
     return _("This module's dep_conv no longer holds the shift kernels: its weights were trained.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Why something could not be shown
-# ---------------------------------------------------------------------------------------------
-
-
-def budget_refusal(values: dict) -> str:
-    """A SourceError("budget") from the walkthrough: what, the estimate, what the server holds, the budget."""
-    need, budget = human_bytes(values["need"]), human_bytes(values["budget"])
-    held = human_bytes(values.get("held") or 0)
-    what = values.get("what")
-    if what == "network":
-        text = _("Building the network would need about {need} on top of the {held} this server holds now, "
-                 "over its memory budget of {budget}, so it was not built.", need=need, held=held, budget=budget)
-    elif what == "forward":
-        text = _("Running the network up to the layer would need about {need} on top of the {held} this server "
-                 "holds now, over its memory budget of {budget}, so it was not run.", need=need, held=held,
-                 budget=budget)
-    elif what == "trace":
-        text = _("Tracing this layer's forward, which keeps every intermediate tensor, would need about {need} "
-                 "on top of the {held} this server holds now, over its memory budget of {budget}, so it was "
-                 "not run.", need=need, held=held, budget=budget)
-    else:
-        text = _("Building the layer and its input would need about {need} on top of the {held} this server "
-                 "holds now, over its memory budget of {budget}, so it was not built.", need=need, held=held,
-                 budget=budget)
-    return text + " " + _("Choose an earlier layer, a smaller image or a smaller network, or try again when the "
-                          "server is less busy.")
-
-
-def source_error(err: sources.SourceError) -> Worded:
-    """A SourceError in the visitor's language, with what would work."""
-    v = err.values
-    if err.code == "budget" and "held" in v:  # refused beside what the server holds (convmix.ui.cache)
-        return Worded(budget_refusal(v))
-    if err.code == "upload_missing" and v.get("kind") == "trained":
-        return Worded(_("The trained network is no longer held by the server (it keeps a few for a while, "
-                        "within the memory budget). Open it again from the Train it live page."))
-    if err.code == "digit":
-        return Worded(_("Held-out digits are numbered {low} to {high}.", low=v["low"], high=v["high"]))
-    if err.code == "no_acmix":
-        return Worded(_("This network has no ACmix layer (the plain-convolution ablation), so there is "
-                        "nothing to walk through."))
-    return network_source_error(err)
-
-
-def note_sentence(note: sources.Note) -> str:
-    """A URL value the walkthrough did not take as given, in the visitor's language."""
-    v = dict(note.values)
-    if note.code == "trained_missing":
-        return _("URL parameter net=`{value}` names a trained network that this session does not hold (a "
-                 "trained network stays with the session that trained it). Showing the sidebar's module "
-                 "instead.", value=note.value)
-    if note.code == "digit":
-        return _("URL parameter picture=`{value}` is not a held-out digit (digit-{low} to digit-{high}); "
-                 "using digit-{low}.", value=note.value, low=v["low"], high=v["high"])
-    return note_text(note)

@@ -3,7 +3,8 @@ network (built here or uploaded) layer by layer, and one layer chosen for the wa
 
 Layout only: counts come from convmix.paper, weights and statistics from convmix.checkpoint,
 the chosen layer and its input from convmix.sources (through convmix.ui.walkthrough_source's
-shared, byte-bounded cache), words from convmix.network_text, charts from convmix.charts_network.
+shared, byte-bounded cache), the paper check's words from convmix.network_text, charts from
+convmix.charts_network. Refusals are the library's own messages.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from convmix.checkpoint import (
     EXTENSIONS,
     CheckpointError,
     find_acmix_layers,
+    kernel_att_note,
     layer_statistics,
     load_checkpoint,
     max_file_bytes,
@@ -41,13 +43,14 @@ MAX_ALONE_SIZE = 128
 CURRENT_CHECKPOINT = "_net_current_checkpoint"  # the CheckpointRef this session last loaded
 CURRENT_PICTURE = "_net_current_picture"  # the UploadedPicture this session last uploaded
 HASHES = "_net_upload_hashes"  # uploader file_id -> SHA-256, so a file is hashed once
+UPLOAD_LIMIT = "_net_upload_limit"  # (budget, the uploader's limit) as first shown in this session
 
 
-def show_worded(worded: text.Worded, kind: str = "error") -> None:
+def show_refusal(err: CheckpointError | sources.SourceError, kind: str = "error") -> None:
     """A refusal in the visitor's language; anything from the file itself apart, as plain text."""
-    getattr(st, kind)(worded.text, icon=":material/error:" if kind == "error" else ":material/info:")
-    if worded.details:
-        st.code(worded.details, language=None, wrap_lines=True)
+    getattr(st, kind)(err.message, icon=":material/error:" if kind == "error" else ":material/info:")
+    if err.details:
+        st.code(err.details, language=None, wrap_lines=True)
 
 
 def upload_hash(file) -> str:
@@ -68,7 +71,7 @@ def seed_from_url() -> None:
     named, notes = sources.from_query(st.query_params.to_dict(), current_config(), ws.chosen(),
                                       ws.uploaded_pictures())
     for note in notes:
-        st.warning(text.note_text(note), icon=":material/link_off:")
+        st.warning(note.message(), icon=":material/link_off:")
     if isinstance(named, sources.NetworkLayer) and isinstance(named.network, sources.ResNetRef):
         st.session_state.update(net_mode="built", net_depth=named.network.depth,
                                 net_seed=named.network.seed, net_layer=named.layer,
@@ -211,7 +214,7 @@ def built_network(resolver) -> tuple[sources.ResNetRef, dict, bool] | None:
         with st.spinner(_("Building the network…")):
             model = resolver.network(ref)
     except sources.SourceError as err:
-        show_worded(text.source_error(err), "warning")
+        show_refusal(err, "warning")
         return None
     st.info(_(
         "Random initialisation, drawn from seed {seed} as the authors' code does it: rate1 = rate2 = 0.5 in "
@@ -221,37 +224,38 @@ def built_network(resolver) -> tuple[sources.ResNetRef, dict, bool] | None:
     return ref, model.state_dict(), True
 
 
+def upload_limit(budget: int) -> int:
+    """The uploader's limit: what reading a checkpoint would be admitted for when this session first
+    showed the uploader (convmix.checkpoint.max_file_bytes). It is kept for the session, because the
+    uploader forgets its file when its limit changes; reading a file is admitted again when it comes."""
+    kept = st.session_state.get(UPLOAD_LIMIT)
+    if kept is None or kept[0] != budget:
+        kept = st.session_state[UPLOAD_LIMIT] = (budget, max_file_bytes(budget))
+    return kept[1]
+
+
 def uploaded_checkpoint(resolver) -> tuple[sources.CheckpointRef, dict, bool] | None:
     budget = memory_budget()
-    limit = max_file_bytes(budget)
+    limit = upload_limit(budget)
     file = st.file_uploader(
         _("Checkpoint (.pth, .pt or .safetensors)"), type=[e.lstrip(".") for e in EXTENSIONS],
         key="net_upload", max_upload_size=max(1, limit // 2**20),
         help=_("A state dict saved by torch.save, bare or wrapped under state_dict or model, with or "
                "without DataParallel's module. prefixes; or a safetensors file."))
-    st.caption(_("Up to {limit}: a third of this server's memory budget of {budget}. Files are read with "
-                 "torch.load(weights_only=True) or safetensors, so nothing in them runs.",
-                 limit=human_bytes(limit), budget=human_bytes(budget)))
+    st.caption(_("Up to {limit}: what this server's memory budget of {budget} leaves for reading a checkpoint "
+                 "beside what the server holds. Files are read with torch.load(weights_only=True) or "
+                 "safetensors, so nothing in them runs.", limit=human_bytes(limit), budget=human_bytes(budget)))
     ref = None
     if file is not None:
         data = file.getvalue()
-        if not file.name.lower().endswith(EXTENSIONS):
-            show_worded(text.Worded(text.wrong_extension()))
-            return None
-        if not data:
-            show_worded(text.Worded(text.empty_file()))
-            return None
-        if len(data) > limit:
-            show_worded(text.Worded(text.too_large(len(data), limit, budget)))
-            return None
         sha = upload_hash(file)
         ref = sources.CheckpointRef(sha, file.name)
         if ("checkpoint", sha) not in resolver.cache:
             try:
                 with st.spinner(_("Reading the checkpoint…")):
-                    resolver.keep_checkpoint(sha, load_checkpoint(data, file.name, budget))
+                    resolver.keep_checkpoint(sha, load_checkpoint(data, file.name, budget, resolver.make_room))
             except CheckpointError as err:
-                show_worded(text.checkpoint_error(err, file.name))
+                show_refusal(err)
                 return None
         st.session_state[CURRENT_CHECKPOINT] = ref
         ws.remember_upload(ref)
@@ -264,7 +268,7 @@ def uploaded_checkpoint(resolver) -> tuple[sources.CheckpointRef, dict, bool] | 
     try:
         checkpoint = resolver.checkpoint(ref)
     except sources.SourceError as err:
-        show_worded(text.source_error(err), "warning")
+        show_refusal(err, "warning")
         return None
     if file is None:
         st.caption(_("Using the checkpoint uploaded earlier in this session:"))
@@ -292,7 +296,7 @@ def uploaded_checkpoint(resolver) -> tuple[sources.CheckpointRef, dict, bool] | 
                      depth=model.depth, classes=model.fc.out_features), icon=":material/check_circle:")
     except sources.SourceError as err:
         runs = False
-        show_worded(text.source_error(err), "info")
+        show_refusal(err, "info")
     return ref, checkpoint.state_dict, runs
 
 
@@ -305,7 +309,7 @@ def layers_table(found) -> pd.DataFrame:
             str(layer.head) if layer.usable else "—",
             str(layer.kernel_conv) if layer.usable else "—",
             str(layer.stride) if layer.stride is not None else "—",
-            text.stride_source(layer),
+            layer.stride_source,
             "✓" if layer.usable else "✗",
         ])
     return pd.DataFrame(rows, columns=[_("layer"), _("channels"), _("heads"), "kernel_conv", _("stride"),
@@ -425,7 +429,7 @@ def layer_for_walkthrough(network: sources.NetworkRef, found, runs: bool, resolv
         source = sources.NetworkLayer(network, name, picture, size)
         config = sources.resnet_layer_config(depth, name, size)
     else:
-        st.caption(text.kernel_att_note())
+        st.caption(kernel_att_note())
         cols = st.columns(3)
         for key, value in (("net_alone_size", 56), ("net_alone_kernel_att", KERNEL_ATT),
                            ("net_alone_stride", layer.stride or 1)):
@@ -469,7 +473,7 @@ def preview(source) -> bool:
             with st.spinner(_("Running the network up to the layer…")):
                 m = ws.materialized(source)
         except sources.SourceError as err:
-            show_worded(text.source_error(err), "warning")
+            show_refusal(err, "warning")
             return False
         x = m.x[0]
         cols = st.columns(3)
@@ -505,18 +509,15 @@ def shown_picture(source):
 
 
 def broken_layers(found) -> None:
-    """Layers whose weights do not form an ACmix, each with what is wrong (names from the file are
-    shown as code, their backticks replaced)."""
+    """Layers whose weights do not form an ACmix, each with what is wrong (the library's sentences
+    name keys from the file: shown as plain text, in a table)."""
     broken = [layer for layer in found if not layer.usable]
     if not broken:
         return
     st.warning(ngettext("{count} layer cannot be used:", "{count} layers cannot be used:", len(broken),
                         count=len(broken)), icon=":material/warning:")
-    lines = []
-    for layer in broken:
-        name = charts.short_layer(layer.name)[:80].replace("`", "'")
-        lines.append(f"- `{name}`: " + "; ".join(text.layer_problem(layer, p) for p in layer.problems))
-    st.markdown("\n".join(lines))
+    rows = [problem for layer in broken for problem in layer.problems]
+    st.dataframe(pd.DataFrame({_("what is wrong"): rows}), hide_index=True)
 
 
 def network_layers(ref, state, runs: bool, resolver) -> dict[str, str]:
@@ -532,7 +533,7 @@ def network_layers(ref, state, runs: bool, resolver) -> dict[str, str]:
     st.dataframe(layers_table(found), hide_index=True)
     broken_layers(found)
     st.caption(_("Configuration read from the weights' shapes: channels from conv1, heads from conv_p "
-                 "(head_dim = channels / heads), kernel_conv from fc.") + " " + text.kernel_att_note())
+                 "(head_dim = channels / heads), kernel_conv from fc.") + " " + kernel_att_note())
     stats = statistics(ref.sha256 if isinstance(ref, sources.CheckpointRef) else repr(ref), state)
     if len(stats):
         st.subheader(_("What the layers hold, across depth"))

@@ -1,8 +1,8 @@
 """Train it live: a small ACmix network learns scikit-learn's 8×8 digits in the visitor's session.
 
 Layout only. Training in convmix.train (advanced in chunks by convmix.train_live), limits in
-convmix.train_limits, words in convmix.train_text, charts in convmix.charts_train, state and clicks
-in convmix.ui.training (the visitor's Trainer lives in st.session_state["convmix_trainer"]).
+convmix.train_limits, charts in convmix.charts_train, state and clicks in convmix.ui.training (the
+visitor's Trainer lives in st.session_state["convmix_trainer"]). Messages are the library's own.
 
 While a run trains, a fragment reruns every TICK_S seconds and trains one chunk each time (a run
 slot is held only during the chunk): the page stays responsive, the charts follow the run, and a
@@ -21,9 +21,9 @@ from convmix.format import human_bytes
 from convmix.i18n import _, get_language, ngettext
 from convmix.train import ABLATIONS, parameter_count
 from convmix.train_checkpoint import checkpoint_bytes
+from convmix.train_config import ablation_label
 from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, estimate_run_bytes
-from convmix.train_live import advance, stopped_by_time_cap
-from convmix.train_text import ablation_label, busy_message, problem_sentences, stop_message
+from convmix.train_live import advance, stop_message, stopped_by_time_cap
 from convmix.ui import training, walkthrough_source
 from convmix.ui.navigation import ensure_router
 
@@ -51,7 +51,7 @@ st.info(_("The ACmix configuration in the sidebar does not apply on this page: t
 with st.container(border=True, key="train_settings"):
     config = training.settings_block()
     training.show_url_notes()
-    problems = problem_sentences(config)
+    problems = [p.sentence() for p in config.problems()]
     if problems:
         st.error(_("These settings cannot run:") + "\n\n" + "\n".join(f"- {p}" for p in problems),
                  icon=":material/error:")
@@ -118,7 +118,7 @@ def run_view() -> None:
         chunk = advance(run, RUN_SLOTS, max_steps=run.log_every)
         if chunk.busy:
             waits = _("Your run waits where it is and continues as soon as one of them pauses or ends.")
-            status.warning(busy_message(RUN_SLOTS.capacity) + " " + waits, icon=":material/hourglass_top:")
+            status.warning(RUN_SLOTS.busy_message() + " " + waits, icon=":material/hourglass_top:")
         if run.stopped:
             training.pause()
             st.rerun()
@@ -275,7 +275,7 @@ def ablation_view() -> None:
         chunk = run.advance(RUN_SLOTS, training.ablation_cache())
         if chunk.busy:
             waits = _("The ablation waits and continues as soon as one of them pauses or ends.")
-            status.warning(busy_message(RUN_SLOTS.capacity) + " " + waits, icon=":material/hourglass_top:")
+            status.warning(RUN_SLOTS.busy_message() + " " + waits, icon=":material/hourglass_top:")
         if run.finished:
             training.pause()
             st.rerun()

@@ -71,10 +71,11 @@ def show_map(ms: wt.MapSlice, *, signed: bool = True, size: int = 260, value_tit
     st.caption(f"`{ms.index}`")
 
 
-def show_refusal(worded) -> None:
-    st.error(worded.text, icon=":material/block:")
-    if worded.details:
-        st.code(worded.details, language=None, wrap_lines=True)
+def show_refusal(err: sources.SourceError) -> None:
+    """A refusal in the visitor's language; anything from a file or a reader apart, as plain text."""
+    st.error(err.message, icon=":material/block:")
+    if err.details:
+        st.code(err.details, language=None, wrap_lines=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ if (bad_section := st.session_state.pop(SECTION_NOTE, None)) is not None:
 requested = current_config()
 named, notes = ws.source_for_walkthrough(requested)
 for note in notes:
-    st.warning(words.note_sentence(note), icon=":material/link_off:")
+    st.warning(note.message(), icon=":material/link_off:")
 
 box = st.container(border=True, key="wt_source")
 with box:
@@ -324,7 +325,7 @@ except OverBudget as err:  # fits the budget, but not beside what the server hol
     st.stop()
 except sources.SourceError as err:
     with box_text:
-        show_refusal(words.source_error(err))
+        show_refusal(err)
     st.stop()
 
 config = walk.config
@@ -660,7 +661,7 @@ def conv_p() -> None:
     cols[0].metric(_("`‖∂L/∂conv_p.bias‖ / ‖∂L/∂conv_p.weight‖`, float64"), f"{g.bias64 / g.weight64:.1e}")
     cols[1].metric(_("the same, float32"), f"{g.bias32 / g.weight32:.1e}")
     st.caption(_(
-        "Live evidence: autograd through a copy of this module on its recorded input, loss L = Σ out · R with a "
+        "Live evidence: autograd through a copy of this module on its recorded input, loss `L = Σ out · R` with a "
         "fixed random R. `conv_p.weight` gets a gradient of norm {norm:.3g}; `conv_p.bias` gets {b64:.1e} in "
         "float64 and {b32:.1e} in float32: a few units of each dtype's rounding (ε = 2.2e-16 and 1.2e-7), "
         "nothing else.", norm=g.weight64, b64=g.bias64, b32=g.bias32))
@@ -807,9 +808,9 @@ def quirks() -> None:
     st.subheader(_("The authors' quirks"))
     st.markdown(_("What the authors' ACmix code does that a reader would not expect, each reproducible. The codes "
                   "Q1–Q11 appear elsewhere in this app, always with the short name given here."))
-    for quirk in QUIRKS.values():
-        st.markdown(f"**{quirk.code}: {_(quirk.name)}.** {_(quirk.what)}  \n*{_('Evidence:')}* "
-                    f"{_(quirk.evidence)}")
+    evidence = _("Evidence:")
+    for quirk in QUIRKS.values():  # name, what and evidence read themselves in the visitor's language
+        st.markdown(f"**{quirk.code}: {quirk.name}.** {quirk.what}  \n*{evidence}* {quirk.evidence}")
 
 
 VIEWS = {

@@ -1,5 +1,5 @@
 """Walkthrough inputs: the seed's stem on photographs, and the input that really reaches an ACmix
-layer of a network, both bounded by the memory budget."""
+layer of a network, both bounded by the memory budget; every message in Chinese."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import torch.nn.functional as F
 from convmix.activations import (
     BudgetError,
     acmix_layer_names,
+    forward_bytes_until,
     forward_network,
     layer_input,
     stem_bytes,
     stem_conv,
+    stem_description,
     stem_features,
     to_network_input,
 )
@@ -22,6 +24,7 @@ from convmix.bias import seed_layer, to_input
 from convmix.images import picture_rgb
 from convmix.memory import LiveBytes
 from convmix.models import acmix_resnet
+from tests.library_messages import assert_translated, in_both
 
 BUDGET = 1 << 30
 
@@ -183,3 +186,34 @@ def test_to_network_input_normalises_like_the_bias_page():
     rgb = picture_rgb("rocket", 32)
     assert torch.equal(to_network_input(rgb), to_input(rgb))
     assert F.mse_loss(to_network_input([rgb, rgb])[1:], to_input(rgb)).item() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Every message in Chinese
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_message_in_chinese(resnet26):
+    small = picture_rgb("astronaut", 192)
+    cases = [
+        lambda: stem_conv(0),
+        lambda: stem_description(64),
+        lambda: stem_description(16),
+        lambda: stem_description(96),
+        lambda: stem_features(picture_rgb("astronaut", 66), budget=BUDGET),
+        lambda: stem_features(small, budget=stem_bytes(1, 48, 48, 64) // 2),  # smaller maps fit
+        lambda: stem_features([small, small], budget=1),  # nothing fits
+        lambda: forward_bytes_until(26, "layer9.conv2", 1, 64, 64, 0),
+        lambda: layer_input(resnet26, torch.randn(1, 64, 64), "layer1.0.conv2", budget=BUDGET),
+        lambda: layer_input(resnet26, torch.randn(1, 3, 64, 64), "layer9.conv2", budget=BUDGET),
+        lambda: layer_input(resnet26, torch.empty(1, 3, 512, 512), "layer3.0.conv2", budget=200 << 20),
+        lambda: layer_input(resnet26, torch.empty(2, 3, 64, 64), "layer3.0.conv2", budget=1),
+        lambda: forward_network(resnet26, torch.empty(1, 3, 64, 64), budget=10 << 20),
+        lambda: forward_network(resnet26, torch.empty(3, 3, 64, 64), budget=1),
+    ]
+    texts = set()
+    for make in cases:
+        english, chinese = in_both(make)
+        assert_translated(english, chinese)
+        texts.add(english)
+    assert len(texts) == len(cases)  # every case is a message of its own

@@ -12,8 +12,10 @@ from streamlit.testing.v1 import AppTest
 from convmix import budget
 from convmix.config import ACmixConfig
 from convmix.format import human_bytes
+from convmix.i18n import _, language
 from convmix.memory import MKLDNN_SCRATCH_BYTES, measure_peak_bytes
 from convmix.trace import estimate_trace_bytes, trace_forward
+from tests.library_messages import assert_translated, in_both
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -264,7 +266,7 @@ def test_freed_heap_goes_back_to_the_system_after_a_run():
 
     budget.held_bytes()
     blocks, pins = [], []
-    for _ in range(2000):
+    for _block in range(2000):
         blocks.append(torch.ones(100_000 // 4))
         pins.append(torch.ones(64))
     del blocks
@@ -275,3 +277,68 @@ def test_freed_heap_goes_back_to_the_system_after_a_run():
     budget.release_freed_memory()  # nothing grew since: nothing to do
     assert abs(budget.resident_bytes() - before) < 8 << 20
     del pins
+
+
+# -- every message in Chinese ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: budget.parse_bytes(True), lambda: budget.parse_bytes("lots"), lambda: budget.parse_bytes("1e999"),
+    lambda: budget.parse_bytes("0.5"), lambda: budget.parse_seconds(False), lambda: budget.parse_seconds("soon"),
+    lambda: budget.parse_seconds("0"),
+], ids=["bool", "words", "huge", "below one", "seconds bool", "seconds words", "zero seconds"])
+def test_unreadable_values_are_told_in_chinese(make):
+    assert_translated(*in_both(make))
+
+
+def test_configuration_notes_in_chinese_and_the_log_in_english(monkeypatch, caplog):
+    monkeypatch.setenv(budget.BUDGET_ENV, "lots")
+    english, chinese = in_both(lambda: budget.configured_budget()[1])
+    assert_translated(english, chinese)
+    assert budget.BUDGET_ENV in chinese
+    budget._warned.clear()
+    with language("zh"), caplog.at_level("WARNING"):
+        budget.memory_budget()
+    assert "cannot be used" in caplog.text  # the operator's log stays English
+
+
+def _refusals():
+    big = ACmixConfig(batch=64, height=512, width=512)
+    return {
+        "nearby, beside what is held": lambda: budget.check(big, 1 << 30, held=200 << 20).message(),
+        "nearby, alone": lambda: budget.check(big, 1 << 30, held=0).message(),
+        "nothing nearby": lambda: budget.check(big, 1 << 20, held=0).message(),
+        "input and batch changed": lambda: budget.check(big, 64 << 20, held=0).change,
+        "seconds, nearby": lambda: budget.check_time(big, 10.0, lambda c: c.batch * c.height * 1e-3,
+                                                    budget.N_("This forward pass")).message(),
+        "seconds, nothing nearby": lambda: budget.check_time(big, 1e-9, lambda c: 1.0, "x").message(),
+        "without a configuration": lambda: budget.check_bytes(
+            64 << 20, 1 << 20, budget.N_("This forward pass"), held=0,
+            advice=_("Choose a smaller input size.")).message(),
+    }
+
+
+@pytest.mark.parametrize("case", list(_refusals()))
+def test_every_refusal_in_chinese(case):
+    english, chinese = in_both(_refusals()[case])
+    assert_translated(english, chinese)
+
+
+def test_a_phrase_translated_by_its_caller_is_kept():
+    with language("zh"):
+        refusal = budget.check_bytes(64 << 20, 1 << 20, _("Building this module"), held=0)
+        assert refusal.message().startswith("构建这个模块")
+
+
+def test_reserved_admits_work_without_a_configuration(headroom):
+    limit = headroom(64 << 20)
+    before = budget.reserved_bytes()
+    with budget.reserved(32 << 20, limit, "x") as need:
+        assert need == 32 << 20 and budget.reserved_bytes() == before + need
+        asked = []  # make_room is asked while the work does not fit, until it has nothing to give
+        with pytest.raises(budget.OverBudget, match="Try later"):
+            with budget.reserved(48 << 20, limit, "Other work", make_room=lambda: len(asked) < 2 and not asked.append(1),
+                                 advice="Try later."):
+                pass
+        assert len(asked) == 2
+    assert budget.reserved_bytes() == before

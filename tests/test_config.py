@@ -12,6 +12,7 @@ from convmix import ACmix, ConfigError
 from convmix.config import LIMITS, ACmixConfig
 from convmix.constraints import VARIANTS
 from convmix.memory import MKLDNN_SCRATCH_BYTES, measure_peak_bytes
+from tests.library_messages import assert_translated, in_both
 
 FIELDS = [f.name for f in fields(ACmixConfig)]
 
@@ -258,3 +259,22 @@ def test_peak_memory_estimate_at_defaults_and_dtypes():
     # The default's peak is the attention path's unfolded copies, where no kernel has buffers of
     # its own: twice the bytes per value, twice the peak.
     assert config.estimate_peak_bytes("float64") == 2 * config.estimate_peak_bytes("float32")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every message in Chinese
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("params", [
+    {"head": "abc"}, {"stride": "9"}, {"height": "99999"}, {"variant": "authors"}, {"seed": "<script>"},
+])
+def test_every_url_note_in_chinese(params):
+    english, chinese = in_both(lambda: ACmixConfig.from_query_params(params)[1][0])
+    assert_translated(english, chinese)
+    assert english.split("=")[0].split()[-1] in chinese  # the parameter's name, as in the URL
+
+
+def test_bound_problems_in_chinese():
+    for config in (ACmixConfig(head=0), ACmixConfig(height=5000), ACmixConfig(stride=True)):
+        english, chinese = in_both(lambda config=config: config.problems()[0].message)
+        assert_translated(english, chinese)
+    assert "URL" not in ACmixConfig().describe() and "ACmix(" in ACmixConfig().describe()  # code: not translated

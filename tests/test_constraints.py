@@ -22,8 +22,13 @@ from convmix.constraints import (
     LINE_HEAD_VIEW,
     LINE_PAD,
     LINE_VIEW_UNFOLD,
+    input_problems,
+    module_problems,
     round_size,
 )
+from convmix.i18n import language
+from tests.i18n_text import english_runs
+from tests.library_messages import assert_translated
 
 
 def authors_forward(cin, c, ka, head, kc, stride, dilation, height, width, state=None, x=None):
@@ -385,3 +390,60 @@ def test_a_shrunk_size_is_rounded_even_when_it_already_fits():
     """The budget's nearby configurations shrink by about 3/4: 136x28 with stride 3 becomes
     96x24, not 102x21."""
     assert (round_size(102, 3, maximum=135, keep=False), round_size(21, 3, maximum=27, keep=False)) == (96, 24)
+
+
+# -- every message in Chinese ---------------------------------------------------------------------
+
+
+def _problem_cases():
+    """Calls that, together, produce every Problem this module words, with each variant of its words."""
+    return {
+        "variant": lambda: module_problems(8, 8, 3, 1, 3, 1, 1, "bogus"),
+        "positive": lambda: module_problems(0, 8, 3, 1, 3, 1, 1, "fixed"),
+        "more heads than channels": lambda: module_problems(8, 16, 3, 32, 3, 1, 1, "fixed"),
+        "groups do not divide": lambda: module_problems(8, 16, 3, 3, 3, 1, 1, "fixed"),
+        "split fails": lambda: module_problems(8, 12, 3, 8, 3, 1, 1, "fixed"),
+        "many divisors": lambda: module_problems(8, 720, 3, 7, 3, 1, 1, "fixed"),
+        "even window": lambda: module_problems(8, 8, 4, 1, 3, 1, 1, "fixed"),
+        "even window, small input": lambda: module_problems(8, 8, 6, 1, 3, 1, 1, "fixed", input_size=(3, 3)),
+        "even kernel_conv official": lambda: module_problems(8, 8, 3, 1, 4, 1, 1, "official"),
+        "even kernel_conv fixed": lambda: module_problems(8, 8, 3, 1, 4, 1, 1, "fixed"),
+        "kernel_conv 5 official": lambda: module_problems(8, 8, 3, 1, 5, 1, 1, "official"),
+        "dilation official": lambda: module_problems(8, 8, 3, 1, 3, 1, 2, "official"),
+        "dilation official, small input": lambda: module_problems(8, 8, 7, 1, 3, 1, 2, "official", input_size=(3, 3)),
+        "input not positive": lambda: input_problems(0, 8, 3, 1, 1, "fixed"),
+        "input too small": lambda: input_problems(2, 2, 7, 1, 1, "fixed"),
+        "odd size with a stride": lambda: input_problems(7, 9, 3, 2, 1, "official"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_problem_cases()))
+def test_every_problem_in_chinese(case):
+    make = _problem_cases()[case]
+    with language("en"):
+        english = make()
+    with language("zh"):
+        chinese = make()
+    assert english and [p.constraint for p in english] == [p.constraint for p in chinese]
+    for en, zh in zip(english, chinese, strict=True):
+        assert (en.fields, en.changes, en.line) == (zh.fields, zh.changes, zh.line)  # data, not words
+        assert_translated(en.message, zh.message)
+        if en.fix:
+            assert_translated(en.fix, zh.fix)
+    with language("zh"):
+        error = str(ConfigError(chinese))
+    sentences = " ".join(p.sentence() for p in chinese)
+    assert error.startswith(sentences)
+    frame = error[len(sentences):]
+    for line in {p.line for p in chinese if p.line}:  # the authors' lines stay code
+        frame = frame.replace(line, "")
+    assert english_runs(frame) == [] and any(p.line for p in chinese) == ("作者的代码在此处出错" in frame)
+
+
+def test_lists_read_naturally_in_both_languages():
+    with language("en"):
+        (problem,) = module_problems(8, 16, 3, 3, 3, 1, 1, "fixed")
+    assert problem.fix == "Heads that divide 16: 1, 2, 4, 8 and 16."
+    with language("zh"):
+        (problem,) = module_problems(8, 16, 3, 3, 3, 1, 1, "fixed")
+    assert "1、2、4、8 和 16" in problem.fix

@@ -82,3 +82,11 @@ def test_uploads_reuse_the_bias_pages_validation():
         upload_rgb(b"definitely not a picture", 32)
     with pytest.raises(ImageError, match="empty"):
         upload_rgb(b"", 32)
+
+
+def test_every_message_in_chinese():
+    from convmix.images import picture
+    from tests.library_messages import assert_translated, in_both
+
+    for make in (lambda: picture("nope"), lambda: crop_to(load_picture("chelsea"), 0, 5)):
+        assert_translated(*in_both(make))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,7 +16,6 @@ from safetensors.torch import save as save_safetensors
 
 from convmix import images, paper, sources
 from convmix.acmix import ACmix
-from convmix.budget import BUDGET_ENV
 from convmix.i18n import language
 from convmix.models import DEPTHS, acmix_resnet
 from convmix.ui import walkthrough_source as ws
@@ -170,7 +170,7 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(app, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "data", "phrase"), [
-    ("garbage.pth", b"\x00garbage" * 100, "was not saved by torch.save"),
+    ("garbage.pth", b"\x00garbage" * 100, "not a file saved by torch.save"),
     ("cut.safetensors", b"\x07", "too short to be a safetensors file"),
     ("empty.pt", b"", "The file is empty"),
 ])
@@ -180,12 +180,29 @@ def test_garbage_is_refused_with_a_message(app, name, data, phrase):
     assert len(at.error) == 1 and phrase in at.error[0].value
 
 
-def test_an_oversized_checkpoint_is_refused_before_reading(app, monkeypatch):
-    monkeypatch.setenv(BUDGET_ENV, str(3 << 20))  # a third: 1 MiB
-    at = upload(app(PAGE), "big.pth", b"PK\x03\x04" + b"\0" * (2 << 20))
-    assert not at.exception
-    assert "checkpoints up to 1.0 MiB are read here" in at.error[0].value
-    assert at.file_uploader(key="net_upload").proto.max_upload_size_mb == 1
+def stored_zip(nbytes: int) -> bytes:
+    """A torch.save-like archive whose one record holds `nbytes` (its tensors' size, as read before decoding)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data/0", b"\0" * nbytes)
+    return buf.getvalue()
+
+
+def test_an_oversized_checkpoint_is_refused_before_reading(app, headroom):
+    """The uploader's limit is what reading would be admitted for beside what the server holds (three
+    copies of the file: the server's, the page's, the tensors); a file read anyway is admitted again."""
+    headroom(48 << 20)
+    at = app(PAGE)
+    at.session_state["net_mode"] = "upload"
+    at.run()
+    limit_mb = at.file_uploader(key="net_upload").proto.max_upload_size_mb
+    assert 1 <= limit_mb <= 48 // 3
+    ballast = torch.ones(40 << 18)  # the server holds 40 MiB more by the time the file comes
+    at.file_uploader(key="net_upload").set_value(("big.pth", stored_zip(limit_mb << 20), "application/octet-stream")).run()
+    assert not at.exception and float(ballast[0]) == 1.0
+    assert "Reading this checkpoint would need about" in at.error[0].value
+    assert "this server holds now, over this server's memory budget" in at.error[0].value
+    assert at.file_uploader(key="net_upload").proto.max_upload_size_mb == limit_mb  # kept: the file stays
 
 
 def test_a_hostile_file_name_stays_text(app):
@@ -197,11 +214,11 @@ def test_a_hostile_file_name_stays_text(app):
     assert summary.iloc[0, 1] == name  # shown in a table cell, as text
 
 
-def test_a_large_built_network_is_refused_under_a_small_budget(app, monkeypatch):
-    monkeypatch.setenv(BUDGET_ENV, str(96 << 20))
+def test_a_large_built_network_is_refused_under_a_small_budget(app, headroom):
+    headroom(16 << 20)  # ResNet-26's weights alone take 40 MiB
     at = app(PAGE)
     assert not at.exception
-    assert "networks up to 32.0 MiB" in texts(at)
+    assert "Building ResNet-26 would need about 40.1 MiB on top of" in texts(at)
 
 
 # -- one layer for the walkthrough ----------------------------------------------------------------
@@ -245,8 +262,8 @@ HOSTILE_VALUES = ["-1", "1e400", "<script>alert(1)</script>", "９", "", "layer1
 
 
 @pytest.mark.parametrize("key", sources.QUERY_KEYS)
-def test_hostile_query_parameters(app, key, monkeypatch):
-    monkeypatch.setenv(BUDGET_ENV, str(160 << 20))  # ResNet-26 fits; anything costly is refused
+def test_hostile_query_parameters(app, key, headroom):
+    headroom(160 << 20)  # ResNet-26 fits; anything costly is refused
     for value in HOSTILE_VALUES:
         params = {"net": "resnet26", "net_seed": "1", "layer": "layer1.0.conv2", "picture": "chelsea",
                   "image_size": "64", key: value}
@@ -281,10 +298,57 @@ def chinese_page_checks(app, r26_state):
     state = {f"b.{k}": v for k, v in ACmix(8, 8, head=2).state_dict().items() if k != "rate2"}
     at = upload(app(PAGE, {"lang": "zh"}), "broken.pth", saved(state))
     assert not at.exception and english_in_main(at) == []
+    assert any("b 缺少 rate2" in str(d.value.iloc[:, 0].tolist()) for d in at.dataframe)  # the library's words
 
 
-def test_a_layer_whose_input_does_not_fit_cannot_be_chosen(app, monkeypatch):
-    monkeypatch.setenv(BUDGET_ENV, str(160 << 20))  # ResNet-26 is built, a 512² forward to layer4 is not
+def test_every_refusal_of_the_page_in_chinese(app, headroom):
+    with language("zh"):
+        refusal_checks(app, headroom)
+
+
+def refusal_checks(app, headroom):
+    shown = []
+
+    def check(at):
+        clean_enough(at)
+        assert english_in_main(at) == []
+        shown.extend(x.value for x in [*at.error, *at.warning, *at.info])
+
+    # a bare ACmix layer (not a ResNet: the network cannot run) and a ResNet that does not match
+    state = {f"blk.{k}": v for k, v in ACmix(16, 16, head=4).state_dict().items()}
+    check(upload(app(PAGE, {"lang": "zh"}), "one.pth", saved(state)))
+    partial = {k: v for k, v in acmix_resnet(26, device="meta").state_dict().items() if k != "fc.bias"}
+    check(upload(app(PAGE, {"lang": "zh"}), "r.pth", saved({k: torch.zeros(v.shape) for k, v in partial.items()})))
+    # every refusal of the checkpoint reader the uploader can meet
+    for name, data in [("x.bin.pth", b""), ("s.safetensors", b"\x07"), ("o.pth", b"\x80\x02" + b"x" * 40),
+                       ("d.pth", b"PK\x03\x04" + b"\0" * 40), ("l.pth", saved([torch.zeros(2)])),
+                       ("m.pth", saved(torch.nn.Linear(2, 2))), ("n.pth", saved({"epoch": 3}))]:
+        check(upload(app(PAGE, {"lang": "zh"}), name, data))
+    # hostile URL values: a note for each
+    check(app(PAGE, {"lang": "zh", "net": "resnet99", "layer": "x"}))
+    check(app(PAGE, {"lang": "zh", "net": "resnet26", "net_seed": "-1", "layer": "layer9.conv2"}))
+    check(app(PAGE, {"lang": "zh", "net": "resnet26", "layer": "layer1.0.conv2", "picture": "nope",
+                     "image_size": "100"}))
+    check(app(PAGE, {"lang": "zh", "net": "upload-" + "a" * 12, "layer": "layer1.0.conv2"}))
+    # a picture the reader refuses
+    at = app(PAGE, {"lang": "zh"})
+    at.selectbox(key="net_picture").set_value("__upload__").run()
+    at.file_uploader(key="net_picture_upload").set_value(("p.png", b"not an image", "image/png")).run()
+    check(at)
+    # the memory budget: a forward that does not fit, then a network that does not
+    headroom(160 << 20)
+    check(app(PAGE, {"lang": "zh", "net": "resnet26", "layer": "layer4.0.conv2", "image_size": "512"}))
+    headroom(16 << 20)
+    check(app(PAGE, {"lang": "zh"}))
+    assert len(shown) >= 14, shown
+
+
+def clean_enough(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_layer_whose_input_does_not_fit_cannot_be_chosen(app, headroom):
+    headroom(160 << 20)  # ResNet-26 is built, a 512² forward to layer4 is not
     at = app(PAGE, {"net": "resnet26", "layer": "layer4.0.conv2", "image_size": "512"})
     at.switch_page(PAGE).run()
     assert not at.exception

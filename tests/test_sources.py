@@ -1,22 +1,32 @@
-"""Walkthrough sources: each kind produces the module and the input it claims, within the memory
-budget; refusals carry codes; URL round trips survive hostile text."""
+"""Walkthrough sources: each kind produces the module and the input it claims, admitted by the memory
+budget beside what the process holds (building a network peaks at its weights, measured); refusals
+carry codes and say in Chinese what failed; URL round trips survive hostile text."""
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import io
+import os
+import sys
+import threading
+import time
 
 import pytest
 import torch
+from torch import nn
 
 from convmix import images, sources
+from convmix.acmix import ACmix
 from convmix.activations import stem_features
-from convmix.bytecache import ByteBoundedCache
+from convmix.bytecache import ByteCache
 from convmix.checkpoint import load_checkpoint
 from convmix.config import ACmixConfig
 from convmix.models import acmix_resnet, block_layout
+from tests.library_messages import assert_translated, in_both
 from tests.test_hostile_urls import HOSTILE
 
-BUDGET = 1 << 30
+BUDGET = None  # the process budget: conftest leaves each test 1 GiB beside what the process holds
 CHELSEA = sources.BuiltinPicture("chelsea")
 
 
@@ -169,13 +179,39 @@ def test_the_forward_estimate_is_checked_before_the_forward_runs(resnet26, monke
     resolver = sources.Resolver()
     resolver.network = lambda ref, budget=None: resnet26
     ran = []
-    resnet26.layer1.register_forward_pre_hook(lambda *a: ran.append(1))
+    hook = resnet26.layer1.register_forward_pre_hook(lambda *a: ran.append(1))
     source = sources.NetworkLayer(sources.ResNetRef(26, 5), "layer4.0.conv2", CHELSEA, 512)
+    held = sum(t.numel() * t.element_size() for t in resnet26.state_dict().values())
+    copied = sum(t.numel() * t.element_size() for t in resnet26.layer4[0].conv2.state_dict().values())
+    # The forward's estimate counts the network's weights, which are held already: the reservation
+    # is the rest, and the layer's copy.
     need = sources.forward_bytes_until(26, "layer4.0.conv2", 1, 512, 512,
-                                       sum(t.numel() for t in resnet26.state_dict().values()))
-    with pytest.raises(sources.SourceError) as err:
-        sources.materialize(source, resolver, budget=need - 1)
+                                       sum(t.numel() for t in resnet26.state_dict().values())) - held + copied
+    try:
+        with pytest.raises(sources.SourceError) as err:
+            sources.materialize(source, resolver, budget=need - 1)
+    finally:
+        hook.remove()
     assert err.value.code == "budget" and err.value.values["need"] == need and ran == []
+
+
+def test_a_forward_that_fits_beside_the_held_network_is_admitted(resnet26, headroom):
+    """The network's weights are held (counted in what the process holds): the forward is admitted
+    when the rest of its need fits, and refused when it does not."""
+    resolver = sources.Resolver()
+    resolver.network = lambda ref, budget=None: resnet26
+    source = sources.NetworkLayer(sources.ResNetRef(26, 5), "layer3.0.conv2", CHELSEA, 224)
+    sources.materialize(source, resolver)  # first-run allocations are not what this test is about
+    weights = sum(t.numel() * t.element_size() for t in resnet26.state_dict().values())
+    need = sources.materialize_bytes(source, resolver)
+    margin = 16 << 20
+    assert weights > margin and need > 4 * margin  # counting the weights again would refuse it
+    m = sources.materialize(source, resolver, headroom(need + margin))
+    assert m.estimate_bytes == need
+    assert m.x.shape == sources.resnet_layer_config(26, "layer3.0.conv2", 224).input_shape
+    with pytest.raises(sources.SourceError) as err:
+        sources.materialize(source, resolver, headroom(need - margin))
+    assert err.value.code == "budget" and err.value.values["what"] == "forward"
 
 
 def test_concurrent_captures_through_one_network_each_get_their_own_layer(resnet26):
@@ -207,13 +243,13 @@ def test_concurrent_captures_through_one_network_each_get_their_own_layer(resnet
 
 
 def test_the_cached_resolver_keeps_networks_within_its_bytes():
-    cache = ByteBoundedCache(max_bytes=60 << 20)
+    cache = ByteCache(max_bytes=60 << 20)
     resolver = sources.CachedResolver(cache)
     a = resolver.network(sources.ResNetRef(26, 0), BUDGET)
     assert resolver.network(sources.ResNetRef(26, 0), BUDGET) is a
-    assert 40 << 20 < cache.bytes <= 60 << 20
+    assert 40 << 20 < cache.nbytes <= 60 << 20
     resolver.network(sources.ResNetRef(26, 1), BUDGET)  # a second 42 MB network evicts the first
-    assert ("network", sources.ResNetRef(26, 0)) not in cache and cache.bytes <= 60 << 20
+    assert ("network", sources.ResNetRef(26, 0)) not in cache and cache.nbytes <= 60 << 20
 
 
 # -- URLs ----------------------------------------------------------------------------------------
@@ -349,3 +385,205 @@ def test_materialize_bytes_covers_what_materialize_allocates():
         source = sources.RandomInitPicture(config, CHELSEA)
         peak = cpu_allocator_peak(lambda s=source: sources.materialize(s, budget=BUDGET))
         assert sources.materialize_bytes(source, sources.Resolver()) >= peak > 0
+
+
+# -- building networks is admitted like other work ---------------------------------------------------
+
+
+def test_building_a_network_is_admitted_beside_what_the_process_holds(headroom, monkeypatch):
+    built = []  # networks built with real weights (a meta network, for a size, costs nothing)
+
+    def record(*args, **kwargs):
+        if kwargs.get("device") != "meta":
+            built.append(args)
+        return acmix_resnet(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "acmix_resnet", record)
+    budget = headroom(sources.resnet_weight_bytes(26) // 2)  # room for half of ResNet-26's weights
+    with pytest.raises(sources.SourceError) as err:
+        sources.Resolver().network(sources.ResNetRef(26), budget)
+    assert err.value.code == "budget" and err.value.values["what"] == "network"
+    assert "Building ResNet-26 would need about" in err.value.message and "holds now" in err.value.message
+    assert built == []
+    cache = ByteCache(max_bytes=200 << 20)
+    cache.put("old", torch.zeros(20 << 20))  # 80 MiB that the build may evict to make room
+    headroom(sources.resnet_weight_bytes(26) + (16 << 20) - (80 << 20))
+    model = sources.CachedResolver(cache).network(sources.ResNetRef(26))
+    assert isinstance(model, nn.Module) and "old" not in cache
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.parametrize("depth", [26, 50])
+def test_building_a_network_peaks_at_its_weights(depth):
+    """The admission reserves resnet_weight_bytes: the resident memory the build adds at its peak
+    (sampled while it runs) is within it, and is most of it."""
+    sources.acmix_resnet(depth, seed=0)  # the first build of a process allocates for itself too
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    base = _rss()
+    peak, done = [base], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        model = sources.Resolver().network(sources.ResNetRef(depth, 1))
+    finally:
+        done.set()
+        sampler.join()
+    need = sources.resnet_weight_bytes(depth)
+    grown = max(peak[0], _rss()) - base
+    assert sum(t.numel() * t.element_size() for t in model.state_dict().values()) == need
+    assert 0.9 * need <= grown <= need + (2 << 20), (grown, need)
+
+
+# -- every message in Chinese --------------------------------------------------------------------------
+
+
+def _stub(model):
+    resolver = sources.Resolver()
+    resolver.network = lambda ref, budget=None: model
+    return resolver
+
+
+def _every_refusal(resnet26, uploaded, headroom):
+    sha, _checkpoint, holding = uploaded
+    alone = {f"blk.{k}": v for k, v in ACmix(16, 16, head=4).state_dict().items()}
+    alone_sha = sources.sha256(saved(alone))
+    alone_resolver = sources.Resolver(checkpoints={alone_sha: load_checkpoint(saved(alone), "a.pth", BUDGET)})
+    alone_ref = sources.CheckpointRef(alone_sha, "a.pth")
+    layer4 = sources.NetworkLayer(sources.ResNetRef(26), "layer4.0.conv2", CHELSEA, 512)
+    need = sources.forward_bytes_until(26, "layer4.0.conv2", 1, 512, 512,
+                                       sum(t.numel() for t in resnet26.state_dict().values()))
+    junk = sources.UploadedPicture(sources.sha256(b"junk"))
+    return {
+        "upload_missing checkpoint": lambda: sources.Resolver().checkpoint(sources.CheckpointRef("0" * 64)),
+        "upload_missing picture": lambda: sources.Resolver().picture_bytes(sources.UploadedPicture("0" * 64)),
+        "network_kind builder": lambda: sources.Resolver().network("resnet"),
+        "network_kind depth": lambda: sources.check_resnet_ref(sources.ResNetRef(27)),
+        "network_kind module": lambda: sources.network_kind(nn.Linear(1, 1)),
+        "network_kind source": lambda: sources.materialize("a source", _stub(resnet26)),
+        "net_seed": lambda: sources.check_resnet_ref(sources.ResNetRef(26, -1)),
+        "network_too_large": lambda: sources.Resolver().network(sources.ResNetRef(50), 96 << 20),
+        "budget network": lambda: sources.Resolver().network(sources.ResNetRef(26), headroom(1 << 20)),
+        "budget module": lambda: sources.materialize(
+            sources.RandomInit(ACmixConfig(height=1024, width=1024, batch=64)), budget=BUDGET),
+        "budget stem": lambda: sources.materialize(sources.RandomInitPicture(
+            ACmixConfig(in_planes=256, out_planes=256, height=1024, width=1024, batch=8), CHELSEA), budget=BUDGET),
+        "budget forward": lambda: sources.materialize(layer4, _stub(resnet26), budget=need - 1),
+        "budget layer": lambda: sources.materialize(
+            sources.LayerAlone(alone_ref, "blk", None, 1024), alone_resolver, headroom(16 << 20)),
+        "unknown_layer network": lambda: sources.materialize(
+            sources.NetworkLayer(sources.ResNetRef(26), "layer9.conv2", CHELSEA), _stub(resnet26)),
+        "unknown_layer checkpoint": lambda: sources.materialize(
+            sources.LayerAlone(alone_ref, "nope", None), alone_resolver),
+        "unknown_layer config": lambda: sources.resnet_layer_config(26, "nope", 224),
+        "image_size": lambda: sources.materialize(
+            sources.NetworkLayer(sources.ResNetRef(26), "layer1.0.conv2", CHELSEA, 100), _stub(resnet26)),
+        "picture builtin": lambda: sources.picture_rgb(sources.BuiltinPicture("nope"), 8, 8, sources.Resolver()),
+        "picture upload": lambda: sources.picture_rgb(junk, 8, 8, sources.Resolver(pictures={junk.sha256: b"junk"})),
+        "layer": lambda: sources.materialize(sources.LayerAlone(alone_ref, "blk", None, kernel_att=4), alone_resolver),
+        "no_forward": lambda: sources.materialize(
+            sources.NetworkLayer(alone_ref, "blk", CHELSEA), alone_resolver),
+        "config": lambda: sources.materialize(sources.RandomInit(ACmixConfig(out_planes=63))),
+    }, holding, sha
+
+
+CASES = ["upload_missing checkpoint", "upload_missing picture", "network_kind builder", "network_kind depth",
+         "network_kind module", "network_kind source", "net_seed", "network_too_large", "budget network",
+         "budget module", "budget stem", "budget forward", "budget layer", "unknown_layer network",
+         "unknown_layer checkpoint", "unknown_layer config", "image_size", "picture builtin", "picture upload",
+         "layer", "no_forward", "config"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_refusal_in_chinese(case, resnet26, uploaded, headroom, monkeypatch):
+    from convmix import budget
+
+    held = budget.held_bytes()  # fixed: the English and the Chinese message carry the same figures
+    monkeypatch.setattr(budget, "held_bytes", lambda: held)
+    cases, _holding, _sha = _every_refusal(resnet26, uploaded, headroom)
+    assert list(cases) == CASES
+    with pytest.raises(sources.SourceError) as err:
+        cases[case]()
+    assert err.value.code == case.split()[0]
+    english, chinese = in_both(cases[case])
+    assert_translated(english, chinese)
+
+
+def test_a_files_text_stays_out_of_the_message():
+    name = "evil`**x**`"
+    state = {f"{name}.{k}": v for k, v in ACmix(8, 8, head=2).state_dict().items()}
+    sha = sources.sha256(saved(state))
+    resolver = sources.Resolver(checkpoints={sha: load_checkpoint(saved(state), "e.pth", BUDGET)})
+    ref = sources.CheckpointRef(sha, "e.pth")
+    with pytest.raises(sources.SourceError) as err:
+        sources.materialize(sources.LayerAlone(ref, "other", None), resolver)
+    assert name not in err.value.message and name in err.value.details
+
+
+def _digits_refusals(trained, uploaded):
+    from convmix.train import TrainConfig
+    from convmix.train_net import build_network
+
+    _, ref, frozen = trained
+    resolver = sources.Resolver(trained={ref.sha256: frozen})
+    plain = build_network(TrainConfig(width=4, head=1, kernel_att=3, ablation="plain_conv"))
+    sha, _checkpoint, holding = uploaded
+    return {
+        "upload_missing trained": lambda: sources.materialize(
+            sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(0), 8), sources.Resolver()),
+        "digit": lambda: sources.materialize(
+            sources.NetworkLayer(ref, "mixer", sources.HeldOutDigit(sources.held_out_count()), 8), resolver),
+        "picture not a digit": lambda: sources.materialize(sources.NetworkLayer(ref, "mixer", CHELSEA, 8), resolver),
+        "picture not a picture": lambda: sources.picture_rgb(sources.HeldOutDigit(0), 8, 8, sources.Resolver()),
+        "no_acmix": lambda: sources.network_kind(plain).layers(plain),
+        "unknown_layer alone": lambda: sources.module_config_of_alone(
+            sources.LayerAlone(sources.CheckpointRef(sha, "r26.pth"), "nope", None), holding),
+        "budget trace": lambda: sources.admitted_work(64 << 20, 1 << 20, "trace", layer="mixer").__enter__(),
+    }
+
+
+DIGITS_CASES = ["upload_missing trained", "digit", "picture not a digit", "picture not a picture", "no_acmix",
+                "unknown_layer alone", "budget trace"]
+
+
+@pytest.mark.parametrize("case", DIGITS_CASES)
+def test_every_refusal_of_the_walkthroughs_networks_in_chinese(case, trained, uploaded):
+    cases = _digits_refusals(trained, uploaded)
+    assert list(cases) == DIGITS_CASES
+    with pytest.raises(sources.SourceError) as err:
+        cases[case]()
+    assert err.value.code == case.split()[0]
+    english, chinese = in_both(cases[case])
+    assert_translated(english, chinese)
+
+
+NOTE_VALUES = {"net": (), "net_seed": (("low", 0), ("high", 2**31 - 1)), "layer": (("network", "ResNet-26"),),
+               "picture": (("default", "chelsea"),),
+               "image_size": (("low", 64), ("high", 512), ("step", 32), ("default", 224)),
+               "upload_missing": (), "upload_missing picture": (("default", "chelsea"),), "trained_missing": (),
+               "digit": (("low", 0), ("high", 359))}
+
+
+def test_each_url_note_has_words_of_its_own():
+    messages = {case: sources.Note(case.split()[0], "x", values).message() for case, values in NOTE_VALUES.items()}
+    assert len(set(messages.values())) == len(NOTE_VALUES)
+    assert "trained network" in messages["trained_missing"] and "digit-359" in messages["digit"]
+
+
+@pytest.mark.parametrize("case", list(NOTE_VALUES))
+def test_every_url_note_in_chinese(case):
+    note = sources.Note(case.split()[0], "x_y-9", NOTE_VALUES[case])
+    english, chinese = in_both(note.message)
+    assert_translated(english, chinese)
+    assert "`x_y-9`" in english and "`x_y-9`" in chinese  # the URL's text, as code

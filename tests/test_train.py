@@ -44,7 +44,9 @@ from convmix.train import (
     plain_conv_channels,
     summary,
 )
+from convmix.train_config import ABLATION_LABELS, ablation_label
 from convmix.train_frames import attention_frame, bias_frame, curves_frame, rates_frame
+from tests.library_messages import assert_translated, in_both, made
 
 
 @pytest.fixture(autouse=True)
@@ -500,3 +502,64 @@ def test_history_frames_hold_the_logged_values():
     assert window.weight.tolist() == trainer.snapshots[-1].attention["mixer"][:, :, 1, 2].flatten().tolist()
     with pytest.raises(ValueError, match="4x4 output"):
         attention_frame(trainer.snapshots[-1], "mixer", 4, 0)
+
+
+# -- every message in Chinese ---------------------------------------------------------------------
+
+CONFIG_CASES = {
+    "bound": TrainConfig(width=0), "lr": TrainConfig(lr=2.0), "stem_bn": TrainConfig(stem_bn="yes"),
+    "ablation": TrainConfig(ablation="both"), "variant": TrainConfig(variant="x"), "head": TrainConfig(head=3),
+    "kernel_att": TrainConfig(kernel_att=4), "stride": TrainConfig(stride=3),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_every_problem_of_a_training_configuration_in_chinese(case):
+    config = CONFIG_CASES[case]
+    english, chinese = (made(lambda: [p.sentence() for p in config.problems()], lang) for lang in ("en", "zh"))
+    assert english != "[]"
+    assert_translated(english, chinese)
+
+
+def test_the_head_problem_speaks_of_the_width():
+    (problem,) = TrainConfig(width=16, head=3).problems()
+    assert problem.message.startswith("head (3) must divide width (16)") and problem.fields == ("head", "width")
+    assert problem.changes == ({"head": 1}, {"head": 2}, {"head": 4}, {"head": 8}, {"head": 16})
+    assert "Heads that divide 16: 1, 2, 4, 8 and 16." == problem.fix
+
+
+def test_configuration_keys_in_chinese():
+    assert_translated(*in_both(lambda: TrainConfig.from_dict({"width": 8})))
+
+
+@pytest.mark.parametrize("params", [
+    {"width": "<script>"}, {"kernel_att": "99"}, {"lr": "nan"}, {"lr": "fast"}, {"stem_bn": "yes"},
+    {"ablation": "all"},
+])
+def test_every_url_note_of_a_training_configuration_in_chinese(params):
+    english, chinese = in_both(lambda: TrainConfig.from_query_params(params, prefix="")[1][0])
+    assert_translated(english, chinese)
+
+
+def test_every_ablation_has_a_label_in_both_languages():
+    assert set(ABLATION_LABELS) == set(ABLATIONS)
+    for name in ABLATIONS:
+        assert_translated(*in_both(lambda name=name: ablation_label(name)))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda rows: rows[:-1], lambda rows: [rows[0] + ",0"] + rows[1:],
+    lambda rows: [rows[0].replace("0", "17", 1)] + rows[1:], lambda rows: [rows[0][:-1] + "1"] + rows[1:],
+], ids=["rows", "columns", "pixels", "labels"])
+def test_a_changed_digits_file_is_told_in_chinese(mutate):
+    import gzip
+
+    rows = gzip.decompress(digits_path().read_bytes()).decode().splitlines()
+    assert_translated(*in_both(lambda: parse_digits("\n".join(mutate(rows)))))
+
+
+def test_a_missing_scikit_learn_is_told_in_chinese(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert_translated(*in_both(digits_path))

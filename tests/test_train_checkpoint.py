@@ -23,6 +23,7 @@ from convmix.train_checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from tests.library_messages import assert_translated, in_both
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +160,24 @@ def test_acmix_input_refuses_what_it_cannot_give(trained):
                                                                   default_split().held_out[:16]))
     with pytest.raises(ValueError, match="plain-convolution"):
         acmix_input(plain.net)
+
+
+# -- every message in Chinese ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_every_refusal_in_chinese(name, trained):
+    data, _words = hostile_files(trained)[name]
+    assert_translated(*in_both(lambda: load_checkpoint(data)))
+
+
+def test_sizes_paths_and_layers_in_chinese(trained, tmp_path):
+    big = tmp_path / "big.pt"
+    big.write_bytes(b"\0" * (MAX_CHECKPOINT_BYTES + 1))
+    plain = Trainer(TINY.with_(ablation="plain_conv"), split=Split(default_split().train[:16],
+                                                                  default_split().held_out[:16]))
+    for make in (lambda: load_checkpoint(big), lambda: load_checkpoint(b"\0" * (MAX_CHECKPOINT_BYTES + 1)),
+                 lambda: load_checkpoint(tmp_path / "missing.pt"),
+                 lambda: acmix_input(trained.net, held_out_position=359), lambda: acmix_input(trained.net, layer="stem"),
+                 lambda: acmix_input(plain.net)):
+        assert_translated(*in_both(make))

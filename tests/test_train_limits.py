@@ -26,7 +26,9 @@ from convmix.train_limits import (
     measure_timing,
     plan_run,
     step_bytes,
+    time_refusal,
 )
+from tests.library_messages import assert_translated, in_both
 
 
 @pytest.fixture(autouse=True)
@@ -190,3 +192,30 @@ def test_the_number_of_runs_at_once_is_documented_and_configurable(monkeypatch):
     for bad in ("0", "-1", "two", ""):
         monkeypatch.setenv(RUNS_ENV, bad)
         assert configured_slots() == MAX_CONCURRENT_RUNS
+
+
+# -- every message in Chinese ---------------------------------------------------------------------
+
+
+def test_every_refusal_and_the_busy_message_in_chinese():
+    big = TrainConfig(width=64, head=4, kernel_att=15, batch=256, stride=1)
+    slow = StepTiming(batch=32, train_step_s=0.05, forward_s=0.02)
+    cases = {
+        "memory, nearby": lambda: plan_run(big, budget=300 << 20).refusal,
+        "memory, nothing fits": lambda: plan_run(big, budget=512 << 10).refusal,
+        "time, epochs fit": lambda: plan_run(TrainConfig(epochs=20), time_limit_s=30.0, timing=slow).refusal,
+        "time, one epoch fits": lambda: time_refusal(TrainConfig(epochs=2), 100.0, 60.0,
+                                                     StepTiming(32, 0.8, 0.01)),
+        "time, not even one": lambda: plan_run(TrainConfig(epochs=20), time_limit_s=0.5, timing=slow).refusal,
+        "time, one epoch asked": lambda: plan_run(TrainConfig(epochs=1), time_limit_s=0.5, timing=slow).refusal,
+        "busy, one": lambda: RunSlots(1).busy_message(),
+        "busy, two": lambda: RunSlots(2).busy_message(),
+    }
+    seen = set()
+    for case, make in cases.items():
+        english, chinese = in_both(make)
+        assert_translated(english, chinese)
+        assert english not in seen, case
+        seen.add(english)
+    assert "1 epoch fits" in cases["time, one epoch fits"]() and "Training 1 epoch would" in cases["time, one epoch asked"]()
+    assert RunSlots(1).busy_message().startswith("1 training run is") and "2 training runs are" in RunSlots(2).busy_message()

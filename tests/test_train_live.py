@@ -1,6 +1,7 @@
 """The training page's library parts: chunks under the run slots, the ablation and its cache, the
-words of refusals, notes and stops (against the library's own checks), and the chart builders
-(through chart.to_dict()). Tiny networks on one thread; the page itself is tests/test_page_train.py."""
+library's own words for URL notes, settings that cannot run and stops (in both languages), and the
+chart builders (through chart.to_dict()). Tiny networks on one thread; the page itself is
+tests/test_page_train.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from convmix.acmix import ACmix
 from convmix.digits import default_split, load_digits
 from convmix.i18n import language
 from convmix.train import ABLATIONS, LIMITS, TIMING_KEYS, TrainConfig, Trainer, summary
-from convmix.train_limits import RunSlots, StepTiming, estimate_run_seconds, plan_run
+from convmix.train_limits import RunSlots
 from convmix.train_live import (
     LIVE_LOGS,
     MAX_LOGS_PER_EPOCH,
@@ -22,19 +23,12 @@ from convmix.train_live import (
     advance,
     live_log_every,
     live_trainer,
+    stop_message,
     stopped_by_time_cap,
 )
-from convmix.train_text import (
-    ABLATION_LABELS,
-    URL_PREFIX,
-    busy_message,
-    memory_refusal,
-    problem_sentences,
-    stop_message,
-    time_refusal,
-    url_notes,
-)
+from convmix.ui.training import URL_PREFIX
 from tests.i18n_text import english_runs
+from tests.library_messages import assert_translated, in_both
 
 TINY = TrainConfig(width=4, head=1, kernel_att=3, stride=2, batch=256, epochs=1)
 N_TRAIN = len(default_split().train)
@@ -190,6 +184,11 @@ HOSTILE = {
 }
 
 
+def url_notes(params: dict) -> list[str]:
+    """The notes the training page shows: TrainConfig's own, for its `train_` parameters."""
+    return TrainConfig.from_query_params(params, prefix=URL_PREFIX)[1]
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_rejected_url_value_gets_a_note_that_names_it_and_its_fallback(lang):
     params = {URL_PREFIX + k: v for k, v in HOSTILE.items()}
@@ -198,10 +197,10 @@ def test_every_rejected_url_value_gets_a_note_that_names_it_and_its_fallback(lan
     assert len(notes) == len(HOSTILE)
     default = TrainConfig()
     for name in HOSTILE:
-        note = next(n for n in notes if f"`{URL_PREFIX}{name}=" in n)
+        note = next(n for n in notes if f" {URL_PREFIX}{name}=" in n)
         shown = str(getattr(default, name)).lower() if name in ("stem_bn",) else str(getattr(default, name))
         assert shown.replace(",", "") in note.replace(",", "")
-        assert "<" not in note and "`x`" not in note  # nothing of the URL can format the page
+        assert "<" not in note and "`" not in note  # nothing of the URL can format the page
         if lang == "zh":
             assert english_runs(note) == []
 
@@ -222,63 +221,33 @@ def _reachable_configs():
                         yield TrainConfig(width=width, head=head, kernel_att=kernel_att, stride=stride, variant=variant)
 
 
-def test_every_constraint_the_settings_can_break_has_words_in_both_languages():
-    broken = 0
+def test_every_constraint_the_settings_can_break_is_said_in_both_languages():
+    broken, worded = 0, {}
     for config in _reachable_configs():
-        problems = config.problems()
-        if not problems:
+        with language("en"):
+            english = [p.sentence() for p in config.problems()]
+        if not english:
             continue
         broken += 1
-        with language("en"):
-            english = problem_sentences(config)
         with language("zh"):
-            chinese = problem_sentences(config)
-        assert len(english) == len(chinese) == len(problems)
-        assert not set(english) & {p.sentence() for p in problems}  # none fell back to the library's English
-        assert all(english_runs(text) == [] for text in chinese), chinese
-    assert broken > 1000
+            chinese = [p.sentence() for p in config.problems()]
+        assert len(english) == len(chinese)
+        for en, zh in zip(english, chinese, strict=True):
+            if en not in worded:  # each distinct sentence checked once
+                assert_translated(en, zh)
+                worded[en] = zh
+    assert broken > 1000 and len(worded) > 30
 
 
 def test_the_words_suggest_what_works():
     config = TrainConfig(width=16, head=3, kernel_att=4, stride=3)
-    text = " ".join(problem_sentences(config))
-    assert "Heads that divide 16: 1, 2, 4." in text  # the three divisors nearest 3
-    for head in (1, 2, 4):
+    text = " ".join(p.sentence() for p in config.problems())
+    assert "Heads that divide 16: 1, 2, 4, 8 and 16." in text
+    for head in (1, 2, 4, 8, 16):
         assert not config.with_(head=head, kernel_att=5, stride=2).problems()
-    assert "Try 3 or 5" in text
-    assert "Use stride 1, 2, 4, 8, or variant fixed" in text
+    assert "Try kernel_att = 3 or 5." in text
+    assert "Use stride 1, 2, 4 or 8, or the fixed variant." in text
     assert not config.with_(head=4, kernel_att=5, variant="fixed").problems()
-
-
-def test_the_memory_refusal_has_the_library_figures_and_its_nearby_configuration():
-    big = TrainConfig(width=64, head=4, kernel_att=15, batch=256, stride=1)
-    budget = 300 << 20
-    english = plan_run(big, budget=budget).refusal
-    mine = memory_refusal(big, budget)
-    assert "300.0 MiB" in mine and english.split("need about ")[1].split(",")[0] in mine
-    theirs = set(english.split("fits: ")[1].split(" (")[0].split(", "))
-    ours = set(mine.split("fits: ")[1].split(" (")[0].split(", "))
-    assert ours == theirs == {"batch 16"}
-    assert memory_refusal(TrainConfig(), budget) is None
-    assert "Reduce batch" in memory_refusal(big, 512 << 10)
-    with language("zh"):
-        assert english_runs(memory_refusal(big, budget)) == []
-
-
-def test_the_time_refusal_names_the_epochs_that_fit_as_the_library_does():
-    config = TrainConfig(epochs=20)
-    slow = StepTiming(batch=32, train_step_s=0.05, forward_s=0.02)
-    plan = plan_run(config, time_limit_s=30.0, timing=slow)
-    fit = int(plan.refusal.split(" epochs fit")[0].rsplit(" ", 1)[1])
-    text = time_refusal(plan, slow)
-    assert f"{fit} epochs fit" in text and "cap of 30 s per run" in text
-    assert f"about {plan.seconds:,.0f} s" in text
-    assert estimate_run_seconds(config, slow, epochs=fit) <= 30 < estimate_run_seconds(config, slow, epochs=fit + 1)
-    hopeless = plan_run(config, time_limit_s=0.5, timing=slow)
-    assert "Not even one epoch fits" in time_refusal(hopeless, slow)
-    assert time_refusal(plan_run(config, time_limit_s=1e6, timing=slow), slow) is None
-    with language("zh"):
-        assert english_runs(time_refusal(plan, slow)) == []
 
 
 def test_stop_messages_tell_the_time_cap_from_a_loss_that_is_not_finite():
@@ -292,6 +261,8 @@ def test_stop_messages_tell_the_time_cap_from_a_loss_that_is_not_finite():
     diverged.step(3)
     assert diverged.stop_reason and not stopped_by_time_cap(diverged.stop_reason)
     assert "learning rate 0.05 is too high" in stop_message(diverged) and "Try 0.0167" in stop_message(diverged)
+    for stopped in (capped, diverged):
+        assert_translated(*in_both(lambda stopped=stopped: stop_message(stopped)))
     running = Trainer(TINY)
     assert stop_message(running) is None
     running.run()
@@ -299,13 +270,9 @@ def test_stop_messages_tell_the_time_cap_from_a_loss_that_is_not_finite():
 
 
 def test_busy_message_in_both_languages():
-    assert busy_message(1).startswith("1 training run is") and busy_message(2).startswith("2 training runs are")
-    with language("zh"):
-        assert english_runs(busy_message(2)) == [] and "2" in busy_message(2)
-
-
-def test_every_ablation_has_a_label():
-    assert set(ABLATION_LABELS) == set(ABLATIONS)
+    assert RunSlots(1).busy_message().startswith("1 training run is")
+    assert RunSlots(2).busy_message().startswith("2 training runs are")
+    assert_translated(*in_both(RunSlots(2).busy_message))
 
 
 # -- charts ---------------------------------------------------------------------------------------

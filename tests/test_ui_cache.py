@@ -8,6 +8,7 @@ beyond a page's limit.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -41,11 +42,11 @@ def test_the_module_cache_is_bounded_by_bytes(monkeypatch):
     assert cache.module_key(big.with_(seed=3)) in store and cache.module_key(big.with_(seed=0)) not in store
     assert store.max_entries == cache.MAX_MODULES
     # The share follows the budget: a quarter of it.
-    assert cache.ByteCache(1, cache.MODULE_SHARE).max_bytes() == budget.memory_budget() // 4
+    assert cache.budget_cache(1, cache.MODULE_SHARE).max_bytes() == budget.memory_budget() // 4
 
 
 def test_an_object_larger_than_the_whole_share_is_used_but_not_kept(monkeypatch):
-    store = cache.ByteCache(max_entries=4, share=1)
+    store = cache.budget_cache(max_entries=4, share=1)
     monkeypatch.setattr(store, "max_bytes", lambda: 100)
     assert store.get_or_build("big", lambda: "x" * 1000, len) == "x" * 1000
     assert len(store) == 0
@@ -55,7 +56,7 @@ def test_an_object_larger_than_the_whole_share_is_used_but_not_kept(monkeypatch)
 
 
 def test_concurrent_requests_build_once():
-    store = cache.ByteCache(max_entries=4, share=1)
+    store = cache.budget_cache(max_entries=4, share=1)
     builds = []
 
     def build():
@@ -100,6 +101,64 @@ def test_a_trace_that_does_not_fit_beside_what_is_held_is_refused_after_evicting
         cache.get_walk(sources.RandomInit(config))
     assert "this server holds now" in str(err.value)
     assert len(cache._trace_cache()) == 0  # it made room first
+
+
+def _reservations(monkeypatch) -> list[tuple[int, int]]:
+    """Every reservation made from now on: (its estimate, what was reserved already when it began)."""
+    seen = []
+    original = budget._reservation
+
+    @contextlib.contextmanager
+    def spy(estimate, refuse, make_room):
+        seen.append((estimate, budget.reserved_bytes()))
+        with original(estimate, refuse, make_room) as reserved:
+            yield reserved
+
+    monkeypatch.setattr(budget, "_reservation", spy)
+    return seen
+
+
+def test_the_walkthrough_admits_each_step_once(monkeypatch):
+    """convmix.sources.materialize admits its own steps; get_walk reserves only the trace, never the
+    same work again around them (nothing is reserved while another reservation of its is held)."""
+    from convmix import sources
+
+    seen = _reservations(monkeypatch)
+    cache.get_walk(sources.RandomInitPicture(ACmixConfig(height=16, width=16), sources.BuiltinPicture("chelsea")))
+    assert len(seen) == 3  # the stem, the module, the trace
+    cache.get_walk(sources.NetworkLayer(sources.ResNetRef(26, 3), "layer2.0.conv2",
+                                        sources.BuiltinPicture("chelsea"), 64))
+    assert len(seen) == 3 + 3  # the network, the forward up to the layer, the trace
+    assert [outer for _, outer in seen] == [0] * 6
+
+
+def test_a_layer_whose_steps_each_fit_beside_the_server_is_not_refused(headroom):
+    """Each step fits beside what the server holds (the network is built, its weights held): the walk is
+    shown. Admitting the forward twice, or counting the held weights again, would have refused it."""
+    import torch
+
+    from convmix import sources
+    from convmix.ui import walkthrough_source as ws
+
+    chelsea = sources.BuiltinPicture("chelsea")
+    source = sources.NetworkLayer(sources.ResNetRef(26, 4), "layer3.0.conv2", chelsea, 224)
+    weights = sources.resnet_weight_bytes(26)
+    headroom(4 * weights + (512 << 20))  # one budget throughout: the shared network cache follows it
+    cache.get_walk(sources.NetworkLayer(source.network, "layer1.0.conv2", chelsea, 64))  # builds the network
+    model = ws.resolver().network(source.network)
+    held = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    copied = sum(t.numel() * t.element_size() for t in model.get_submodule(source.layer).state_dict().values())
+    # The forward up to the layer and the layer's copy; the network's weights are held, not new.
+    forward = sources.network_kind(model).forward_bytes(model, source.layer, 224) - held + copied
+    config = sources.resnet_layer_config(26, source.layer, 224)
+    trace = budget.trace_bytes(config)  # the trace's reservation, with the module and its input
+    margin = 24 << 20
+    assert trace + margin < forward + margin < min(2 * forward, forward + weights)
+    # What the server holds takes all but the forward's need and the margin.
+    gc.collect()
+    ballast = torch.ones((budget.memory_budget() - budget.in_use() - forward - margin) // 4)
+    shown = cache.get_walk(source)
+    assert shown.config.input_shape == config.input_shape and ballast.numel() > 0
 
 
 def test_connection_check_asks_the_runtime_and_defaults_to_connected(monkeypatch):

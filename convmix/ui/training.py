@@ -27,16 +27,11 @@ from convmix.constraints import VARIANTS
 from convmix.digits import SIZE, default_split
 from convmix.i18n import _, get_language
 from convmix.train import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig, Trainer
-from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, measure_timing, plan_run
+from convmix.train_config import ablation_label
+from convmix.train_limits import RUN_SLOTS, TIME_LIMIT_S, measure_timing, memory_refusal, plan_run
 from convmix.train_live import AblationCache, AblationRun, live_log_every, live_trainer
-from convmix.train_text import (
-    URL_PREFIX,
-    ablation_label,
-    busy_message,
-    memory_refusal,
-    time_refusal,
-    url_notes,
-)
+
+URL_PREFIX = "train_"  # the page's URL parameters: train_width, train_lr ... (the sidebar owns width)
 
 TRAINER_KEY = "convmix_trainer"
 JOB_KEY = "_convmix_train_job"
@@ -159,7 +154,9 @@ def _write_url(config: TrainConfig) -> None:
 
 
 def show_url_notes() -> None:
-    for note in url_notes(st.session_state.get(URL_PARAMS_KEY, {})):
+    """A warning for every setting the URL named that TrainConfig did not take (the library's words)."""
+    params = st.session_state.get(URL_PARAMS_KEY, {})
+    for note in TrainConfig.from_query_params(params, prefix=URL_PREFIX)[1]:
         st.warning(note, icon=":material/link_off:")
 
 
@@ -200,13 +197,10 @@ def _refusal(config: TrainConfig, log_every: int | None) -> tuple[str, str] | No
         return "error", refusal
     with RUN_SLOTS.slot() as ok:
         if not ok:
-            return "warning", busy_message(RUN_SLOTS.capacity) + " " + _("Try again in a moment.")
+            return "warning", RUN_SLOTS.busy_message() + " " + _("Try again in a moment.")
         timing = measure_timing(config)
     plan = plan_run(config, time_limit_s=TIME_LIMIT_S, timing=timing, log_every=log_every)
-    if plan.ok:
-        return None
-    worded = time_refusal(plan, timing, log_every) or memory_refusal(config, plan.budget_bytes)
-    return "error", worded or plan.refusal
+    return None if plan.ok else ("error", plan.refusal)
 
 
 def start_run(config: TrainConfig) -> None:
@@ -217,7 +211,7 @@ def start_run(config: TrainConfig) -> None:
         return
     with RUN_SLOTS.slot() as ok:  # building the trainer evaluates the held-out digits once
         if not ok:
-            _say("warning", busy_message(RUN_SLOTS.capacity) + " " + _("Try again in a moment."))
+            _say("warning", RUN_SLOTS.busy_message() + " " + _("Try again in a moment."))
             return
         st.session_state[TRAINER_KEY] = live_trainer(config, TIME_LIMIT_S)
     st.session_state[JOB_KEY] = "run"

@@ -22,11 +22,11 @@ import streamlit as st
 
 from convmix import images, sources
 from convmix.budget import memory_budget
-from convmix.bytecache import ByteBoundedCache
+from convmix.bytecache import ByteCache
 from convmix.config import ACmixConfig
 from convmix.i18n import _
-from convmix.network_text import note_text
 from convmix.train_live import PROBE
+from convmix.ui.cache import make_room
 from convmix.ui.language import language_params
 
 WALKTHROUGH = "pages/walkthrough.py"
@@ -38,16 +38,18 @@ MAX_TRAINED = 4  # trained copies a session keeps (each well under 1 MB), the ol
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def network_cache(max_bytes: int) -> ByteBoundedCache:
+def network_cache(max_bytes: int) -> ByteCache:
     """Built networks, uploaded checkpoints and pictures, trained copies, and materialised sources,
     for every session: at most `max_bytes` in all (a third of the memory budget), least recently used
-    first out."""
-    return ByteBoundedCache(max_bytes)
+    first out; new work that does not fit the process budget evicts from it (CachedResolver.make_room)."""
+    return ByteCache(max_bytes)
 
 
 def resolver() -> sources.CachedResolver:
+    """The shared resolver, with this session's trained copies; work that does not fit evicts the app's
+    cached traces and modules first (convmix.ui.cache.make_room), then networks and uploads."""
     trained = {ref.sha256: net for ref, net in st.session_state.get(TRAINED_KEY, {}).values()}
-    return sources.CachedResolver(network_cache(sources.max_network_bytes(memory_budget())), trained)
+    return sources.CachedResolver(network_cache(sources.max_network_bytes(memory_budget())), trained, make_room)
 
 
 # -- the session's choice and uploads --------------------------------------------------------------
@@ -94,7 +96,7 @@ def keep_trained(trainer) -> sources.NetworkLayer:
                                          history.get("held_out_accuracy"))
     layers = list(frozen.acmix_layers())
     if not layers:
-        raise sources.SourceError("no_acmix", "This network has no ACmix layer.")
+        raise sources.no_acmix()
     held = st.session_state.setdefault(TRAINED_KEY, {})
     held.pop(ref.short, None)
     held[ref.short] = (ref, frozen)
@@ -141,7 +143,8 @@ def default_source(config: ACmixConfig) -> sources.RandomInitPicture:
 
 
 def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[sources.Note]]:
-    """The source the walkthrough shows, and the URL values not taken as given (`Note`s).
+    """The source the walkthrough shows, and the URL values not taken as given (`Note`s, which
+    `Note.message()` words).
 
     The URL decides when it names a source; else the session's choice; else the sidebar's
     configuration on the default photograph (`default_source`).
@@ -149,11 +152,6 @@ def source_for_walkthrough(config: ACmixConfig) -> tuple[sources.Source, list[so
     named, notes = sources.from_query(st.query_params.to_dict(), config, chosen(), uploaded_pictures(),
                                       trained_refs())
     return named or chosen() or default_source(config), notes
-
-
-def note_sentences(notes: list[sources.Note]) -> list[str]:
-    """The ResNet page's words for URL notes (the walkthrough words its own kinds first)."""
-    return [note_text(n) for n in notes]
 
 
 def materialized(source: sources.Source) -> sources.Materialized:
