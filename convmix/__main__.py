@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from .config import LIMITS, ACmixConfig
 from .constraints import VARIANTS
+from .load import CpuSnapshot, cpu_snapshot
 from .train_cli import add_train_parser
 
 
@@ -37,6 +39,27 @@ def _positive(name: str):
     return parse
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0 to 100")
+    return value
+
+
+def _threads(text: str) -> int | None:
+    """'auto' -> None (convmix.sweep.sweep_threads chooses); else a whole number of threads."""
+    from .runtime import MAX_THREADS
+
+    if text.strip().lower() == "auto":
+        return None
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto or a whole number from 1 to {MAX_THREADS:,}")
+    return int(text)
+
+
 def _size(text: str) -> tuple[int, int]:
     """'56' -> (56, 56); '32x48' -> (32, 48)."""
     parts = text.lower().replace("×", "x").split("x")
@@ -48,7 +71,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import BUDGETS, TORCH_DTYPES, available_impls
+    from .bench import BUDGETS, CONFIDENCE, PRECISION, TORCH_DTYPES, available_impls
     from .presets import PRESETS, RESNET_LAYERS
 
     parser = argparse.ArgumentParser(prog="python -m convmix", description="convmix command line")
@@ -94,7 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="attention formulation registered in convmix.acmix.ATTENTION_IMPLS "
                        "(default %(default)s: the authors' unfold)")
     sweep.add_argument("--budget", choices=list(BUDGETS), default="standard",
-                       help="timing effort per configuration (default %(default)s)")
+                       help="timing effort per configuration, in rounds (each times ACmix, its parts and the "
+                       "baselines once): " + ", ".join(f"{name} {b.min_rounds} to {b.max_rounds}"
+                                                       for name, b in BUDGETS.items())
+                       + "; past the least rounds, timing ends after "
+                       + " / ".join(f"{b.seconds:g}" for b in BUDGETS.values())
+                       + " s, or earlier by --precision (default %(default)s)")
+    sweep.add_argument("--precision", type=_percent, default=PRECISION * 100, metavar="PERCENT",
+                       help="stopping rule: once the budget's least rounds are done, stop as soon as the "
+                       f"{CONFIDENCE * 100:.0f}%% confidence interval of every timed median (from order statistics, "
+                       "so 5 rounds at least) lies within ±PERCENT of it, else go on until the budget's "
+                       "seconds or rounds run out (default %(default)g; 0: no early stop)")
+    sweep.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                       help="intra-op threads while measuring; default auto: $CONVMIX_THREADS when set, "
+                       "else one per CPU that other processes leave idle (what they kept busy since the "
+                       "command started, at least half a second, or the 1-minute load average if higher): "
+                       "more threads than free cores slow every measurement many times over; the count is "
+                       "written in every row")
     sweep.add_argument("--memory-limit", default=None, metavar="BYTES",
                        help="the most this process may hold (e.g. 4GiB): skip configurations whose "
                        "measurement, with everything the process already holds, would need more; "
@@ -146,10 +185,24 @@ def grid_axes(args: argparse.Namespace) -> tuple[list[tuple[int, int]], dict[str
     return sizes, axes
 
 
-def run_sweep(args: argparse.Namespace) -> int:
+def run_sweep(args: argparse.Namespace, started: CpuSnapshot | None = None) -> int:
+    """The sweep command; `started` is a /proc/stat snapshot from the command's start, from which
+    the CPUs other processes leave idle are counted (convmix.sweep.sweep_threads)."""
+    import torch
+
     from . import bench
     from .budget import configured_budget, parse_bytes, parse_seconds
-    from .sweep import Grid, SweepError, expand_grid, measure_configs, short_id, sweep_frame, to_csv
+    from .sweep import (
+        Grid,
+        SweepError,
+        expand_grid,
+        idle_cpus,
+        measure_configs,
+        short_id,
+        sweep_frame,
+        to_csv,
+    )
+    from .sweep import sweep_threads as choose_threads
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -190,7 +243,9 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     measured: dict = {}
     if not args.counts_only:
-        budget = bench.BUDGETS[args.budget]
+        budget = replace(bench.BUDGETS[args.budget], precision=args.precision / 100 or None)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(choose_threads(args.threads, idle=lambda: idle_cpus(since=started)))
         say(f"measuring {len(configs):,} configuration(s) on {bench.device_name(device)} ({device.type}, "
             f"{args.dtype}, impl {args.impl}, {bench.environment(device, args.dtype).threads} threads)")
 
@@ -199,15 +254,18 @@ def run_sweep(args: argparse.Namespace) -> int:
                 say(f"[{i}/{n}] {short_id(config)}: skipped: {error}")
             else:
                 say(f"[{i}/{n}] {short_id(config)}: {row['latency_ms']:,.3f} ms "
-                    f"(IQR {row['latency_ms_p25']:,.3f} to {row['latency_ms_p75']:,.3f}), "
-                    f"peak {row['peak_bytes']:,} bytes")
+                    f"(IQR {row['latency_ms_p25']:,.3f} to {row['latency_ms_p75']:,.3f}, "
+                    f"{row['timed_samples']} rounds), peak {row['peak_bytes']:,} bytes")
 
-        measured, _ = measure_configs(
-            configs,
-            lambda c: bench.measure_config(c, device=device, dtype=args.dtype, impl=args.impl,
-                                           budget=budget, memory_limit=limit, time_limit=seconds),
-            progress,
-        )
+        try:
+            measured, _ = measure_configs(
+                configs,
+                lambda c: bench.measure_config(c, device=device, dtype=args.dtype, impl=args.impl,
+                                               budget=budget, memory_limit=limit, time_limit=seconds),
+                progress,
+            )
+        finally:
+            torch.set_num_threads(threads)  # the sweep's choice is for its measurements only
         if not measured:
             say("error: no configuration could be measured (see above); nothing written.")
             return 2
@@ -227,13 +285,16 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Other processes' CPU use is counted from here, through the parser's imports and the grid (this
+    # process's own time is left out), so that choosing a sweep's threads waits little or not at all.
+    started = cpu_snapshot()
     args = build_parser().parse_args(argv)
     if args.command == "sweep":
         from .runtime import configure_torch
 
         configure_torch()
         try:
-            return run_sweep(args)
+            return run_sweep(args, started)
         except KeyboardInterrupt:
             print("interrupted; nothing written.", file=sys.stderr)
             return 130

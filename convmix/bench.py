@@ -4,8 +4,15 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
   * Device: CUDA when torch sees it, else the CPU. float32 everywhere; float16 and bfloat16 on CUDA
     only (ACmix's reference formulation in half precision on a CPU measures a slow fallback, not
     the module).
-  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill), then timed in
-    many rounds; a result is the median with the 25th and 75th percentiles of its samples.
+  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill; ACmix and its
+    parts by the forward that captures the parts' inputs, the baseline convolution by a call of its
+    own), then timed in rounds; a result is the median with the 25th and 75th percentiles of its
+    samples.
+  * When to stop (`Budget`): never before `min_rounds`; then as soon as every callable's median is
+    settled, i.e. its CONFIDENCE (90 %) interval from order statistics lies within ±`precision`
+    (5 %) of it, which needs 5 samples at least; otherwise once `seconds` of rounds have passed, or
+    at `max_rounds` (and `max_seconds` caps a slow configuration after FLOOR_ROUNDS). Stable timings
+    thus end early; noisy ones get the rounds they always got.
   * The callables of one configuration (ACmix, its Stage I, attention path and conv path, and the
     two baselines) are timed in alternation, round by round, in alternating order, so background
     load and clock drift hit them all alike and their ratios stay fair. On CUDA each call is
@@ -13,8 +20,9 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
     into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
     fast calls. (torch.utils.benchmark.Timer times one statement at a time, which would let drift
     between statements show up as a difference between them.)
-  * Threads: the process-wide `torch.get_num_threads()`, set once at startup by convmix.runtime and
-    recorded with every result; nothing here changes it.
+  * Threads: the process-wide `torch.get_num_threads()`, set at startup by convmix.runtime (and by
+    the command line for a sweep's measurements, convmix.sweep.sweep_threads) and recorded with
+    every result; nothing here changes it.
   * One process-wide lock, `MEASURE_LOCK`: two visitors never time at once.
   * Load: every row records how busy the machine was while its callables were timed: the share of
     all CPUs' time that other processes used (from /proc/stat, Linux) and the 1-minute load
@@ -33,10 +41,9 @@ from __future__ import annotations
 import math
 import os
 import platform
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -48,6 +55,7 @@ from torch import nn
 from .acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS, ACmix
 from .config import DTYPE_BYTES, ACmixConfig
 from .i18n import _
+from .load import cpu_snapshot, load_average, others_cpu_share
 from .memory import measure_peak_bytes
 
 MEASURE_LOCK = threading.Lock()
@@ -193,14 +201,50 @@ class Budget:
     # A slow configuration stops here even before min_rounds (but after FLOOR_ROUNDS), so that
     # one visitor cannot hold the lock for minutes; the row records how many rounds it got.
     max_seconds: float = 30.0
+    # The stopping rule: once min_rounds are done, stop as soon as every callable's median is known
+    # within ±precision (its CONFIDENCE interval, `settled`), else go on until `seconds` have passed.
+    # None: no early stop (every measurement then takes `seconds`, however stable its timings).
+    precision: float | None = None
 
 
 FLOOR_ROUNDS = 3  # never fewer timed rounds than this: a median and quartiles need a few samples
+CONFIDENCE = 0.9  # of the median's interval in the stopping rule
+PRECISION = 0.05  # the stopping rule's bound on that interval, relative to the median
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget(warmup=1, min_rounds=3, max_rounds=10, seconds=0.05, max_seconds=5.0),
-    "standard": Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=0.5, max_seconds=20.0),
-    "thorough": Budget(warmup=3, min_rounds=25, max_rounds=500, seconds=5.0, max_seconds=120.0),
+    "quick": Budget(warmup=1, min_rounds=3, max_rounds=10, seconds=0.05, max_seconds=5.0, precision=PRECISION),
+    "standard": Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=0.5, max_seconds=20.0, precision=PRECISION),
+    "thorough": Budget(warmup=3, min_rounds=25, max_rounds=500, seconds=5.0, max_seconds=120.0,
+                       precision=PRECISION),
 }
+
+
+def median_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median from order statistics: the j-th smallest
+    and the j-th largest value, with the largest j whose coverage 1 − 2·P(Binomial(n, ½) < j) is at
+    least `confidence`; None when even (min, max) falls short (fewer than 5 values at 90 %)."""
+    xs = sorted(values)
+    n = len(xs)
+    below = 0.0  # P(Binomial(n, ½) < j)
+    j = 0
+    while j < n // 2:
+        below_next = below + math.comb(n, j) / 2.0**n
+        if 1 - 2 * below_next < confidence:
+            break
+        below, j = below_next, j + 1
+    if j == 0:
+        return None
+    return xs[j - 1], xs[n - j]
+
+
+def settled(values: Sequence[float], precision: float, confidence: float = CONFIDENCE) -> bool:
+    """Whether the median of `values` is known within ±precision of itself: its `confidence`
+    interval (median_interval) lies inside median × (1 ± precision)."""
+    interval = median_interval(values, confidence)
+    if interval is None:
+        return False
+    median = float(np.median(values))
+    low, high = interval
+    return median > 0 and low >= median * (1 - precision) and high <= median * (1 + precision)
 
 
 @dataclass(frozen=True)
@@ -231,27 +275,33 @@ def time_alternated(
     fns: Mapping[str, Callable[[], object]],
     device: torch.device,
     budget: Budget = BUDGETS["standard"],
+    warmed: Collection[str] = (),
 ) -> dict[str, Timing]:
-    """Time every callable in `fns`, one sample of each per round, alternating their order."""
+    """Time every callable in `fns`, one sample of each per round, alternating their order, until the
+    budget's rule stops (module docstring: at least min_rounds; then settled medians, or `seconds`).
+
+    Callables named in `warmed` have just run on the same tensors (the forward that captured the
+    parts' inputs ran ACmix and each part), so they get one warm-up call fewer. On the CPU one left
+    with none is sized by its first timed call: that call is its first sample when it fills a block
+    alone, and its warm-up otherwise (the round then times its first block).
+    """
     names = list(fns)
-    last_call = dict.fromkeys(names, 0.0)
-    for _warm in range(max(1, budget.warmup)):
+    cpu = device.type != "cuda"
+    number: dict[str, int] = {}  # calls per sample (CPU: grouped so that a sample lasts block_seconds)
+    for warm in range(max(1, budget.warmup)):
         for name in names:
+            if warm == 0 and name in warmed:
+                continue
             start = time.perf_counter()
             fns[name]()
-            last_call[name] = time.perf_counter() - start
+            number[name] = _calls_per_block(time.perf_counter() - start, budget) if cpu else 1
     _synchronize(device)
-    number = dict.fromkeys(names, 1)
-    if device.type != "cuda":  # group fast calls so that one sample lasts at least block_seconds
-        for name in names:
-            once = max(last_call[name], 1e-7)
-            number[name] = max(1, min(1000, math.ceil(budget.block_seconds / once)))
     samples: dict[str, list[float]] = {name: [] for name in names}
     rounds = 0
     started = time.perf_counter()
     while rounds < budget.max_rounds:
         order = names if rounds % 2 == 0 else names[::-1]
-        if device.type == "cuda":
+        if not cpu:
             events = []
             for name in order:
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -264,18 +314,32 @@ def time_alternated(
                 samples[name].append(begin.elapsed_time(end) / 1e3)
         else:
             for name in order:
-                fn, n = fns[name], number[name]
+                fn = fns[name]
+                if name not in number:  # warmed: its first call sizes its blocks
+                    start = time.perf_counter()
+                    fn()
+                    once = time.perf_counter() - start
+                    number[name] = _calls_per_block(once, budget)
+                    if number[name] == 1:
+                        samples[name].append(once)
+                        continue
+                n = number[name]
                 start = time.perf_counter()
                 for _call in range(n):
                     fn()
                 samples[name].append((time.perf_counter() - start) / n)
         rounds += 1
         elapsed = time.perf_counter() - started
-        if rounds >= budget.min_rounds and elapsed >= budget.seconds:
+        if rounds >= budget.min_rounds and (elapsed >= budget.seconds or (
+                budget.precision is not None and all(settled(samples[n], budget.precision) for n in names))):
             break
         if rounds >= min(FLOOR_ROUNDS, budget.min_rounds) and elapsed >= budget.max_seconds:
             break
-    return {name: Timing.from_samples(samples[name], number[name]) for name in names}
+    return {name: Timing.from_samples(samples[name], number.get(name, 1)) for name in names}
+
+
+def _calls_per_block(once: float, budget: Budget) -> int:
+    return max(1, min(1000, math.ceil(budget.block_seconds / max(once, 1e-7))))
 
 
 # -- what is timed ------------------------------------------------------------------------------------
@@ -332,6 +396,11 @@ def capture_inputs(module: ACmix, x: torch.Tensor) -> dict[str, torch.Tensor]:
     if "q_strided" in kept:  # with stride > 1 the attention path receives the strided queries
         kept["q_att"] = kept.pop("q_strided")
     return kept
+
+
+# The callables that the forward capturing the parts' inputs has just run on the same tensors: all
+# but the baseline convolution (a module of its own).
+WARMED_BY_CAPTURE = ("acmix", *PARTS, "local_attention")
 
 
 def timed_callables(module: ACmix, x: torch.Tensor, config: ACmixConfig, impl: str) -> dict[str, Callable]:
@@ -570,7 +639,8 @@ def _peaks_bytes(device: torch.device, dtype: str) -> int:
 
 
 def _round_seconds(config: ACmixConfig, impl: str):
-    """(building the modules, one forward, one timed round of all six callables), estimated."""
+    """(building the modules, one forward, one timed round of all six callables, one call of the
+    baseline convolution), estimated."""
     from .speed import baseline_conv_seconds, fill_seconds, forward_seconds
 
     f = forward_seconds(config, impl)
@@ -578,71 +648,38 @@ def _round_seconds(config: ACmixConfig, impl: str):
     local = f.stage1 + f.attention
     parts = f.stage1 + f.attention + f.conv_path
     build = f.build + fill_seconds(baseline_conv_bytes(config) // 4)
-    return build, f.total, f.total + parts + conv + local
+    return build, f.total, f.total + parts + conv + local, conv
+
+
+def _warmup_seconds(budget: Budget, round_: float, conv: float) -> float:
+    """The warm-up calls: the baseline convolution once per warm-up pass; ACmix and its parts (warm
+    from the forward that captured the parts' inputs, WARMED_BY_CAPTURE) one pass fewer."""
+    passes = max(1, budget.warmup)
+    return (passes - 1) * round_ + conv
 
 
 def measurement_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
     """Estimated seconds of the shortest measurement `measure_config` makes on the CPU.
 
     Building ACmix and the baseline; one forward for the peak memory and one to capture the parts'
-    inputs; then warmup and at least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each calling ACmix,
-    its three parts and the two baselines once (convmix.speed estimates each).
+    inputs; then the warm-up calls and at least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each
+    calling ACmix, its three parts and the two baselines once (convmix.speed estimates each).
     """
-    build, forward, round_ = _round_seconds(config, impl)
-    rounds = max(1, budget.warmup) + min(FLOOR_ROUNDS, budget.min_rounds)
-    return build + 2 * forward + rounds * round_
+    build, forward, round_, conv = _round_seconds(config, impl)
+    rounds = min(FLOOR_ROUNDS, budget.min_rounds)
+    return build + 2 * forward + _warmup_seconds(budget, round_, conv) + rounds * round_
 
 
 def expected_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
-    """Estimated seconds of a whole measurement on the CPU, as `time_alternated` runs it: warmup, then
-    rounds until both `budget.min_rounds` and `budget.seconds` are reached (or `budget.max_seconds`,
-    after FLOOR_ROUNDS). For planning how many configurations one click measures."""
-    build, forward, round_ = _round_seconds(config, impl)
+    """Estimated seconds of a whole measurement on the CPU, as `time_alternated` runs it at most: the
+    warm-up, then rounds until both `budget.min_rounds` and `budget.seconds` are reached (or
+    `budget.max_seconds`, after FLOOR_ROUNDS). The stopping rule (`budget.precision`) ends stable
+    timings sooner, after min_rounds; a plan made with this estimate never counts on it. For
+    planning how many configurations one click measures."""
+    build, forward, round_, conv = _round_seconds(config, impl)
     timed = max(budget.min_rounds * round_, budget.seconds)
     timed = min(timed, max(budget.max_seconds, min(FLOOR_ROUNDS, budget.min_rounds) * round_))
-    return build + 2 * forward + max(1, budget.warmup) * round_ + timed
-
-
-# -- how busy the machine is ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuSnapshot:
-    """Busy seconds of all CPUs (/proc/stat) and of this process, at one moment."""
-
-    wall: float
-    busy: float
-    own: float
-    cpus: int
-
-
-def cpu_snapshot(stat_path: str = "/proc/stat") -> CpuSnapshot | None:
-    """Now, or None where /proc/stat cannot be read (not Linux)."""
-    try:
-        with open(stat_path, encoding="ascii") as f:
-            lines = f.read().splitlines()
-        ticks = [int(v) for v in lines[0].split()[1:]]
-        cpus = sum(1 for line in lines if re.match(r"cpu\d+ ", line))
-        hz = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    # user, nice, system, idle, iowait, irq, softirq (steal and guest time are left out)
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    busy = (sum(ticks[:7]) - idle) / hz
-    return CpuSnapshot(time.monotonic(), busy, time.process_time(), max(cpus, 1))
-
-
-def others_cpu_share(before: CpuSnapshot | None, after: CpuSnapshot | None) -> float:
-    """The share of all CPUs' time between the snapshots that other processes used (0 to 1), NaN if unknown."""
-    if before is None or after is None or after.wall <= before.wall:
-        return math.nan
-    others = (after.busy - before.busy) - (after.own - before.own)
-    return min(1.0, max(0.0, others / ((after.wall - before.wall) * after.cpus)))
-
-
-def load_average() -> float:
-    try:
-        return float(os.getloadavg()[0])
-    except (OSError, AttributeError):
-        return math.nan
+    return build + 2 * forward + _warmup_seconds(budget, round_, conv) + timed
 
 
 def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
@@ -654,7 +691,7 @@ def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
     with torch.no_grad():
         fns = timed_callables(module, x, config, impl)
         before = cpu_snapshot()
-        timings = time_alternated(fns, dev, budget)
+        timings = time_alternated(fns, dev, budget, warmed=WARMED_BY_CAPTURE)
         after = cpu_snapshot()
     peaks = _cached_peaks(dev, dtype)
     flops = total_cost(config.step_costs()).flops

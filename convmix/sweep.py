@@ -37,6 +37,7 @@ from .constraints import VARIANTS, Problem
 from .counting import SUBMODULES, Cost, module_param_counts, param_formula, stage_costs, total_cost
 from .format import literal
 from .i18n import N_, _, ngettext
+from .load import CpuSnapshot
 from .presets import DEFAULT_PRESET, PRESETS, RESNET_LAYERS, layer_of
 
 
@@ -421,6 +422,59 @@ def sweep_frame(configs: Sequence[ACmixConfig], measured: Mapping[ACmixConfig, d
             row.update(measured[config])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def idle_cpus(seconds: float = 0.5, since: CpuSnapshot | None = None) -> float | None:
+    """How many CPUs other processes leave idle: the CPUs less what others kept busy since `since`
+    (a snapshot taken earlier, e.g. when the command started; this process's own time is left out)
+    over at least `seconds` (waiting for the rest), or over the next `seconds`; and less the
+    1-minute load average when that is higher, so that a quiet moment on a busy machine does not
+    pass for a quiet machine. None where /proc/stat cannot be read."""
+    import time
+
+    from .load import cpu_snapshot, load_average, others_cpu_share
+
+    before = since or cpu_snapshot()
+    if before is None:
+        return None
+    time.sleep(max(0.0, seconds - (time.monotonic() - before.wall)))
+    after = cpu_snapshot()
+    share = others_cpu_share(before, after)
+    if after is None or math.isnan(share):
+        return None
+    average = load_average()
+    busy = max(share * after.cpus, 0.0 if math.isnan(average) else average)
+    return max(0.0, after.cpus - busy)
+
+
+def sweep_threads(requested: int | None = None, environ: Mapping[str, str] | None = None,
+                  idle: Callable[[], float | None] | None = None) -> int:
+    """Intra-op threads for a sweep's measurements: `requested`; else $CONVMIX_THREADS (read as
+    convmix.runtime reads it); else one per CPU that other processes leave idle (`idle()`, by default
+    `idle_cpus()`; counted whole from three quarters up), at least 1 and at most the CPUs this
+    process may use.
+
+    A measurement with more threads than free cores is slowed many times over (at each operation
+    the threads wait for the one whose core is busy), so on a busy machine it measures the load more
+    than the module, and slowly: on a shared two-core machine (load average about 2), ACmix's
+    Stage I took 1 ms with one thread and 88 ms with two. Alone on a machine, a sweep uses every
+    core (as convmix.runtime's lone measurement does). The count
+    is chosen once for the whole sweep, so that its rows compare, and written in every row.
+    """
+    import os
+
+    from .runtime import THREADS_ENV, thread_count, usable_cpus
+
+    if requested is not None:
+        return requested
+    env = os.environ if environ is None else environ
+    if env.get(THREADS_ENV, "").strip():
+        return thread_count(dict(env))
+    usable = usable_cpus()
+    free = (idle or idle_cpus)()
+    if free is None:
+        return usable
+    return max(1, min(usable, math.floor(free + 0.25)))
 
 
 def measure_configs(

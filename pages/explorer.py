@@ -331,15 +331,17 @@ with latency_tab:
                           help=_("reference: the authors' unfold formulation, what their code costs. Others "
                                  "compute the same values differently."))
     efforts = {"quick": _("quick"), "standard": _("standard"), "thorough": _("thorough")}
-    effort_text = "; ".join(_("{name}: at least {rounds} rounds and {seconds:g} s", name=efforts[n],
-                              rounds=b.min_rounds, seconds=b.seconds) for n, b in bench.BUDGETS.items())
+    effort_text = "; ".join(_("{name}: {least} to {most} rounds, more than {least} only within {seconds:g} s",
+                              name=efforts[n], least=b.min_rounds, most=b.max_rounds, seconds=b.seconds)
+                            for n, b in bench.BUDGETS.items())
     with controls[2]:
         budget_name = choice(
             st.radio, _("timing effort"), list(bench.BUDGETS), key="explorer_budget", default="standard",
             format_func=efforts.get, horizontal=True,
             help=_("Timed rounds per configuration (each round times ACmix, its parts and the baselines once): "
-                   "{efforts}. A slow configuration stops after {floor} rounds once {limits} have passed.",
-                   efforts=effort_text, floor=bench.FLOOR_ROUNDS,
+                   "{efforts}. Past the least rounds, timing stops as soon as every median is known within "
+                   "±{precision:.0%}. A slow configuration stops after {floor} rounds once {limits} have passed.",
+                   efforts=effort_text, precision=bench.PRECISION, floor=bench.FLOOR_ROUNDS,
                    limits=" / ".join(f"{b.max_seconds:g} s" for b in bench.BUDGETS.values())))
 
     results: dict = st.session_state.setdefault(RESULTS, {})
@@ -401,6 +403,14 @@ with latency_tab:
             status.append(_("One click measures one configuration after another for at most {limit:g} s (this "
                             "server's limit per request); press again for the ones left.", limit=cap))
         st.markdown(" ".join(status))
+        effort = bench.BUDGETS[budget_name]
+        st.caption(_(
+            "When to stop timing: after at least {least} rounds, as soon as the medians of ACmix, its parts and the "
+            "baselines are each known within ±{precision:.0%} (each median's {confidence:.0%} confidence interval, "
+            "from the sorted samples, lies in that band); otherwise once {seconds:g} s have passed, and after {most} "
+            "rounds at most. Stable timings end sooner; noisy ones get more rounds.",
+            least=effort.min_rounds, precision=effort.precision, confidence=bench.CONFIDENCE,
+            seconds=effort.seconds, most=effort.max_rounds))
         if pending or refused:
             st.caption(_("The whole sweep in one go, on your own machine or a GPU, with the same settings (then "
                          "load the file below):"))

@@ -9,8 +9,12 @@ import math
 import os
 import random
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -389,3 +393,199 @@ def test_expected_seconds_covers_the_rounds_a_budget_asks_for():
         assert whole >= shortest, name
         assert whole >= effort.seconds  # at least the timed seconds the budget asks for
         assert whole <= shortest + effort.max_seconds + effort.seconds, name
+
+
+# -- the stopping rule ----------------------------------------------------------------------------------
+class FakeClock:
+    """perf_counter for time_alternated: each scripted callable advances it by its next duration."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def scripted(self, durations):
+        it = iter(durations)
+
+        def call():
+            self.now += next(it)
+
+        return call
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(bench, "time", fake)
+    return fake
+
+
+def _coverage(n: int, j: int) -> float:
+    """P(the j-th smallest <= median <= the j-th largest of n draws): the central binomial terms."""
+    return sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2**n
+
+
+def test_median_interval_is_the_widest_order_statistics_that_reach_the_confidence():
+    rng = random.Random(5)
+    for n in range(1, 41):
+        values = [rng.random() for _ in range(n)]
+        xs = sorted(values)
+        best = max((j for j in range(1, n // 2 + 1) if _coverage(n, j) >= 0.9), default=None)
+        expected = None if best is None else (xs[best - 1], xs[n - best])
+        assert bench.median_interval(values, 0.9) == expected, n
+    assert bench.median_interval([3.0, 1.0, 2.0, 5.0]) is None  # 4 values: (min, max) covers 87.5 %
+    assert bench.median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)  # 5 values: 93.75 %
+    assert bench.median_interval([8, 1, 7, 2, 6, 3, 5, 4]) == (2, 7)  # 8 values: 2nd to 7th, 93 %
+
+
+def test_median_interval_covers_the_true_median_as_often_as_it_claims():
+    rng = random.Random(11)
+    true_median = math.log(2)  # of the exponential distribution: skewed, like timings
+    for n in (5, 9, 20, 60):
+        hits = 0
+        for _trial in range(2000):
+            low, high = bench.median_interval([rng.expovariate(1.0) for _ in range(n)])
+            hits += low <= true_median <= high
+        assert 0.89 <= hits / 2000 <= 0.995, n  # at least 90 % (within sampling error), not trivially 100 %
+
+
+def test_settled_needs_the_interval_inside_the_band():
+    assert bench.settled([1.0, 1.01, 0.99, 1.02, 0.98], 0.05)
+    assert not bench.settled([1.0, 1.01, 0.99, 1.02, 1.08], 0.05)  # 5 values: the interval is (min, max)
+    assert not bench.settled([1.0, 1.01, 0.99, 1.02], 0.05)  # too few for a 90 % interval
+    # With 20 values the interval leaves out the extremes: one slow sample does not stop it settling.
+    assert bench.settled([1.0] * 19 + [1.5], 0.05)
+    assert not bench.settled([1.0] * 10 + [1.2] * 10, 0.05)
+
+
+def test_stable_timings_stop_at_the_least_rounds(clock):
+    jitter = [1e-3 * (1 + 0.01 * (-1) ** i) for i in range(200)]
+    budget = bench.Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=100.0, block_seconds=0.0,
+                          precision=0.05)
+    timings = bench.time_alternated({"a": clock.scripted(jitter), "b": clock.scripted(jitter)},
+                                    torch.device("cpu"), budget)
+    assert [t.samples for t in timings.values()] == [5, 5]
+    # Without the rule the same timings go on to max_rounds (the time budget is never reached).
+    old = bench.time_alternated({"a": clock.scripted(jitter), "b": clock.scripted(jitter)},
+                                torch.device("cpu"), replace(budget, precision=None))
+    assert [t.samples for t in old.values()] == [60, 60]
+
+
+def test_an_early_outlier_delays_the_stop_until_the_interval_leaves_it_out(clock):
+    # One slow first sample of "a": with 5 to 7 samples the 90 % interval is (min, max) and holds
+    # it; from 8 samples on it is the 2nd to the 7th value, which are all 1 ms.
+    slow_first = [1e-3, 1.5e-3] + [1e-3] * 100
+    steady = [1e-3] * 102
+    budget = bench.Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=100.0, block_seconds=0.0,
+                          precision=0.05)
+    timings = bench.time_alternated({"a": clock.scripted(slow_first), "b": clock.scripted(steady)},
+                                    torch.device("cpu"), budget)
+    assert timings["a"].samples == timings["b"].samples == 8
+
+
+def test_noisy_timings_go_on_until_the_seconds(clock):
+    # "a" alternates 1.0 and 1.3 ms and never settles: rounds go on until 20 ms of timed rounds have
+    # passed, which (with "b" at 1 ms) is after round 10 (19.2 ms after 9 rounds, 21.5 after 10).
+    noisy = [1e-3] + [1e-3 if i % 2 == 0 else 1.3e-3 for i in range(200)]
+    budget = bench.Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=0.02, block_seconds=0.0,
+                          precision=0.05)
+    timings = bench.time_alternated({"a": clock.scripted(noisy), "b": clock.scripted([1e-3] * 201)},
+                                    torch.device("cpu"), budget)
+    assert timings["a"].samples == 10
+
+
+def test_warmed_callables_skip_the_warm_up_and_their_first_call_sizes_their_blocks(clock):
+    calls: list[str] = []
+
+    def logged(name, seconds):
+        def call():
+            calls.append(name)
+            clock.now += seconds
+
+        return call
+
+    # Powers of two, so that the fake clock's sums are exact.
+    fns = {"slow": logged("slow", 2.0**-9), "fast": logged("fast", 2.0**-17), "cold": logged("cold", 2.0**-9)}
+    budget = bench.Budget(warmup=1, min_rounds=4, max_rounds=4, seconds=0.0, block_seconds=2.0**-10)
+    timings = bench.time_alternated(fns, torch.device("cpu"), budget, warmed=("slow", "fast"))
+    assert calls[0] == "cold"  # the only warm-up call
+    # "slow" fills a block alone: its first call is its first sample; "fast" needs blocks of 128
+    # calls: its first call only sizes them and the round times a whole block.
+    assert calls.count("slow") == 4 and timings["slow"].calls_per_sample == 1
+    assert timings["fast"].calls_per_sample == 128
+    assert calls.count("fast") == 1 + 4 * 128
+    assert calls.count("cold") == 1 + 4
+    assert all(t.samples == 4 for t in timings.values())
+
+
+def test_the_rule_keeps_the_medians_of_the_old_sampling_on_synthetic_timings(clock):
+    """Timings with 3 % jitter and a load spike (× 1.5) one time in ten: the medians with the stopping
+    rule agree with those of the old sampling (no early stop) within 3 %, in fewer rounds."""
+    rng = random.Random(7)
+
+    def draws():
+        return [1e-3 * rng.lognormvariate(0, 0.03) * (1.5 if rng.random() < 0.1 else 1.0) for _ in range(400)]
+
+    new = bench.Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=0.03, block_seconds=0.0, precision=0.05)
+    old = replace(new, precision=None)
+    ratios, rounds = [], {"old": 0, "new": 0}
+    for _trial in range(40):
+        results = {}
+        for way, effort in (("old", old), ("new", new)):
+            t = bench.time_alternated({"a": clock.scripted(draws()), "b": clock.scripted(draws())},
+                                      torch.device("cpu"), effort)
+            results[way] = t["a"].median_ms
+            rounds[way] += t["a"].samples
+        ratios.append(results["new"] / results["old"])
+    assert abs(statistics.median(ratios) - 1) < 0.03
+    assert max(abs(r - 1) for r in ratios) < 0.1
+    assert rounds["new"] < 0.8 * rounds["old"]
+
+
+def test_the_rule_keeps_the_medians_of_the_old_sampling_on_a_fixed_configuration():
+    """The same ACmix configuration timed the old way (no early stop, a second warm-up of what the
+    capture forward ran) and the new way in seven pairs, each pair in turn old first and new first.
+    The new/old ratios of the medians of ACmix and of every callable lasting 1 ms or more (shorter
+    calls are left out: a preempted thread moves them by more) have a median within 20 % of 1,
+    and ACmix's own within 30 %: the machine may be shared, and each pair sees its load change.
+    A rule that stopped on unsettled or cold samples would move them further."""
+    config = ACmixConfig(in_planes=64, out_planes=64, kernel_att=5, head=4, height=28, width=28)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        module = config.build().eval()
+        x = config.make_input()
+        with torch.no_grad():
+            fns = bench.timed_callables(module, x, config, "reference")
+            new = bench.BUDGETS["standard"]
+            ways = {"old": replace(new, precision=None, warmup=new.warmup + 1), "new": new}
+            ratios: dict[str, list[float]] = {name: [] for name in fns}
+            old_ms: dict[str, list[float]] = {name: [] for name in fns}
+            for trial in range(7):
+                medians = {}
+                for way in ("old", "new") if trial % 2 == 0 else ("new", "old"):
+                    t = bench.time_alternated(fns, torch.device("cpu"), ways[way], warmed=bench.WARMED_BY_CAPTURE)
+                    medians[way] = {name: timing.median_ms for name, timing in t.items()}
+                for name in fns:
+                    ratios[name].append(medians["new"][name] / medians["old"][name])
+                    old_ms[name].append(medians["old"][name])
+    finally:
+        torch.set_num_threads(threads)
+    compared = [name for name in fns if name == "acmix" or statistics.median(old_ms[name]) >= 1.0]
+    assert len(compared) >= 3, compared
+    pooled = [r for name in compared for r in ratios[name]]
+    assert abs(statistics.median(pooled) - 1) < 0.2, {name: ratios[name] for name in compared}
+    assert abs(statistics.median(ratios["acmix"]) - 1) < 0.3, ratios["acmix"]
+
+
+def test_a_measurement_does_not_import_torch_inductor():
+    """The CPU peak's profiler is torch.autograd's: torch.profiler.profile's first use imports
+    torch._inductor, seconds of start-up for every command-line sweep."""
+    code = ("import sys; from convmix import bench; from convmix.config import ACmixConfig; "
+            "bench.measure_config(ACmixConfig(in_planes=4, out_planes=8, kernel_att=3, head=2, height=6, width=6), "
+            "device='cpu', budget=bench.Budget(1, 3, 3, 0.0, 0.0)); print('torch._inductor' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

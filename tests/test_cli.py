@@ -192,3 +192,54 @@ def test_measured_preset_layers_on_tiny_budget(tmp_path):
     df = sweep.read_results(out.read_bytes())
     assert len(df) == 1 and (df["in_planes"] == 512).all() and (df["height"] == 7).all()
     assert 0 <= df["others_cpu_share"].iloc[0] <= 1
+
+
+# -- issue 16: the stopping rule and the threads of a sweep ---------------------------------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--threads", "0"], "argument --threads: '0' is not auto or a whole number from 1 to 1,024"),
+        (["--threads", "many"], "argument --threads: 'many' is not auto or a whole number"),
+        (["--precision", "150"], "argument --precision: 150 is outside 0 to 100"),
+        (["--precision", "tight"], "argument --precision: 'tight' is not a number"),
+    ],
+)
+def test_bad_threads_and_precision_are_reported(capsys, args, message):
+    code, _, err = run_here(capsys, *args, "--in-planes", "4", "--size", "6")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, precision, threads",
+    [([], 0.05, 3), (["--precision", "0"], None, 3), (["--precision", "7.5", "--threads", "2"], 0.075, 2)],
+)
+def test_the_stopping_rule_and_threads_reach_the_measurement(capsys, monkeypatch, args, precision, threads):
+    from convmix import bench
+
+    seen = []
+
+    def measure(config, **kwargs):
+        seen.append((kwargs["budget"], torch.get_num_threads()))
+        raise bench.MeasureError("not measured here")
+
+    monkeypatch.setattr(bench, "measure_config", measure)
+    monkeypatch.setattr(sweep, "idle_cpus", lambda **kwargs: 3.0)  # the auto choice, fixed
+    monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 4)
+    monkeypatch.delenv("CONVMIX_THREADS", raising=False)
+    before = torch.get_num_threads()
+    code, _, err = run_here(capsys, "--in-planes", "4", "--size", "6", *args)
+    assert code == 2 and "no configuration could be measured" in err
+    budget, used = seen[0]
+    assert budget.precision == precision and budget.min_rounds == bench.BUDGETS["standard"].min_rounds
+    assert used == threads
+    assert torch.get_num_threads() == before  # restored after the sweep
+
+
+def test_a_measured_sweep_records_the_threads_it_used(tmp_path):
+    out = tmp_path / "threads.csv"
+    result = run("--in-planes", "4", "--out-planes", "8", "--kernel-att", "3", "--size", "6", "--budget", "quick",
+                 "--threads", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "1 threads" in result.stderr and " rounds)" in result.stderr
+    df = sweep.read_results(out.read_bytes())
+    assert (df["threads"] == 1).all()

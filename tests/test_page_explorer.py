@@ -479,3 +479,23 @@ def test_english_and_chinese_show_the_same_numbers(open_page):
     numbers = [[{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in d] for d in rows]
     numbers_zh = [[{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in d] for d in rows_zh]
     assert numbers == numbers_zh
+
+
+# -- issue 16: the stopping rule is stated ----------------------------------------------------------------
+@pytest.mark.parametrize("effort", ["quick", "standard", "thorough"])
+def test_the_stopping_rule_is_stated_with_the_chosen_effort(open_page, effort):
+    budget = bench.BUDGETS[effort]
+    at = open_page({**LATENCY, "explorer_budget": effort})
+    assert_clean(at)
+    rule = next(c.value for c in at.caption if c.value.startswith("When to stop timing"))
+    assert f"after at least {budget.min_rounds} rounds" in rule
+    assert f"known within ±{budget.precision:.0%}" in rule and f"{bench.CONFIDENCE:.0%} confidence interval" in rule
+    assert f"once {budget.seconds:g} s have passed, and after {budget.max_rounds} rounds at most" in rule
+    radio = widget(at, "radio", "explorer_budget")
+    assert f"{budget.min_rounds} to {budget.max_rounds} rounds" in radio.help
+    with i18n.language("zh"):
+        at = open_page({**LATENCY, "explorer_budget": effort, "lang": "zh"})
+        assert_clean(at)
+        rule = next(c.value for c in at.caption if c.value.startswith("何时停止计时"))
+        assert f"至少测完 {budget.min_rounds} 轮" in rule and f"±{budget.precision:.0%}" in rule
+        assert english_left(at, "main") == []

@@ -466,3 +466,49 @@ def test_reference_files(tmp_path):
     assert [p.name for p in sweep.reference_files(tmp_path)] == ["a.csv", "b.csv"]
     assert not sweep.REFERENCE_DIR.exists() or all(
         len(sweep.read_results(p.read_bytes(), p.name)) for p in sweep.reference_files())
+
+
+# -- issue 16: the threads of a sweep ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "idle, expected",
+    [(8.0, 8), (7.8, 8), (7.7, 7), (1.75, 2), (1.7, 1), (0.3, 1), (0.0, 1), (40.0, 8), (None, 8)],
+)
+def test_a_sweep_uses_the_cpus_others_leave_idle(monkeypatch, idle, expected):
+    monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 8)
+    assert sweep.sweep_threads(None, environ={}, idle=lambda: idle) == expected
+
+
+def test_asked_threads_and_the_variable_come_first(monkeypatch):
+    monkeypatch.setattr("convmix.runtime.usable_cpus", lambda root="/sys/fs/cgroup": 8)
+    assert sweep.sweep_threads(3, environ={"CONVMIX_THREADS": "5"}, idle=lambda: 0.0) == 3
+    assert sweep.sweep_threads(None, environ={"CONVMIX_THREADS": "5"}, idle=lambda: 0.0) == 5
+    assert sweep.sweep_threads(None, environ={"CONVMIX_THREADS": " "}, idle=lambda: 2.0) == 2
+
+
+def test_idle_cpus_reads_the_machine():
+    from convmix.bench import cpu_snapshot
+
+    free = sweep.idle_cpus(0.05)
+    if cpu_snapshot() is None:
+        assert free is None
+    else:
+        assert 0.0 <= free <= cpu_snapshot().cpus
+
+
+def test_idle_cpus_counts_what_others_kept_busy_and_the_load_average(monkeypatch):
+    import time
+
+    from convmix import load
+
+    since = load.CpuSnapshot(wall=time.monotonic() - 1.0, busy=100.0, own=5.0, cpus=4)
+    # 2.5 busy CPU-seconds in 1 s, 0.5 of them this process's: others kept 2 of the 4 CPUs busy.
+    after = load.CpuSnapshot(wall=since.wall + 1.0, busy=102.5, own=5.5, cpus=4)
+    monkeypatch.setattr(load, "cpu_snapshot", lambda: after)
+    monkeypatch.setattr(load, "load_average", lambda: 0.5)
+    assert sweep.idle_cpus(0.5, since=since) == pytest.approx(2.0)
+    monkeypatch.setattr(load, "load_average", lambda: 3.0)  # busier over the last minute than just now
+    assert sweep.idle_cpus(0.5, since=since) == pytest.approx(1.0)
+    monkeypatch.setattr(load, "load_average", lambda: 9.0)
+    assert sweep.idle_cpus(0.5, since=since) == 0.0
+    monkeypatch.setattr(load, "cpu_snapshot", lambda: None)
+    assert sweep.idle_cpus(0.5) is None
