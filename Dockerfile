@@ -25,5 +25,6 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read().strip() == b'ok' else 1)"
 
-# torch's thread count comes from the container's CPU limit (cgroup cpu.max), see convmix/runtime.py.
+# One intra-op thread per forward in the app (visitors share the cores); CONVMIX_THREADS overrides it,
+# see convmix/runtime.py.
 CMD ["streamlit", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", "--server.fileWatcherType=none"]

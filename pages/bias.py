@@ -24,6 +24,7 @@ from convmix.constraints import module_problems
 from convmix.format import human_bytes
 from convmix.i18n import N_, _, get_language, ngettext, pgettext
 from convmix.quirks import cite
+from convmix.runtime import SERVER, configure_torch
 from convmix.ui.cache import bounded_cache, make_room, module_within_budget
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config, show_url_notes, url_notes_once
@@ -527,6 +528,7 @@ def describe_padding(demo: cb.PaddingDemo) -> str:
 
 @st.fragment
 def padding_section(key: str, size: int, x: torch.Tensor) -> None:
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     pad = st.slider(
         _("Padding for this demonstration"), cb.demo_padding_min(spec, size),
         cb.demo_padding_max(spec), max(first_empty, p), key="bias_padding",
