@@ -104,9 +104,10 @@ def thread_setting(role: str = MEASUREMENT, environ: dict | None = None,
         return default, None
     if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS:
         return int(text), None
+    why = "one per forward in the app" if role == SERVER else "the CPUs this process may use"
     return default, (f"the setting {THREADS_ENV}={text[:40]!r} cannot be used: it must be a whole number of "
                      f"threads from 1 to {MAX_THREADS:,} (e.g. {THREADS_ENV}=1), or unset for the default, "
-                     f"{default} ({'one per forward in the app' if role == SERVER else 'the CPUs this process may use'})")
+                     f"{default} ({why})")
 
 
 def thread_count(environ: dict | None = None, root: str | os.PathLike = "/sys/fs/cgroup",
