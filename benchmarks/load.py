@@ -308,7 +308,7 @@ def first_renders(pages: list[str], server: str, repeats: int) -> list[str]:
         for page in pages:
             times, second = [], []
             for _ in range(repeats):
-                with running_app(command=command) as base:
+                with running_app(command=command, timeout=600) as base:
                     times.append(_render(browser, f"{base}/{paths[page]}?lang=en", ready))
                     second.append(_render(browser, f"{base}/{paths[page]}?lang=en", ready))
             med = statistics.median(times)
