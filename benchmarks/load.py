@@ -21,7 +21,10 @@ os.sched_setaffinity, stopped at the end of its block and in any case after --lo
   `python scripts/serve.py`, which warms imports and caches before it serves (see its docstring).
 
 Prints each figure's median and range (min to max) per condition, the loaded/quiet ratio of the
-medians and the fast/reference ratio. Exit status 0 when every goal is met, 1 otherwise. The machine
+medians, the CPU time this process used per second of wall time (about 1 for one thread that has a
+core to itself; less when other processes take turns on it) and the fast/reference ratio. For a
+first render it prints when the browser had loaded Streamlit's page, when the script had finished
+and when every chart was drawn. Exit status 0 when every goal is met, 1 otherwise. The machine
 this runs on may be shared: run it more than once, and compare ratios rather than seconds.
 """
 
@@ -33,6 +36,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +85,7 @@ class Figure:
     run: Callable[[int], float]  # sample index -> seconds of one timed unit
     kind: str = "forward"
     samples: dict[str, list[float]] = field(default_factory=lambda: {QUIET: [], LOADED: []})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {QUIET: [], LOADED: []})  # CPU s / wall s
 
     def median(self, condition: str) -> float:
         return statistics.median(self.samples[condition])
@@ -96,6 +101,7 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> Callable[[int], float]:
             fn()
         return (time.perf_counter() - start) / repeat
 
+    run.repeat = repeat
     return run
 
 
@@ -108,6 +114,7 @@ def with_threads(threads: int, run: Callable[[int], float]) -> Callable[[int], f
         finally:
             torch.set_num_threads(before)
 
+    wrapped.repeat = getattr(run, "repeat", 1)
     return wrapped
 
 
@@ -245,6 +252,11 @@ def page_figures(pages: list[str]) -> list[Figure]:
 
 
 # -- measuring, side by side -------------------------------------------------------------------------------
+def _units(figure: Figure) -> int:
+    """Timed calls per sample (a sample's seconds are per call; its CPU time covers them all)."""
+    return getattr(figure.run, "repeat", 1)
+
+
 def measure(figures: list[Figure], rounds: int, samples: int, load_seconds: float) -> None:
     for r in range(rounds):
         for condition in (QUIET, LOADED):
@@ -253,7 +265,10 @@ def measure(figures: list[Figure], rounds: int, samples: int, load_seconds: floa
                 order = figures if r % 2 == 0 else figures[::-1]  # alternate the order: drift hits all alike
                 for figure in order:
                     for _ in range(samples):
-                        figure.samples[condition].append(figure.run(len(figure.samples[condition])))
+                        cpu = time.process_time()
+                        wall = figure.run(len(figure.samples[condition]))
+                        figure.samples[condition].append(wall)
+                        figure.cpu[condition].append((time.process_time() - cpu) / wall / _units(figure))
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
 
 
@@ -262,14 +277,16 @@ def report(figures: list[Figure]) -> list[str]:
     missed = []
     width = max(len(f.name) for f in figures)
     unit = {"forward": 1e3, "rerun": 1e3}
-    print(f"{'figure':<{width}}  {'quiet: median (min-max) ms':>30}  {'loaded: median (min-max) ms':>30}  loaded/quiet")
+    print(f"{'figure':<{width}}  {'quiet: median (min-max) ms':>30}  {'loaded: median (min-max) ms':>30}  "
+          f"loaded/quiet  CPU/wall quiet, loaded")
     for f in figures:
         scale = unit[f.kind]
         cells = []
         for condition in (QUIET, LOADED):
             s = f.samples[condition]
             cells.append(f"{f.median(condition) * scale:,.1f} ({min(s) * scale:,.1f}-{max(s) * scale:,.1f})")
-        print(f"{f.name:<{width}}  {cells[0]:>30}  {cells[1]:>30}  {f.ratio():11.2f}x")
+        shares = " ".join(f"{statistics.median(f.cpu[c]):.2f}" for c in (QUIET, LOADED))
+        print(f"{f.name:<{width}}  {cells[0]:>30}  {cells[1]:>30}  {f.ratio():11.2f}x  {shares:>16}")
         if f.ratio() > GOAL_LOAD_RATIO:
             missed.append(f"{f.name}: loaded/quiet {f.ratio():.2f}x > {GOAL_LOAD_RATIO:g}x")
         if f.kind == "rerun" and max(f.median(QUIET), f.median(LOADED)) > GOAL_RERUN_S:
@@ -305,14 +322,23 @@ def first_renders(pages: list[str], server: str, repeats: int) -> list[str]:
           f" quiet, {repeats} time(s) each: seconds from the request to a finished script with every chart drawn")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        with tempfile.TemporaryDirectory() as folder:  # what Streamlit alone costs: a title and nothing else
+            bare = Path(folder) / "bare.py"
+            bare.write_text("import streamlit as st\n\nst.title('A page with nothing on it')\n")
+            with running_app(command=[sys.executable, "-m", "streamlit", "run", str(bare)]) as base:
+                floor = [_render(browser, base, ready)[0] for _ in range(3)]
+        print(f"  {'(Streamlit alone: a bare page)':<12} {statistics.median(floor):5.2f} s ({min(floor):.2f}-{max(floor):.2f})")
         for page in pages:
-            times, second = [], []
+            times, second, phases = [], [], []
             for _ in range(repeats):
                 with running_app(command=command, timeout=600) as base:
-                    times.append(_render(browser, f"{base}/{paths[page]}?lang=en", ready))
-                    second.append(_render(browser, f"{base}/{paths[page]}?lang=en", ready))
+                    seconds, steps = _render(browser, f"{base}/{paths[page]}?lang=en", ready)
+                    times.append(seconds)
+                    phases.append(steps)
+                    second.append(_render(browser, f"{base}/{paths[page]}?lang=en", ready)[0])
             med = statistics.median(times)
-            print(f"  {page:<12} first {med:5.2f} s ({min(times):.2f}-{max(times):.2f});"
+            steps = ", ".join(f"{name} {statistics.median(p[name] for p in phases):.2f}" for name in phases[0])
+            print(f"  {page:<12} first {med:5.2f} s ({min(times):.2f}-{max(times):.2f}; {steps});"
                   f"  a second visitor {statistics.median(second):5.2f} s")
             if med > GOAL_FIRST_RENDER_S:
                 missed.append(f"{page}: first render {med:.2f} s > {GOAL_FIRST_RENDER_S:g} s")
@@ -320,13 +346,21 @@ def first_renders(pages: list[str], server: str, repeats: int) -> list[str]:
     return missed
 
 
-def _render(browser, url: str, ready: str) -> float:
+def _render(browser, url: str, ready: str) -> tuple[float, dict[str, float]]:
     """Seconds from the request until the page is ready, and stays so (a page is idle before its
-    first run too: the main area must hold an element and the state be idle on four checks in a row)."""
+    first run too: the main area must hold an element and the state be idle on four checks in a row),
+    and when the browser had loaded Streamlit's page and when the script had finished."""
+    from tests.browser.app_pages import CONTENT
+    from tests.browser.server import IDLE
+
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     start = time.perf_counter()
-    page.goto(url, wait_until="commit")
+    page.goto(url, wait_until="load")
+    steps = {"page loaded": time.perf_counter() - start}
+    page.wait_for_function(f"() => !!document.querySelector({CONTENT!r}) && !!document.querySelector({IDLE!r})",
+                           timeout=180_000, polling=25)
+    steps["script done"] = time.perf_counter() - start
     while True:
         page.wait_for_function(ready, timeout=180_000, polling=25)
         seconds = time.perf_counter() - start
@@ -339,7 +373,7 @@ def _render(browser, url: str, ready: str) -> float:
     if page.locator("[data-testid='stException']").count():
         raise RuntimeError(f"{url}: the page shows an exception")
     context.close()
-    return seconds
+    return seconds, steps
 
 
 def main() -> int:
