@@ -22,7 +22,8 @@ os.sched_setaffinity, stopped at the end of its block and in any case after --lo
 
 Prints each figure's median and range (min to max) per condition, the loaded/quiet ratio of the
 medians, the CPU time this process used per second of wall time (about 1 for one thread that has a
-core to itself; less when other processes take turns on it) and the fast/reference ratio. For a
+core to itself; less when other processes take turns on it), the CPU time of one call loaded against
+quiet (the work itself: near 1 when only the share of a core changed) and the fast/reference ratio. For a
 first render it prints when the browser had loaded Streamlit's page, when the script had finished
 and when every chart was drawn. Exit status 0 when every goal is met, 1 otherwise. The machine
 this runs on may be shared: run it more than once, and compare ratios rather than seconds.
@@ -278,7 +279,7 @@ def report(figures: list[Figure]) -> list[str]:
     width = max(len(f.name) for f in figures)
     unit = {"forward": 1e3, "rerun": 1e3}
     print(f"{'figure':<{width}}  {'quiet: median (min-max) ms':>30}  {'loaded: median (min-max) ms':>30}  "
-          f"loaded/quiet  CPU/wall quiet, loaded")
+          f"loaded/quiet  CPU/wall quiet, loaded  CPU per call loaded/quiet")
     for f in figures:
         scale = unit[f.kind]
         cells = []
@@ -286,7 +287,9 @@ def report(figures: list[Figure]) -> list[str]:
             s = f.samples[condition]
             cells.append(f"{f.median(condition) * scale:,.1f} ({min(s) * scale:,.1f}-{max(s) * scale:,.1f})")
         shares = " ".join(f"{statistics.median(f.cpu[c]):.2f}" for c in (QUIET, LOADED))
-        print(f"{f.name:<{width}}  {cells[0]:>30}  {cells[1]:>30}  {f.ratio():11.2f}x  {shares:>16}")
+        work = [statistics.median(w * c for w, c in zip(f.samples[k], f.cpu[k], strict=True)) for k in (QUIET, LOADED)]
+        print(f"{f.name:<{width}}  {cells[0]:>30}  {cells[1]:>30}  {f.ratio():11.2f}x  {shares:>21}  "
+              f"{work[1] / work[0]:24.2f}x")
         if f.ratio() > GOAL_LOAD_RATIO:
             missed.append(f"{f.name}: loaded/quiet {f.ratio():.2f}x > {GOAL_LOAD_RATIO:g}x")
         if f.kind == "rerun" and max(f.median(QUIET), f.median(LOADED)) > GOAL_RERUN_S:
