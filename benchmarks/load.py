@@ -48,7 +48,6 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from convmix.acmix import ACmix  # noqa: E402
 from convmix.config import ACmixConfig  # noqa: E402
 from convmix.runtime import MEASUREMENT, SERVER, configure_torch, thread_count  # noqa: E402
 from convmix.trace import trace_forward  # noqa: E402
@@ -120,15 +119,9 @@ def with_threads(threads: int, run: Callable[[int], float]) -> Callable[[int], f
 
 
 def forward_figures() -> list[Figure]:
-    config = ACmixConfig()
-    x = torch.randn(config.batch, config.in_planes, config.height, config.width,
-                    generator=torch.Generator().manual_seed(0))
-    reference = ACmix(config.in_planes, config.out_planes, config.kernel_att, config.head, config.kernel_conv,
-                      config.stride, config.dilation).eval()
-    fast = ACmix(config.in_planes, config.out_planes, config.kernel_att, config.head, config.kernel_conv,
-                 config.stride, config.dilation).eval()
-    fast.load_state_dict(reference.state_dict())
-    fast.impl = "fast"
+    config = ACmixConfig()  # the default configuration, as the app builds it
+    x = config.make_input()
+    reference, fast = config.build("reference").eval(), config.build("fast").eval()
     with torch.no_grad():
         assert torch.allclose(reference(x), fast(x), atol=1e-4, rtol=1e-4)
 
