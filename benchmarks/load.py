@@ -345,18 +345,24 @@ def first_renders(pages: list[str], server: str, repeats: int) -> list[str]:
 def _render(browser, url: str, ready: str) -> tuple[float, dict[str, float]]:
     """Seconds from the request until the page is ready, and stays so (a page is idle before its
     first run too: the main area must hold an element and the state be idle on four checks in a row),
-    and when the browser had loaded Streamlit's page and when the script had finished."""
+    and when the browser had loaded Streamlit's page, when the server's last message of the run
+    arrived (the script's end, as the server sent it) and when the browser had taken in the end of
+    the run (after drawing what came before it)."""
     from tests.browser.app_pages import CONTENT
     from tests.browser.server import IDLE
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    received: list[float] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda _frame: received.append(time.perf_counter())))
     start = time.perf_counter()
     page.goto(url, wait_until="load")
     steps = {"page loaded": time.perf_counter() - start}
     page.wait_for_function(f"() => !!document.querySelector({CONTENT!r}) && !!document.querySelector({IDLE!r})",
                            timeout=180_000, polling=25)
-    steps["script done"] = time.perf_counter() - start
+    done = time.perf_counter()
+    steps["last message"] = max((t for t in received if t <= done), default=done) - start
+    steps["script done"] = done - start
     while True:
         page.wait_for_function(ready, timeout=180_000, polling=25)
         seconds = time.perf_counter() - start
