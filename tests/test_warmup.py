@@ -95,3 +95,15 @@ def test_a_view_shows_the_same_when_it_comes_back_from_the_caches(page):
     assert seen[first][0] == seen[first][1]
     assert seen[second][0] == seen[second][1]
     assert seen[first][0] != seen[second][0]
+
+
+def test_after_the_warm_up_a_new_visitor_builds_no_chart(monkeypatch):
+    """Every chart of every page's first view is ready: a new session draws them all from the cache
+    (its frames come out of st.cache_data as copies laid out anew; their keys must still match)."""
+    warmup.warm_pages()
+    built = []
+    convert = ui_charts.convert
+    monkeypatch.setattr(ui_charts, "convert", lambda chart: built.append(chart) or convert(chart))
+    for page in PAGES:
+        assert not visit(page).exception
+    assert built == []
