@@ -22,8 +22,12 @@ RUN useradd --create-home --shell /usr/sbin/nologin convmix \
 USER convmix
 
 EXPOSE 8501
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+# The server listens once every page has been rendered once (scripts/serve.py; about 10 s on two cores).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read().strip() == b'ok' else 1)"
 
-# torch's thread count comes from the container's CPU limit (cgroup cpu.max), see convmix/runtime.py.
-CMD ["streamlit", "run", "streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", "--server.fileWatcherType=none"]
+# One intra-op thread per forward in the app (visitors share the cores); CONVMIX_THREADS overrides it,
+# see convmix/runtime.py.
+# scripts/serve.py is `streamlit run streamlit_app.py` after a warm-up: the first visitor of any page finds
+# its imports, modules, traces and charts ready.
+CMD ["python", "scripts/serve.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", "--server.fileWatcherType=none"]

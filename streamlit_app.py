@@ -9,14 +9,14 @@ import streamlit as st
 
 from convmix.budget import release_freed_memory
 from convmix.i18n import _
-from convmix.runtime import configure_torch
+from convmix.runtime import SERVER, configure_torch
 from convmix.ui.cache import adopt_secret_budget
 from convmix.ui.language import choose_language, language_menu
 from convmix.ui.navigation import build_pages, mark_router_ran, sidebar_note
 from convmix.ui.session import limit_uploads
 from convmix.ui.sidebar import config_sidebar
 
-configure_torch()
+configure_torch(SERVER)  # one intra-op thread per forward, in this rerun's thread (convmix.runtime)
 adopt_secret_budget()
 limit_uploads()
 mark_router_ran()

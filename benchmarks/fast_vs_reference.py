@@ -31,6 +31,7 @@ from convmix.bench import Budget, environment, pick_device, time_alternated  # n
 from convmix.compare import compare_impls, forward_callables  # noqa: E402
 from convmix.config import ACmixConfig  # noqa: E402
 from convmix.format import human_bytes  # noqa: E402
+from convmix.runtime import thread_count  # noqa: E402
 
 GOAL_LATENCY, GOAL_MEMORY = 10.0, 5.0
 DEFAULT_BUDGET = Budget(warmup=2, min_rounds=21, max_rounds=400, seconds=10.0)
@@ -39,8 +40,9 @@ TABLE_BUDGET = Budget(warmup=1, min_rounds=7, max_rounds=60, seconds=3.0)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="CPU threads for torch (default: torch's default, %(default)s here)")
+    parser.add_argument("--threads", type=int, default=thread_count(),
+                        help="CPU threads for torch (default: $CONVMIX_THREADS, else the CPUs this process "
+                        "may use, %(default)s here; the app uses 1, see convmix/runtime.py)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--seconds", type=float, default=DEFAULT_BUDGET.seconds,
                         help="timed seconds at the default configuration (at least 21 rounds)")

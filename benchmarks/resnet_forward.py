@@ -28,6 +28,7 @@ from convmix.activations import forward_bytes_until  # noqa: E402
 from convmix.format import human_bytes  # noqa: E402
 from convmix.memory import LiveBytes  # noqa: E402
 from convmix.models import acmix_resnet  # noqa: E402
+from convmix.runtime import configure_torch  # noqa: E402
 
 
 def plain_conv2(model: nn.Module) -> nn.Module:
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    configure_torch()  # a lone measurement: $CONVMIX_THREADS, else the CPUs this process may use
 
     x = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     reference = acmix_resnet(args.depth, seed=0)

@@ -284,25 +284,37 @@ def run_sweep(args: argparse.Namespace, started: CpuSnapshot | None = None) -> i
     return 0
 
 
+def configure_threads() -> str | None:
+    """Set torch's threads for a lone measurement (convmix.runtime); the error when
+    $CONVMIX_THREADS cannot be used (then nothing is set)."""
+    from .runtime import MEASUREMENT, configure_torch, thread_setting
+
+    _threads, note = thread_setting(MEASUREMENT)
+    if note:
+        return note
+    configure_torch(MEASUREMENT)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     # Other processes' CPU use is counted from here, through the parser's imports and the grid (this
     # process's own time is left out), so that choosing a sweep's threads waits little or not at all.
     started = cpu_snapshot()
     args = build_parser().parse_args(argv)
+    if args.command in ("sweep", "train"):
+        problem = configure_threads()
+        if problem:
+            print(f"error: {problem}.", file=sys.stderr)
+            return 2
     if args.command == "sweep":
-        from .runtime import configure_torch
-
-        configure_torch()
         try:
             return run_sweep(args, started)
         except KeyboardInterrupt:
             print("interrupted; nothing written.", file=sys.stderr)
             return 130
     if args.command == "train":
-        from .runtime import configure_torch
         from .train_cli import run_train
 
-        configure_torch()
         return run_train(args)
     return 2
 

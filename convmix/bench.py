@@ -20,9 +20,9 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
     into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
     fast calls. (torch.utils.benchmark.Timer times one statement at a time, which would let drift
     between statements show up as a difference between them.)
-  * Threads: the process-wide `torch.get_num_threads()`, set at startup by convmix.runtime (and by
-    the command line for a sweep's measurements, convmix.sweep.sweep_threads) and recorded with
-    every result; nothing here changes it.
+  * Threads: the calling thread's `torch.get_num_threads()`, set by convmix.runtime (1 in the app,
+    the usable CPUs on the command line, or $CONVMIX_THREADS; a command-line sweep's measurements
+    use convmix.sweep.sweep_threads) and recorded with every result; nothing here changes it.
   * One process-wide lock, `MEASURE_LOCK`: two visitors never time at once.
   * Load: every row records how busy the machine was while its callables were timed: the share of
     all CPUs' time that other processes used (from /proc/stat, Linux) and the 1-minute load

@@ -94,6 +94,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import torch
+
     from .constraints import ConfigError
     from .digits import DataError
     from .format import human_bytes
@@ -126,7 +128,8 @@ def run_train(args: argparse.Namespace) -> int:
     params = sum(p.numel() for p in trainer.net.parameters())
     say(f"training the {config.ablation!r} network ({ABLATIONS[config.ablation]}): {params:,} parameters; "
         f"{len(trainer.split.train):,} training and {len(trainer.split.held_out):,} held-out digits; "
-        f"{trainer.total_steps:,} steps; memory estimate {human_bytes(estimate_run_bytes(config))}")
+        f"{trainer.total_steps:,} steps; memory estimate {human_bytes(estimate_run_bytes(config))}; "
+        f"{torch.get_num_threads()} CPU thread(s)")
 
     def show(record: dict) -> None:
         if record["step"] == 0 or record["step"] % trainer.steps_per_epoch:

@@ -24,7 +24,9 @@ from convmix.constraints import module_problems
 from convmix.format import human_bytes
 from convmix.i18n import N_, _, get_language, ngettext, pgettext
 from convmix.quirks import cite
+from convmix.runtime import SERVER, configure_torch
 from convmix.ui.cache import bounded_cache, make_room, module_within_budget
+from convmix.ui.charts import chart_spec
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config, show_url_notes, url_notes_once
 from convmix.ui.widgets import choice
@@ -402,12 +404,9 @@ padded = (ngettext("{n} of its {taps} taps per channel falls in the zero padding
           _("None of them falls in the padding."))
 st.markdown(f"{reads} {padded}")
 opened = st.columns([2, 3])
-opened[0].altair_chart(
-    charts.patch_chart(
-        charts.patch_frame(ov.patch, ov.weights, ov.products, ov.is_padding, ov.top, ov.left)
-    ),
-    width="content",
-)
+opened[0].vega_lite_chart(spec=chart_spec(
+    charts.patch_chart, charts.patch_frame(ov.patch, ov.weights, ov.products, ov.is_padding, ov.top, ov.left)
+), width="content")
 with opened[1]:
     # Pairs in reading order: on a phone the columns stack, and the sum still reads top to bottom.
     for pair in (((_("Σ W[c] · patch"), f"{ov.dot:.6f}"),
@@ -456,21 +455,18 @@ def shift_section(pre: np.ndarray, channel: int, learned: float) -> None:
     )
     maps = st.columns(2)
     span = float(np.abs(pre).max())  # fixed while the slider moves, so colours shift with b
-    maps[0].altair_chart(
-        charts.map_heatmap(z, _("conv(x) + b, channel {channel}", channel=channel),
-                           _("before ReLU"), domain=(-span, span)),
-        width="content",
-    )
-    maps[1].altair_chart(
-        charts.map_heatmap(np.maximum(z, 0.0), _("ReLU(conv(x) + b), channel {channel}", channel=channel),
-                           _("after ReLU"), signed=False, domain=(0.0, span)),
-        width="content",
-    )
+    maps[0].vega_lite_chart(spec=chart_spec(
+        charts.map_heatmap, z, _("conv(x) + b, channel {channel}", channel=channel),
+        _("before ReLU"), domain=(-span, span),
+    ), width="content")
+    maps[1].vega_lite_chart(spec=chart_spec(
+        charts.map_heatmap, np.maximum(z, 0.0), _("ReLU(conv(x) + b), channel {channel}", channel=channel),
+        _("after ReLU"), signed=False, domain=(0.0, span),
+    ), width="content")
     sweep_b = np.linspace(lo, hi, 241)
-    st.altair_chart(
-        charts.survival_chart(sweep_b, cb.survival_sweep(pre, sweep_b), b_now, learned),
-        width="stretch",
-    )
+    st.vega_lite_chart(spec=chart_spec(
+        charts.survival_chart, sweep_b, cb.survival_sweep(pre, sweep_b), b_now, learned,
+    ), width="stretch")
 
 
 shift_section(pre, channel, learned)
@@ -532,6 +528,7 @@ def describe_padding(demo: cb.PaddingDemo) -> str:
 
 @st.fragment
 def padding_section(key: str, size: int, x: torch.Tensor) -> None:
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     pad = st.slider(
         _("Padding for this demonstration"), cb.demo_padding_min(spec, size),
         cb.demo_padding_max(spec), max(first_empty, p), key="bias_padding",
@@ -557,14 +554,12 @@ def padding_section(key: str, size: int, x: torch.Tensor) -> None:
         st.caption(_("Zero in the normalised input is ImageNet's mean colour, not black: the padding "
                      "is a mid grey."))
     with pcols[0]:
-        st.altair_chart(
-            charts.mask_heatmap(
-                shown.all_padding.numpy(), _("Output windows at padding={padding}", padding=pad),
-                _("all padding: outputs b[c]") if spec.bias else _("all padding: outputs 0"),
-                _("sees the image"),
-            ),
-            width="content",
-        )
+        st.vega_lite_chart(spec=chart_spec(
+            charts.mask_heatmap,
+            shown.all_padding.numpy(), _("Output windows at padding={padding}", padding=pad),
+            _("all padding: outputs b[c]") if spec.bias else _("all padding: outputs 0"),
+            _("sees the image"),
+        ), width="content")
 
 
 padding_section(key, size, run.x)
@@ -589,18 +584,14 @@ else:
         r"{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c\\ &\quad= \mathrm{BN}(z)[c]\end{aligned}"
     )
     bn_maps = st.columns(2)
-    bn_maps[0].altair_chart(
-        charts.map_heatmap(cancel.with_bias[channel].numpy(),
-                           _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"),
-                           size=220, max_side=56),
-        width="content",
-    )
-    bn_maps[1].altair_chart(
-        charts.map_heatmap(cancel.without_bias[channel].numpy(),
-                           _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"),
-                           size=220, max_side=56),
-        width="content",
-    )
+    bn_maps[0].vega_lite_chart(spec=chart_spec(
+        charts.map_heatmap, cancel.with_bias[channel].numpy(),
+        _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"), size=220, max_side=56,
+    ), width="content")
+    bn_maps[1].vega_lite_chart(spec=chart_spec(
+        charts.map_heatmap, cancel.without_bias[channel].numpy(),
+        _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"), size=220, max_side=56,
+    ), width="content")
     g_bn = cancel.bias_grad_through_bn.abs().max().item()
     g_plain = cancel.bias_grad_without_bn.abs().max().item()
     c = st.columns(3)
@@ -679,15 +670,13 @@ else:
     gcols[3].metric(_("Σ y.grad, both"), f"{float(grad.output_grad_sum[channel]):.4e}")
     gcols[4].metric(_("max |b.grad − Σ y.grad|"), sci(grad.max_difference),
                     help=_("Largest |b.grad − Σ y.grad| over all {channels} channels.", channels=out_c))
-    st.altair_chart(
-        charts.agreement_chart(
-            grad.output_grad_sum.numpy(), grad.bias_grad.numpy(),
-            _("Σ ∂L/∂y over batch and positions"), _("autograd ∂L/∂b"),
-            _("All {channels} channels: bias gradient vs summed output gradient", channels=out_c),
-            highlight=channel,
-        ),
-        width="stretch",
-    )
+    st.vega_lite_chart(spec=chart_spec(
+        charts.agreement_chart,
+        grad.output_grad_sum.numpy(), grad.bias_grad.numpy(),
+        _("Σ ∂L/∂y over batch and positions"), _("autograd ∂L/∂b"),
+        _("All {channels} channels: bias gradient vs summed output gradient", channels=out_c),
+        highlight=channel,
+    ), width="stretch")
 
 dep, acmix_total, declared_total = acmix_section()
 

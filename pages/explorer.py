@@ -19,6 +19,7 @@ from convmix.format import human_bytes, literal
 from convmix.i18n import _, get_language, ngettext
 from convmix.presets import PRESETS, RESNET_LAYERS, cli_command
 from convmix.ui import explorer as ui
+from convmix.ui.charts import chart_spec
 from convmix.ui.navigation import ensure_router
 from convmix.ui.session import connection_check, discard_uploads
 from convmix.ui.sidebar import current_config
@@ -58,13 +59,14 @@ def listed(labels: list[str]) -> str:
                                                           count=more)
 
 
-def draw(chart, key: str) -> None:
+def draw(spec: dict, key: str) -> None:
+    """Draw a chart's cached spec (convmix.ui.charts) with its selection."""
     def pick() -> None:
         event = st.session_state.get(key) or {}
         chosen = (event.get("selection") or {}).get(charts.SELECTION) or []
         set_choice(HIGHLIGHT, chosen[0].get("config", "") if chosen else "")
 
-    st.altair_chart(chart, width="stretch", key=key, on_select=pick, selection_mode=charts.SELECTION)
+    st.vega_lite_chart(spec=spec, width="stretch", key=key, on_select=pick, selection_mode=charts.SELECTION)
 
 
 def apply_preset(name: str) -> None:
@@ -235,8 +237,8 @@ with counts_tab:
                           _("**{what}** {low:,} to {high:,}", what=noun, low=lo, high=hi))
         st.markdown(" · ".join(ranges))
         frame = sweep.relative_to(df, ["params", "macs", "flops"], baseline, facet_within) if relative else df
-        facet_charts(frame, "totals", lambda rows, title: charts.totals_chart(
-            rows, x, quantity, highlight, relative, title, baseline_label))
+        facet_charts(frame, "totals", lambda rows, title: chart_spec(
+            charts.totals_chart, rows, x, quantity, highlight, relative, title, baseline_label))
         if x in multi and quantity == "params":
             others = [c for c in sweep.varying_columns(df) if c not in sweep.AXES[x].fields]
             grouped = df.groupby(others)["params"] if others else df.groupby(lambda _row: 0)["params"]
@@ -247,8 +249,8 @@ with counts_tab:
         if capped:
             st.caption(_("Each breakdown chart shows its first {count} configurations; narrow the sweep or choose "
                          "one chart per value to see the rest.", count=MAX_BARS))
-        facet_charts(df, "breakdown", lambda rows, title: charts.breakdown_chart(
-            rows.head(MAX_BARS), quantity, normalize, highlight, title))
+        facet_charts(df, "breakdown", lambda rows, title: chart_spec(
+            charts.breakdown_chart, rows.head(MAX_BARS), quantity, normalize, highlight, title))
         table_cols = ["label", "params", "macs", "flops", "stage1_share_flops", "conv2d_params",
                       "local_attention_params"]
         st.dataframe(
@@ -291,7 +293,7 @@ with share_tab:
         if share_configs:
             share_df = sweep.add_labels(share_counts, "channels")
             mark = config.out_planes if config.in_planes == config.out_planes else None
-            draw(charts.stage_share_chart(share_df, kind, highlight, mark), "explorer_chart_share")
+            draw(chart_spec(charts.stage_share_chart, share_df, kind, highlight, mark), "explorer_chart_share")
             lines = []
             for name, start in sweep.stage1_crossover(share_df, kind).items():
                 if start is None:
@@ -569,19 +571,20 @@ with latency_tab:
             if rows["latency_ms_rel"].isna().all():
                 st.info(_("The baseline configuration is not measured yet, so no change against it can be "
                           "shown: measure it, or choose a measured baseline."), icon=":material/info:")
-        facet_charts(rows, "latency", lambda part, title: charts.latency_chart(
-            part, x, highlight, relative, title, baseline_label))
-        facet_charts(rows, "memory", lambda part, title: charts.memory_chart(
-            part, x, highlight, relative, title, baseline_label))
+        facet_charts(rows, "latency", lambda part, title: chart_spec(
+            charts.latency_chart, part, x, highlight, relative, title, baseline_label))
+        facet_charts(rows, "memory", lambda part, title: chart_spec(
+            charts.memory_chart, part, x, highlight, relative, title, baseline_label))
         # Files written elsewhere may hold only the required columns: draw what they have.
         optional = {"parts": "attention_path_ms", "baselines": "conv2d_ms", "roofline": "floor_ms"}
         has = {name: col in measured and measured[col].notna().any() for name, col in optional.items()}
         if has["parts"]:
-            facet_charts(rows, "parts", lambda part, title: charts.parts_chart(part, highlight, title))
+            facet_charts(rows, "parts", lambda part, title: chart_spec(charts.parts_chart, part, highlight, title))
         if has["baselines"]:
-            facet_charts(rows, "baselines", lambda part, title: charts.baselines_chart(part, highlight, title))
+            facet_charts(rows, "baselines",
+                         lambda part, title: chart_spec(charts.baselines_chart, part, highlight, title))
         if has["roofline"]:
-            draw(charts.roofline_chart(rows, highlight), "explorer_chart_roofline")
+            draw(chart_spec(charts.roofline_chart, rows, highlight), "explorer_chart_roofline")
         missing = {"parts": _("the parts"), "baselines": _("the baselines"), "roofline": _("the roofline floor")}
         absent = [missing[name] for name, present in has.items() if not present]
         if absent:

@@ -31,6 +31,7 @@ from convmix.format import human_bytes
 from convmix.i18n import _, get_language, ngettext
 from convmix.models import DEPTHS, KERNEL_ATT
 from convmix.ui import walkthrough_source as ws
+from convmix.ui.charts import chart_spec
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
 
@@ -157,8 +158,9 @@ def paper_check(lang: str) -> None:
     measure = st.segmented_control(
         _("Count"), list(text.MEASURE_LABELS), key="net_measure",
         format_func=lambda m: text.label(text.MEASURE_LABELS, m), required=True)
-    st.altair_chart(charts.totals_chart(totals_frame("stage", lang), measure, "stage"), width="stretch")
-    st.altair_chart(charts.totals_chart(totals_frame("kind", lang), measure, "kind"), width="stretch")
+    for group in ("stage", "kind"):
+        st.vega_lite_chart(spec=chart_spec(charts.totals_chart, totals_frame(group, lang), measure, group),
+                           width="stretch")
 
     st.subheader(_("Does Stage I dominate?"))
     shares = paper.stage1_shares(max(DEPTHS), text.PAPER_SIZE)
@@ -172,7 +174,7 @@ def paper_check(lang: str) -> None:
     depth = st.segmented_control(_("Network"), list(DEPTHS), key="net_share_depth",
                                  format_func=text.network_name, required=True)
     df = share_frame(depth, lang)
-    st.altair_chart(charts.stage_share_chart(df), width="stretch")
+    st.vega_lite_chart(spec=chart_spec(charts.stage_share_chart, df), width="stretch")
     layers = df.drop_duplicates("position")
     low, high = layers.loc[layers["stage1_share"].idxmin()], layers.loc[layers["stage1_share"].idxmax()]
     below = int((layers["stage1_share"] <= 0.5).sum())
@@ -318,29 +320,29 @@ def layers_table(found) -> pd.DataFrame:
 
 def statistics_charts(stats: pd.DataFrame) -> None:
     rate = charts.series_frame(stats, {"rate1": _("rate1 (attention path)"), "rate2": _("rate2 (convolution path)")})
-    st.altair_chart(charts.across_depth_chart(rate, _("Learned rate1 and rate2 across depth"), _("value")),
-                    width="stretch")
+    st.vega_lite_chart(spec=chart_spec(charts.across_depth_chart, rate, _("Learned rate1 and rate2 across depth"),
+                                       _("value")), width="stretch")
     if (stats["rate1"] == stats["rate2"]).all():
         st.caption(_("rate1 equals rate2 in every layer, so the two lines coincide."))
     share = charts.series_frame(stats, {"attention_weight": _("|rate1| / (|rate1| + |rate2|)")})
-    st.altair_chart(charts.across_depth_chart(
+    st.vega_lite_chart(spec=chart_spec(charts.across_depth_chart,
         share, _("The attention path's weight in the mix"), _("share"), rule=0.5,
         domain=(0, 1)), width="stretch")
     st.caption(_("How much of the output comes from the attention path if both paths' outputs had the same "
                  "size; the dashed line marks equal weights."))
     weights = {f"rms {k}": k for k in ("conv1.weight", "conv2.weight", "conv3.weight", "conv_p.weight",
                                        "fc.weight", "dep_conv.weight")}
-    st.altair_chart(charts.across_depth_chart(
+    st.vega_lite_chart(spec=chart_spec(charts.across_depth_chart,
         charts.series_frame(stats, weights), _("Root mean square of each weight"),
         _("root mean square"), log=True), width="stretch")
     st.caption(_("The root mean square of a weight does not grow with the layer's width, so layers of "
                  "different widths compare directly."))
     cols = st.columns(2)
     dist = charts.series_frame(stats, {"dep_conv_shift_distance": _("‖W − shift‖ / ‖shift‖")})
-    cols[0].altair_chart(charts.across_depth_chart(
+    cols[0].vega_lite_chart(spec=chart_spec(charts.across_depth_chart,
         dist, _("dep_conv: distance from the shift kernels"), _("relative distance")), width="stretch")
     energy = charts.series_frame(stats, {"dep_conv_shift_energy": _("energy on the own shift tap")})
-    cols[1].altair_chart(charts.across_depth_chart(
+    cols[1].vega_lite_chart(spec=chart_spec(charts.across_depth_chart,
         energy, _("dep_conv: energy on each kernel's own tap"),
         _("share"), rule=1 / stats["kernel_conv"].iloc[0] ** 2, domain=(0, 1)), width="stretch")
     st.caption(_("A shift kernel puts all its energy on its own tap (share 1, distance 0); random weights "
@@ -488,7 +490,7 @@ def preview(source) -> bool:
             cols[0].image(shown, caption=_("What goes in: {h}×{w} pixels", h=shown.shape[0], w=shown.shape[1]),
                           width=260)
         with cols[1]:
-            st.altair_chart(charts.activation_heatmap(
+            st.vega_lite_chart(spec=chart_spec(charts.activation_heatmap,
                 charts.activation_frame(charts.channel_mean_map(x)),
                 _("Mean over its {c} channels", c=x.shape[0]), _("mean")), width="content")
     return True

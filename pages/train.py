@@ -19,6 +19,7 @@ from convmix.budget import memory_budget
 from convmix.digits import default_split
 from convmix.format import human_bytes
 from convmix.i18n import _, get_language, ngettext
+from convmix.runtime import SERVER, configure_torch
 from convmix.train import ABLATIONS, parameter_count
 from convmix.train_checkpoint import checkpoint_bytes
 from convmix.train_config import ablation_label
@@ -108,6 +109,7 @@ if trainer is not None and not trainer.stopped and trainer.config != config:
 def run_view() -> None:
     """Draw the run as it stands, then train one chunk (the next tick draws it). Drawing first keeps
     every element current while the chunk computes, so nothing fades or flickers."""
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     run = training.trainer()
     if run is None:
         st.caption(_("Press Start to train with the settings above."))
@@ -266,6 +268,7 @@ with st.container(horizontal=True, key="ablation_controls"):
 
 def ablation_view() -> None:
     """Draw the ablation's results so far, then train one chunk of the next network."""
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     run = training.ablation()
     if run is None:
         return

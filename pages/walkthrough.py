@@ -24,6 +24,7 @@ from convmix.format import human_bytes
 from convmix.i18n import _, get_language, ngettext
 from convmix.network_text import picture_credit, picture_title, upload_picture_error
 from convmix.quirks import QUIRKS, cite
+from convmix.runtime import SERVER, configure_torch
 from convmix.ui import walkthrough_source as ws
 from convmix.ui.cache import conv_p_gradients, get_walk, steps_table
 from convmix.ui.language import language_params
@@ -456,6 +457,7 @@ def step_group(key: str) -> None:
 
 @st.fragment
 def mix_section() -> None:
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     shown = get_walk(source)  # fragment reruns: the page's own walk is gone (see the end of the page)
     trace, module = shown.trace, shown.module
     out_att, out_conv = trace["out_att"].tensor, trace["out_conv"].tensor
@@ -540,6 +542,7 @@ def cell_headers() -> dict[str, str]:
 
 @st.fragment
 def inspector_section() -> None:
+    configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     shown = get_walk(source)  # fragment reruns: the page's own walk is gone (see the end of the page)
     trace = shown.trace
     ho, wo = config.out_height, config.out_width

@@ -47,11 +47,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict | None = None, timeout: float = 90):
-    """Yield the base URL of a fresh `streamlit run streamlit_app.py` server; stop it afterwards."""
+def running_app(env: dict | None = None, timeout: float = 90, command: list[str] | None = None):
+    """Yield the base URL of a fresh `streamlit run streamlit_app.py` server (or of `command`, which
+    takes the same options, e.g. scripts/serve.py); stop it afterwards."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+        *(command or [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py")]),
         "--server.headless", "true", "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--server.port", str(port),
         "--server.address", "127.0.0.1",

@@ -1,0 +1,109 @@
+"""convmix.ui.warmup: every page rendered once before the server serves (issue 16, item 3), and what
+a visitor is shown does not change with what was cached before (item 5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from convmix.ui import charts as ui_charts
+from convmix.ui import warmup
+from convmix.ui.navigation import PAGE_SPECS
+from tests.conftest import APP
+from tests.i18n_text import _element_texts, _walk
+
+PAGES = [spec.path for spec in PAGE_SPECS]
+
+
+def shown(at) -> list:
+    """What the visitor is shown, element by element: texts (numbers included), every chart's spec
+    and data, every table's values."""
+    out = []
+    for node in _walk(at._tree):
+        kind = getattr(node, "type", "")
+        if kind in ("vega_lite_chart", "arrow_vega_lite_chart"):
+            out.append((kind, json.loads(node.proto.spec), [(d.name, d.data.data) for d in node.proto.datasets]))
+        elif kind in ("arrow_data_frame", "dataframe", "table"):
+            out.append((kind, node.value.to_csv()))
+        else:
+            texts = [t for t in _element_texts(node) if t and t.strip()]
+            if texts:
+                out.append((kind, texts))
+    return out
+
+
+def visit(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params["lang"] = "en"
+    if page != PAGES[0]:
+        at.switch_page(page)
+    return at.run()
+
+
+def test_every_page_warms_and_the_server_is_left_as_a_visitor_would_leave_it():
+    original = PagesManager.__init__
+    done = warmup.warm_pages()
+    assert [w.page for w in done] == PAGES
+    assert all(w.problem is None for w in done), [w for w in done if w.problem]
+    assert PagesManager.__init__ is original  # AppTest's workaround undone
+    assert PagesManager.uses_pages_directory is False  # navigation mode, as after any st.navigation run
+    assert Runtime._instance is None  # no stand-in runtime left for the real server to trip on
+    assert len(ui_charts._specs()) > 10  # the charts are ready
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_shows_the_same_whether_the_process_was_warmed_or_not(page):
+    cold = visit(page)
+    assert not cold.exception
+    before = shown(cold)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    warmup.warm_pages()
+    warm = visit(page)
+    assert not warm.exception
+    assert shown(warm) == before
+
+
+def _widget(at, kind: str, key: str):
+    return next(w for w in getattr(at, kind) if w.key == key or (w.key or "").startswith(key + "_"))
+
+
+CHANGES = {  # page -> a widget and two values: the first is the page's default
+    "pages/bias.py": ("number_input", "bias_channel", 0, 5),
+    "pages/explorer.py": ("selectbox", "explorer_x", "kernel_att", "head"),
+    "pages/network.py": ("selectbox", "net_layer", "layer1.0.conv2", "layer2.0.conv2"),
+}
+
+
+@pytest.mark.parametrize("page", list(CHANGES))
+def test_a_view_shows_the_same_when_it_comes_back_from_the_caches(page):
+    """Back and forth between two values of a widget: the second time each view is drawn from the
+    caches (charts, counts, modules) and must show what it showed when it was built."""
+    kind, key, first, second = CHANGES[page]
+    at = visit(page)
+    seen = {first: [shown(at)], second: []}
+    for value in (second, first, second):
+        _widget(at, kind, key).set_value(value)
+        at.run()
+        assert not at.exception
+        seen[value].append(shown(at))
+    assert seen[first][0] == seen[first][1]
+    assert seen[second][0] == seen[second][1]
+    assert seen[first][0] != seen[second][0]
+
+
+def test_after_the_warm_up_a_new_visitor_builds_no_chart(monkeypatch):
+    """Every chart of every page's first view is ready: a new session draws them all from the cache
+    (its frames come out of st.cache_data as copies laid out anew; their keys must still match)."""
+    warmup.warm_pages()
+    built = []
+    convert = ui_charts.convert
+    monkeypatch.setattr(ui_charts, "convert", lambda chart: built.append(chart) or convert(chart))
+    for page in PAGES:
+        assert not visit(page).exception
+    assert built == []
