@@ -102,6 +102,8 @@ def test_the_command_line_stops_on_an_unusable_value(capsys, monkeypatch):
 
 def test_the_command_line_measures_with_the_usable_cpus_and_says_so(capsys, monkeypatch, restore_threads):
     monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    # A quiet machine (convmix.sweep.sweep_threads counts the CPUs others leave idle: all of them)
+    monkeypatch.setattr("convmix.sweep.idle_cpus", lambda **kwargs: float(runtime.usable_cpus()))
     assert cli(["sweep", "--kernel-att", "3", "--head", "1", "--in-planes", "8", "--size", "8",
                 "--budget", "quick"]) == 0
     expected = runtime.usable_cpus()

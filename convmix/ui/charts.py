@@ -33,6 +33,7 @@ import streamlit as st
 import torch
 from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 
+from convmix import budget
 from convmix.i18n import get_language
 from convmix.ui.cache import ByteCache
 
@@ -118,7 +119,7 @@ def spec_bytes(spec: Mapping[str, Any]) -> int:
 
 @st.cache_resource(show_spinner=False)
 def _specs() -> ByteCache:
-    return ByteCache(MAX_SPECS, SHARE)
+    return ByteCache(lambda: budget.memory_budget() // SHARE, MAX_SPECS)
 
 
 def convert(chart) -> dict[str, Any]:

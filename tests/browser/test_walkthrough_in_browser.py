@@ -56,8 +56,8 @@ def open_page(browser, url: str, width: int):
     return context, pg
 
 
-@pytest.mark.parametrize("width", [390, 1400])
-@pytest.mark.parametrize("lang", ["en", "zh"])
+# Each language at one width: tests/browser/test_phone.py covers every section at 390 px in both.
+@pytest.mark.parametrize(("lang", "width"), [("zh", 390), ("en", 1400)])
 def test_every_section_on_a_photograph(browser, base, lang, width):
     context, pg = open_page(browser, f"{base}/walkthrough?lang={lang}", width)
     assert pg.locator("[data-testid='stMain'] [data-testid='stImage'] img").count() >= 1  # the photograph
