@@ -139,7 +139,8 @@ def ranged(place, kind: str, label: str, hi: int, *, key: str, default: int, fir
         place.warning(_(clamped, old=value, new=hi), icon=":material/swap_horiz:")
         value = st.session_state[store] = hi
     widget_key = f"{key}__{hi}"
-    if st.session_state.get(current) != widget_key:
+    # Seeded again after a visit to another page too: Streamlit forgets a widget that was not drawn.
+    if st.session_state.get(current) != widget_key or widget_key not in st.session_state:
         st.session_state[widget_key] = default if value is None else value
         st.session_state[current] = widget_key
     widget = getattr(place, kind)

@@ -86,6 +86,12 @@ def english_in_main(at) -> list:
             if not any(run in author for author in AUTHORS) and not any(run in text for text in excused)]
 
 
+def same_features(shown: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Equal up to the last bits of float32: the page computes its stem on the server's thread count
+    and this test on its own, and oneDNN's convolution sums in an order that depends on the threads."""
+    return shown.shape == expected.shape and torch.allclose(shown, expected, rtol=1e-6, atol=1e-6)
+
+
 def every_section(at, check) -> None:
     for section in wt.SECTION_IDS:
         show(at, section)
@@ -96,7 +102,6 @@ def every_section(at, check) -> None:
 # -- the sidebar's module: a photograph by default, noise as a choice ------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone; fails after other tests in a full run (order-dependent cache state); see the closing note")
 def test_the_default_input_is_a_photograph_through_the_seed_stem(page):
     config = ACmixConfig(height=16, width=16, batch=2)
     at = page(height=16, width=16, batch=2)
@@ -106,7 +111,7 @@ def test_the_default_input_is_a_photograph_through_the_seed_stem(page):
     # Independently: the pictures prepared here, the stem, then the module itself, not traced.
     second = images.pictures()[1].id
     x = stem_features([images.picture_rgb("chelsea", 64), images.picture_rgb(second, 64)]).features
-    assert torch.equal(shown.x, x)
+    assert same_features(shown.x, x)
     with torch.no_grad():
         assert torch.allclose(shown.trace.output, config.build()(x), atol=1e-6)
     words = texts(at)
@@ -142,14 +147,13 @@ def test_noise_is_a_choice_bound_to_the_url(page, monkeypatch):
     assert "seeded random noise (1 × 64 × 56 × 56" in texts(again)
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone; fails after other tests in a full run (order-dependent cache state); see the closing note")
 def test_in_planes_other_than_64_take_the_stem_filters_in_order(page):
     at = page(in_planes=96, height=8, width=8)
     assert "the stem's 64 filters and 32 more drawn from the same distribution" in texts(at)
     at = page(in_planes=3, out_planes=8, head=2, height=8, width=8)
     assert "the first 3 of the stem's 64 filters" in texts(at)
     shown = get_walk(ws.default_source(ACmixConfig(in_planes=3, out_planes=8, head=2, height=8, width=8)))
-    assert torch.equal(shown.x, stem_features(images.picture_rgb("chelsea", 32)).features[:, :3])
+    assert same_features(shown.x, stem_features(images.picture_rgb("chelsea", 32)).features[:, :3])
 
 
 # -- a layer of the authors' ResNet, named by the URL --------------------------------------------------

@@ -93,8 +93,11 @@ def config_sidebar(note: str = "") -> ACmixConfig:
     values: dict[str, object] = {}
     with st.sidebar:
         st.markdown("### " + _("ACmix configuration"))
-        if note:
-            st.caption(note)
+        # The note's container is drawn on every page, noted or not: Streamlit 1.67 drops the bound
+        # widgets below from the URL when leaving a page on which they stood one element lower.
+        with st.container(key="convmix_sidebar_note"):
+            if note:
+                st.caption(note)
         values["variant"] = st.radio(
             "variant",
             VARIANTS,

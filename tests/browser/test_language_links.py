@@ -65,16 +65,9 @@ def test_home_links_carry_the_language(browser, app_url, spec):
         context.close()
 
 
-# Streamlit 1.67 drops the sidebar's values from the address on a switch away from a page that has
-# URL-bound widgets of its own (the bias page); the widgets keep their values, and Streamlit refuses
-# writes to a widget-bound query parameter, so the app cannot put them back. Strict: this fails as
-# soon as a Streamlit release fixes it, and the mark goes.
-ADDRESS_DROPPED = pytest.mark.xfail(strict=True, reason="Streamlit drops bound sidebar values from the URL "
-                                    "when leaving a page with its own bound widgets")
-MENU_TARGETS = [pytest.param(s, marks=ADDRESS_DROPPED) if s.path == "pages/bias.py" else s for s in TARGETS]
 
 
-@pytest.mark.parametrize("spec", MENU_TARGETS, ids=[s.title for s in TARGETS])
+@pytest.mark.parametrize("spec", TARGETS, ids=[s.title for s in TARGETS])
 def test_the_menu_carries_the_language_there_and_back(browser, app_url, spec):
     context, pg = open_page(browser, start_url(app_url))
     try:

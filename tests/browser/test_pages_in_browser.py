@@ -65,6 +65,8 @@ def test_first_request_to_a_page_url_runs_the_router(browser):
 def test_a_copied_url_reproduces_the_view(browser, page, app_url, spec):
     """Change the configuration in the sidebar, copy the URL, open it in a fresh browser context:
     the same configuration and the same numbers."""
+    from playwright.sync_api import expect
+
     page.goto(f"{app_url}/{url_path(spec)}")
     wait_idle(page)
     for name, value in (("out_planes", "32"), ("head", "8"), ("height", "24"), ("width", "20")):
@@ -80,8 +82,12 @@ def test_a_copied_url_reproduces_the_view(browser, page, app_url, spec):
     other = fresh.new_page()
     other.goto(copied)
     wait_idle(other)
+    # Polled: on a loaded machine the sidebar can be drawn with its defaults a moment before the
+    # run that read the URL replaces them.
     for name, value in (("out_planes", "32"), ("head", "8"), ("height", "24"), ("width", "20")):
-        assert other.locator(f"[data-testid='stSidebar'] input[aria-label='{name}']").input_value() == value
+        expect(other.locator(f"[data-testid='stSidebar'] input[aria-label='{name}']")).to_have_value(
+            value, timeout=30_000)
+    wait_idle(other)
     assert other.locator("[data-testid='stMain']").inner_text() == main_before
     assert other.locator("[data-testid='stException']").count() == 0
     fresh.close()
