@@ -15,7 +15,6 @@ import streamlit as st
 from convmix import charts_network as charts
 from convmix import images, paper, sources
 from convmix import network_text as text
-from convmix.bias import MAX_UPLOAD_BYTES, ImageError
 from convmix.budget import memory_budget
 from convmix.checkpoint import (
     EXTENSIONS,
@@ -43,7 +42,6 @@ UPLOAD, NOISE = "__upload__", "__noise__"
 MAX_ALONE_SIZE = 128
 CURRENT_CHECKPOINT = "_net_current_checkpoint"  # the CheckpointRef this session last loaded
 CURRENT_PICTURE = "_net_current_picture"  # the UploadedPicture this session last uploaded
-HASHES = "_net_upload_hashes"  # uploader file_id -> SHA-256, so a file is hashed once
 UPLOAD_LIMIT = "_net_upload_limit"  # (budget, the uploader's limit) as first shown in this session
 
 
@@ -52,13 +50,6 @@ def show_refusal(err: CheckpointError | sources.SourceError, kind: str = "error"
     getattr(st, kind)(err.message, icon=":material/error:" if kind == "error" else ":material/info:")
     if err.details:
         st.code(err.details, language=None, wrap_lines=True)
-
-
-def upload_hash(file) -> str:
-    hashes = st.session_state.setdefault(HASHES, {})
-    if file.file_id not in hashes:
-        hashes[file.file_id] = sources.sha256(file.getvalue())
-    return hashes[file.file_id]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +241,7 @@ def uploaded_checkpoint(resolver) -> tuple[sources.CheckpointRef, dict, bool] | 
     ref = None
     if file is not None:
         data = file.getvalue()
-        sha = upload_hash(file)
+        sha = ws.upload_hash(file)
         ref = sources.CheckpointRef(sha, file.name)
         if ("checkpoint", sha) not in resolver.cache:
             try:
@@ -383,26 +374,12 @@ def picture_choice(allow_noise: bool, resolver) -> sources.PictureRef | None | s
     if choice != UPLOAD:
         st.caption(text.picture_credit(by_id[choice]))
         return sources.BuiltinPicture(choice)
-    file = st.file_uploader(_("Picture (PNG or JPEG)"), type=["png", "jpg", "jpeg"], key="net_picture_upload",
-                            max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20))
-    if file is not None:
-        data = file.getvalue()
-        try:
-            images.upload_rgb(data, 8, 8)
-        except ImageError as err:
-            st.error(text.upload_picture_error(str(err)), icon=":material/error:")
-            return "missing"
-        ref = sources.UploadedPicture(upload_hash(file), file.name)
-        resolver.keep_picture(ref.sha256, data)
-        ws.remember_upload(ref)
-        st.session_state[CURRENT_PICTURE] = ref
-        return ref
-    ref = st.session_state.get(CURRENT_PICTURE)
-    if ref is None:
+    state, ref = ws.picture_upload("net_picture_upload", CURRENT_PICTURE)
+    if state == "none":
         st.info(_("No picture uploaded yet."), icon=":material/upload_file:")
-        return "missing"
-    st.caption(_("Using the picture uploaded earlier in this session."))
-    return ref
+    elif state == "earlier":
+        st.caption(_("Using the picture uploaded earlier in this session."))
+    return "missing" if ref is None else ref
 
 
 def layer_for_walkthrough(network: sources.NetworkRef, found, runs: bool, resolver) -> dict[str, str]:

@@ -17,12 +17,11 @@ from convmix import charts_walkthrough as charts
 from convmix import images, sources
 from convmix import walkthrough as wt
 from convmix import walkthrough_text as words
-from convmix.bias import MAX_UPLOAD_BYTES, ImageError
 from convmix.budget import OverBudget
 from convmix.counting import module_param_counts
 from convmix.format import human_bytes
 from convmix.i18n import _, get_language, ngettext
-from convmix.network_text import picture_credit, picture_title, upload_picture_error
+from convmix.network_text import picture_credit, picture_title
 from convmix.quirks import QUIRKS, cite
 from convmix.runtime import SERVER, configure_torch
 from convmix.ui import walkthrough_source as ws
@@ -145,25 +144,6 @@ def url_input(named) -> str | None:
     return None
 
 
-def uploaded_picture() -> sources.UploadedPicture | None:
-    """The picture uploaded here (kept in the shared cache), or the one uploaded earlier."""
-    file = st.file_uploader(_("Picture (PNG or JPEG)"), type=["png", "jpg", "jpeg"], key="wt_picture_upload",
-                            max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20))
-    if file is not None:
-        data = file.getvalue()
-        try:
-            images.upload_rgb(data, 8, 8)
-        except ImageError as err:
-            st.error(upload_picture_error(str(err)), icon=":material/error:")
-            return None
-        ref = sources.UploadedPicture(sources.sha256(data), file.name)
-        ws.resolver().keep_picture(ref.sha256, data)
-        ws.remember_upload(ref)
-        st.session_state[UPLOADED] = ref
-        return ref
-    return st.session_state.get(UPLOADED)
-
-
 def sidebar_source(config, named) -> sources.Source:
     """The sidebar's module on the input chosen here (a photograph, an upload or noise; URL-bound)."""
     from_url = url_input(named)
@@ -177,7 +157,7 @@ def sidebar_source(config, named) -> sources.Source:
     if value == sources.NOISE:
         return sources.RandomInit(config)
     if value == UPLOAD:
-        picture = uploaded_picture()
+        picture = ws.picture_upload("wt_picture_upload", UPLOADED)[1]
         if picture is None:
             st.info(_("No picture uploaded yet: showing the first built-in photograph meanwhile."),
                     icon=":material/upload_file:")

@@ -21,10 +21,12 @@ import dataclasses
 import streamlit as st
 
 from convmix import images, sources
+from convmix.bias import MAX_UPLOAD_BYTES, ImageError
 from convmix.budget import memory_budget
 from convmix.bytecache import ByteCache
 from convmix.config import ACmixConfig
 from convmix.i18n import _
+from convmix.network_text import upload_picture_error
 from convmix.train_live import PROBE
 from convmix.ui.cache import make_room
 from convmix.ui.language import language_params
@@ -70,6 +72,40 @@ def forget() -> None:
 def remember_upload(ref: sources.UploadedPicture | sources.CheckpointRef) -> None:
     key = PICTURES_KEY if isinstance(ref, sources.UploadedPicture) else CHECKPOINTS_KEY
     st.session_state.setdefault(key, {})[ref.short] = ref
+
+
+HASHES_KEY = "_convmix_upload_hashes"  # uploader file_id -> SHA-256, so that a file is hashed once
+
+
+def upload_hash(file) -> str:
+    """The SHA-256 of an uploaded file, computed once per upload."""
+    hashes = st.session_state.setdefault(HASHES_KEY, {})
+    if file.file_id not in hashes:
+        hashes[file.file_id] = sources.sha256(file.getvalue())
+    return hashes[file.file_id]
+
+
+def picture_upload(key: str, store: str) -> tuple[str, sources.UploadedPicture | None]:
+    """Draw a picture uploader (widget `key`) and say what it holds: ("new", picture) for a file
+    uploaded now, checked and kept in the shared cache; ("earlier", picture) for the one this page
+    remembered under `store` while the uploader is empty; ("none", None) when there is neither; and
+    ("refused", None) for a file that is not a usable picture, after saying why."""
+    file = st.file_uploader(_("Picture (PNG or JPEG)"), type=["png", "jpg", "jpeg"], key=key,
+                            max_upload_size=max(1, MAX_UPLOAD_BYTES // 2**20))
+    if file is None:
+        earlier = st.session_state.get(store)
+        return ("none", None) if earlier is None else ("earlier", earlier)
+    data = file.getvalue()
+    try:
+        images.upload_rgb(data, 8, 8)  # decodes and checks it; the page resizes it later
+    except ImageError as err:
+        st.error(upload_picture_error(str(err)), icon=":material/error:")
+        return "refused", None
+    ref = sources.UploadedPicture(upload_hash(file), file.name)
+    resolver().keep_picture(ref.sha256, data)
+    remember_upload(ref)
+    st.session_state[store] = ref
+    return "new", ref
 
 
 def uploaded_pictures() -> dict[str, sources.UploadedPicture]:
