@@ -216,7 +216,9 @@ def totals_chart(df: pd.DataFrame, x: str, quantity: str = "params", highlight: 
         data = data[data[y].notna()]
     pick = config_selection(highlight)
     y_title = _("change against the baseline") if relative else _(QUANTITY_TITLES[quantity])
-    y_axis = alt.Axis(format=RELATIVE_FORMAT if relative else ("~s" if is_wide(data[quantity]) else ","))
+    # ",~f", not ",": Vega's axis gives a format without a type the ticks' significant digits, and a
+    # narrow range of counts then reads 1.782e+4 instead of 17,820.
+    y_axis = alt.Axis(format=RELATIVE_FORMAT if relative else ("~s" if is_wide(data[quantity]) else ",~f"))
     base = alt.Chart(data).encode(
         x=_x_encoding(data, x),
         y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False) if relative else _scale(data[quantity]),
