@@ -18,6 +18,7 @@ import argparse
 import sys
 from dataclasses import replace
 
+from .cli_args import number_in, whole_number_in
 from .config import LIMITS, ACmixConfig
 from .constraints import VARIANTS
 from .load import CpuSnapshot, cpu_snapshot
@@ -25,28 +26,10 @@ from .train_cli import add_train_parser
 
 
 def _positive(name: str):
-    lo, hi = LIMITS[name]
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo} to {hi:,}")
-        return value
-
-    return parse
+    return whole_number_in(*LIMITS[name])
 
 
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{value:g} is outside 0 to 100")
-    return value
+_percent = number_in(0, 100)
 
 
 def _threads(text: str) -> int | None:

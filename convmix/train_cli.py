@@ -15,33 +15,15 @@ import os
 import sys
 from pathlib import Path
 
+from .cli_args import number_in, whole_number_in
 from .train_config import ABLATIONS, LIMITS, LR_LIMITS, TrainConfig
 
 
 def _int_in(name: str):
-    lo, hi = LIMITS[name]
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo} to {hi:,}")
-        return value
-
-    return parse
+    return whole_number_in(*LIMITS[name])
 
 
-def _lr(text: str) -> float:
-    lo, hi = LR_LIMITS
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not lo <= value <= hi:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is outside {lo:g} to {hi:g}")
-    return value
+_lr = number_in(*LR_LIMITS)
 
 
 def _seconds(text: str) -> float:

@@ -73,6 +73,18 @@ def _clear_streamlit_caches():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread, and a busy machine does not stall them in OpenMP
+    barriers; the thread count is restored for the tests that follow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def app():
     """Factory: an AppTest of the whole app, run once, optionally on a page and with URL parameters."""
     from streamlit.testing.v1 import AppTest

@@ -4,13 +4,9 @@ by their keys, rebuilt with their own weights, and their statistics; every messa
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import io
 import os
 import sys
-import threading
-import time
 import zipfile
 
 import pytest
@@ -33,6 +29,7 @@ from convmix.checkpoint import (
 )
 from convmix.format import human_bytes
 from convmix.models import acmix_resnet
+from tests.by_hand import rss_growth
 from tests.library_messages import assert_translated, in_both
 
 BUDGET = None  # the process budget: conftest leaves each test 1 GiB beside what the process holds
@@ -193,11 +190,6 @@ def test_the_uploaders_limit_follows_the_admission(budget_mib, held_mib):
     assert limit == budget // 3 or not admitted(limit + 4)
 
 
-def _rss() -> int:
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("form", ["pth", "safetensors"])
 def test_reading_peaks_within_its_estimate(form):
@@ -207,26 +199,9 @@ def test_reading_peaks_within_its_estimate(form):
     payload = 16 * 4 * (1 << 20)
     data = saved(state) if form == "pth" else save_safetensors(state)
     del state
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    base = _rss()
-    peak, done = [base], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.0005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        ck = load_checkpoint(data, f"m.{form}")
-    finally:
-        done.set()
-        sampler.join()
-    peak[0] = max(peak[0], _rss())
+    ck, grown = rss_growth(lambda: load_checkpoint(data, f"m.{form}"))
     assert ck.tensor_bytes == payload
-    assert 0.8 * payload <= peak[0] - base <= load_bytes(payload), (peak[0] - base, load_bytes(payload))
+    assert 0.8 * payload <= grown <= load_bytes(payload), (grown, load_bytes(payload))
 
 
 def test_a_small_file_that_inflates_is_refused_before_decoding():

@@ -25,10 +25,11 @@ from convmix.config import ACmixConfig
 from convmix.digits import default_split, load_digits
 from convmix.i18n import _ as translate
 from convmix.i18n import language
-from convmix.models import acmix_resnet, block_layout
+from convmix.models import acmix_resnet
 from convmix.quirks import QUIRKS, cite
 from convmix.ui import walkthrough_source as ws
 from convmix.ui.cache import get_walk
+from tests.by_hand import by_hand_until
 from tests.i18n_text import english_left, english_runs
 from tests.test_hostile_urls import HOSTILE
 
@@ -157,21 +158,6 @@ def test_in_planes_other_than_64_take_the_stem_filters_in_order(page):
 
 
 # -- a layer of the authors' ResNet, named by the URL --------------------------------------------------
-
-
-def by_hand_until(model, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The network's modules called one by one (not its forward), up to `layer`'s input."""
-    with torch.no_grad():
-        y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-        for spec in block_layout(model.depth, x.shape[2], x.shape[3]):
-            block = model.get_submodule(spec.name)
-            inner = block.relu(block.bn1(block.conv1(y)))
-            if spec.acmix_name == layer:
-                return inner
-            out = block.bn3(block.conv3(block.relu(block.bn2(block.conv2(inner)))))
-            shortcut = y if block.downsample is None else block.downsample(y)
-            y = block.relu(out + shortcut)
-    raise AssertionError(layer)
 
 
 def test_a_resnet_layer_from_the_url_opens_on_the_activation_that_reaches_it(page):

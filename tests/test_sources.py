@@ -4,13 +4,9 @@ carry codes and say in Chinese what failed; URL round trips survive hostile text
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import io
-import os
 import sys
 import threading
-import time
 
 import pytest
 import torch
@@ -22,7 +18,8 @@ from convmix.activations import stem_features
 from convmix.bytecache import ByteCache
 from convmix.checkpoint import load_checkpoint
 from convmix.config import ACmixConfig
-from convmix.models import acmix_resnet, block_layout
+from convmix.models import acmix_resnet
+from tests.by_hand import by_hand_until, rss_growth
 from tests.library_messages import assert_translated, in_both
 from tests.test_hostile_urls import HOSTILE
 
@@ -48,21 +45,6 @@ def uploaded(resnet26):
     sha = sources.sha256(data)
     checkpoint = load_checkpoint(data, "r26.pth", BUDGET)
     return sha, checkpoint, sources.Resolver(checkpoints={sha: checkpoint})
-
-
-def by_hand_until(model, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The network's modules called one by one (not its forward), up to `layer`'s input."""
-    with torch.no_grad():
-        y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-        for spec in block_layout(model.depth, x.shape[2], x.shape[3]):
-            block = model.get_submodule(spec.name)
-            inner = block.relu(block.bn1(block.conv1(y)))
-            if spec.acmix_name == layer:
-                return inner
-            out = block.bn3(block.conv3(block.relu(block.bn2(block.conv2(inner)))))
-            shortcut = y if block.downsample is None else block.downsample(y)
-            y = block.relu(out + shortcut)
-    raise AssertionError(layer)
 
 
 def test_random_init_is_the_sidebar_module_on_its_noise():
@@ -217,7 +199,6 @@ def test_a_forward_that_fits_beside_the_held_network_is_admitted(resnet26, headr
 def test_concurrent_captures_through_one_network_each_get_their_own_layer(resnet26):
     """Captures hook the shared network; run at once from several threads, each still gets the
     activation of its own layer."""
-    import threading
 
     resolver = sources.Resolver()
     resolver.network = lambda ref, budget=None: resnet26
@@ -412,36 +393,14 @@ def test_building_a_network_is_admitted_beside_what_the_process_holds(headroom, 
     assert isinstance(model, nn.Module) and "old" not in cache
 
 
-def _rss() -> int:
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("depth", [26, 50])
 def test_building_a_network_peaks_at_its_weights(depth):
     """The admission reserves resnet_weight_bytes: the resident memory the build adds at its peak
     (sampled while it runs) is within it, and is most of it."""
     sources.acmix_resnet(depth, seed=0)  # the first build of a process allocates for itself too
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    base = _rss()
-    peak, done = [base], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.0002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        model = sources.Resolver().network(sources.ResNetRef(depth, 1))
-    finally:
-        done.set()
-        sampler.join()
+    model, grown = rss_growth(lambda: sources.Resolver().network(sources.ResNetRef(depth, 1)), 0.0002)
     need = sources.resnet_weight_bytes(depth)
-    grown = max(peak[0], _rss()) - base
     assert sum(t.numel() * t.element_size() for t in model.state_dict().values()) == need
     assert 0.9 * need <= grown <= need + (2 << 20), (grown, need)
 

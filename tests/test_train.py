@@ -48,15 +48,7 @@ from convmix.train_config import ABLATION_LABELS, ablation_label
 from convmix.train_frames import attention_frame, bias_frame, curves_frame, rates_frame
 from tests.library_messages import assert_translated, in_both, made
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread, and a busy machine does not stall them in OpenMP
-    barriers; the thread count is restored for the tests that follow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 TINY = TrainConfig(width=8, kernel_att=3, head=2, stride=2, batch=16, epochs=2, lr=0.05)
 

@@ -30,15 +30,7 @@ from convmix.train_limits import (
 )
 from tests.library_messages import assert_translated, in_both
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread, and a busy machine does not stall them in OpenMP
-    barriers; the thread count is restored for the tests that follow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def measured_step_and_eval(config: TrainConfig) -> tuple[int, int]:
