@@ -45,6 +45,17 @@ LIMITS: dict[str, tuple[int, int]] = {
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 
+def integer_problems(values, limits: Mapping[str, tuple[int, int]]) -> list[Problem]:
+    """A sentence for each attribute of `values` named in `limits` that is not an integer in its range."""
+    out = []
+    for name, (lo, hi) in limits.items():
+        value = getattr(values, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            out.append(Problem(name, _("{name} must be an integer from {low} to {high:,}, not {value}.",
+                                       name=name, low=lo, high=hi, value=repr(value))))
+    return out
+
+
 @dataclass(frozen=True)
 class ACmixConfig:
     """ACmix hyperparameters (authors' names) plus the input it is run on."""
@@ -65,12 +76,7 @@ class ACmixConfig:
     # -- validation ---------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
         """Every violated constraint (bounds, module, input), each a readable sentence."""
-        out = []
-        for name, (lo, hi) in LIMITS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                out.append(Problem(name, _("{name} must be an integer from {low} to {high:,}, not {value}.",
-                                           name=name, low=lo, high=hi, value=repr(value))))
+        out = integer_problems(self, LIMITS)
         if out:
             return out
         out += module_problems(

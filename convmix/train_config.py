@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-from .config import _parse_int, _show
+from .config import _parse_int, _show, integer_problems
 from .constraints import VARIANTS, ConfigError, Problem, input_problems, module_problems
 from .digits import SIZE
 from .format import join_items, join_or
@@ -82,12 +82,7 @@ class TrainConfig:
 
     def problems(self) -> list[Problem]:
         """Every violated constraint as a sentence that says what would work."""
-        out = []
-        for name, (lo, hi) in LIMITS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                out.append(Problem(name, _("{name} must be an integer from {low} to {high:,}, not {value}.",
-                                           name=name, low=lo, high=hi, value=repr(value))))
+        out = integer_problems(self, LIMITS)
         lo, hi = LR_LIMITS
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not lo <= self.lr <= hi:
             out.append(Problem("lr", _("lr must be a number from {low:g} to {high:g}, not {value}.", low=lo,
