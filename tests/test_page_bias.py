@@ -165,6 +165,21 @@ def test_output_position_corners_show_padding(page, r, c):
     assert m["= sum"] == m["value in layer(x)"]
 
 
+def test_the_output_value_opened_survives_a_visit_to_another_page(page):
+    """Streamlit forgets a widget that a run did not draw: coming back, the row and column are the
+    ones left (or the middle ones, unchanged and out of the URL), not the slider's minimum."""
+    page.switch_page("pages/home.py").run()
+    page.switch_page(PAGE).run()
+    assert_clean(page)
+    assert (row(page).value, col(page).value) == (56, 56)
+    assert "bias_row" not in page.query_params and "bias_col" not in page.query_params
+    row(page).set_value(9).run()
+    page.switch_page("pages/home.py").run()
+    page.switch_page(PAGE).run()
+    assert (row(page).value, col(page).value) == (9, 56)
+    assert page.query_params["bias_row"] == "9" and "bias_col" not in page.query_params
+
+
 def test_lowering_the_size_clamps_the_row_and_column_with_a_note(page):
     """The reported bug: 448 → 16 → 8 raised StreamlitValueAboveMaxError from the URL-bound row."""
     page.select_slider(key="bias_size").set_value(448).run()
