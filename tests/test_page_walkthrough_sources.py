@@ -88,9 +88,11 @@ def english_in_main(at) -> list:
 
 
 def same_features(shown: torch.Tensor, expected: torch.Tensor) -> bool:
-    """Equal up to the last bits of float32: the page computes its stem on the server's thread count
-    and this test on its own, and oneDNN's convolution sums in an order that depends on the threads."""
-    return shown.shape == expected.shape and torch.allclose(shown, expected, rtol=1e-6, atol=1e-6)
+    """Equal to float32 rounding. Both sides run the stem on one thread (the server's count; the
+    tests use the `one_thread` fixture): oneDNN's convolution sums in an order that depends on the
+    thread count, and the stem's per-picture BatchNorm magnifies the last bits in channels of small
+    variance."""
+    return shown.shape == expected.shape and torch.allclose(shown, expected, rtol=1e-5, atol=1e-5)
 
 
 def every_section(at, check) -> None:
@@ -103,6 +105,7 @@ def every_section(at, check) -> None:
 # -- the sidebar's module: a photograph by default, noise as a choice ------------------------------------
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_the_default_input_is_a_photograph_through_the_seed_stem(page):
     config = ACmixConfig(height=16, width=16, batch=2)
     at = page(height=16, width=16, batch=2)
@@ -112,7 +115,7 @@ def test_the_default_input_is_a_photograph_through_the_seed_stem(page):
     # Independently: the pictures prepared here, the stem, then the module itself, not traced.
     second = images.pictures()[1].id
     x = stem_features([images.picture_rgb("chelsea", 64), images.picture_rgb(second, 64)]).features
-    assert same_features(shown.x, x)
+    assert same_features(shown.x, x), (shown.x - x).abs().max().item()
     with torch.no_grad():
         assert torch.allclose(shown.trace.output, config.build()(x), atol=1e-6)
     words = texts(at)
@@ -148,13 +151,15 @@ def test_noise_is_a_choice_bound_to_the_url(page, monkeypatch):
     assert "seeded random noise (1 × 64 × 56 × 56" in texts(again)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_in_planes_other_than_64_take_the_stem_filters_in_order(page):
     at = page(in_planes=96, height=8, width=8)
     assert "the stem's 64 filters and 32 more drawn from the same distribution" in texts(at)
     at = page(in_planes=3, out_planes=8, head=2, height=8, width=8)
     assert "the first 3 of the stem's 64 filters" in texts(at)
     shown = get_walk(ws.default_source(ACmixConfig(in_planes=3, out_planes=8, head=2, height=8, width=8)))
-    assert same_features(shown.x, stem_features(images.picture_rgb("chelsea", 32)).features[:, :3])
+    expected = stem_features(images.picture_rgb("chelsea", 32)).features[:, :3]
+    assert same_features(shown.x, expected), (shown.x - expected).abs().max().item()
 
 
 # -- a layer of the authors' ResNet, named by the URL --------------------------------------------------
