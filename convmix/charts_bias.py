@@ -119,19 +119,57 @@ def map_heatmap(
     )
 
 
-def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str) -> alt.Chart:
-    """Two-colour map of a boolean mask (e.g. windows that see only padding)."""
+def mask_rectangles(mask: np.ndarray) -> list[tuple[int, int, int, int, bool]]:
+    """The mask as rectangles of equal cells, (row0, row1, col0, col1, value) with ends exclusive:
+    runs along each row, merged down the rows that repeat them. A padding mask is a few rectangles
+    where a cell each would be tens of thousands of marks for the browser to draw."""
     mask = np.asarray(mask, dtype=bool)
-    labels = np.where(mask, true_label, false_label)
-    df = map_frame(labels)
+    out: list[tuple[int, int, int, int, bool]] = []
+    open_runs: dict[tuple[int, int, bool], int] = {}  # (col0, col1, value) -> first row
+    previous: tuple = ()
+    for r, line in enumerate(mask):
+        edges = np.flatnonzero(np.diff(line.astype(np.int8))) + 1
+        starts, ends = np.r_[0, edges], np.r_[edges, line.size]
+        runs = tuple((int(a), int(b), bool(line[a])) for a, b in zip(starts, ends, strict=True))
+        if runs != previous:
+            out += [(first, r, *run) for run, first in open_runs.items()]
+            open_runs, previous = {run: r for run in runs}, runs
+    out += [(first, mask.shape[0], *run) for run, first in open_runs.items()]
+    return sorted(out)
+
+
+def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str) -> alt.Chart:
+    """Two-colour map of a boolean mask (e.g. windows that see only padding), drawn exactly as its
+    rectangles of equal cells (mask_rectangles); the tooltip names the rows and columns of each."""
+    mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
     row_title, col_title = _("row"), _("column")
+
+    def span(a: int, b: int) -> str:
+        return str(a) if b - a == 1 else f"{a}–{b - 1}"
+
+    df = pd.DataFrame(
+        # Cell i spans i − 0.5 to i + 0.5 on the axes, so that a tick at i names it.
+        [{"row0": r0, "row1": r1, "col0": c0, "col1": c1, "top": r0 - 0.5, "bottom": r1 - 0.5,
+          "left": c0 - 0.5, "right": c1 - 0.5, "rows": span(r0, r1), "cols": span(c0, c1),
+          "value": true_label if value else false_label}
+         for r0, r1, c0, c1, value in mask_rectangles(mask)]
+    )
+
+    def axis(n: int) -> alt.Axis:
+        return alt.Axis(values=_ticks(n, 1), format="d", labelAngle=0, grid=False)
+
+    def scale(n: int, reverse: bool = False) -> alt.Scale:
+        return alt.Scale(domain=[-0.5, n - 0.5], nice=False, zero=False, reverse=reverse)
+
     return (
         alt.Chart(df, title=alt.TitleParams(title, anchor="start"))
         .mark_rect()
         .encode(
-            x=alt.X("col:O", title=col_title, axis=alt.Axis(values=_ticks(w, 1), labelAngle=0)),
-            y=alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(h, 1))),
+            x=alt.X("left:Q", title=col_title, axis=axis(w), scale=scale(w)),
+            x2="right:Q",
+            y=alt.Y("top:Q", title=row_title, axis=axis(h), scale=scale(h, reverse=True)),
+            y2="bottom:Q",
             color=alt.Color(
                 "value:N",
                 title=None,
@@ -139,8 +177,8 @@ def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str
                 legend=alt.Legend(orient="bottom", direction="vertical"),
             ),
             tooltip=[
-                alt.Tooltip("row:O", title=row_title),
-                alt.Tooltip("col:O", title=col_title),
+                alt.Tooltip("rows:N", title=row_title),
+                alt.Tooltip("cols:N", title=col_title),
                 alt.Tooltip("value:N", title=_("window")),
             ],
         )

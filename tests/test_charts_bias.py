@@ -61,6 +61,27 @@ def test_heatmaps_keep_their_legend_below_and_their_size_small():
     assert mask["width"] <= 270 and mask["encoding"]["color"]["legend"]["orient"] == "bottom"
 
 
+def test_a_mask_is_drawn_as_rectangles_that_tile_it_exactly():
+    """Painted back from the chart's own data, the rectangles give the mask cell for cell, none
+    overlapping; the padding picture of a 116×116 output is five of them, not 13,456 cells."""
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        mask = rng.random((rng.integers(1, 14), rng.integers(1, 14))) < rng.random()
+        rows = charts.mask_heatmap(mask, "t", "yes", "no").to_dict()
+        (data,) = rows["datasets"].values()
+        painted = np.full(mask.shape, "", dtype=object)
+        for rect in data:
+            area = painted[rect["row0"]:rect["row1"], rect["col0"]:rect["col1"]]
+            assert (area == "").all()
+            area[...] = rect["value"]
+        assert (painted == np.where(mask, "yes", "no")).all()
+    border = np.ones((116, 116), dtype=bool)
+    border[7:-7, 7:-7] = False
+    (data,) = charts.mask_heatmap(border, "t", "yes", "no").to_dict()["datasets"].values()
+    assert len(data) == 5
+    assert {(r["rows"], r["cols"]) for r in data if r["value"] == "no"} == {("7–108", "7–108")}
+
+
 def test_line_charts_stretch_to_their_container():
     survival = charts.survival_chart(np.linspace(-1, 1, 5), np.linspace(0, 1, 5), 0.1, 0.0).to_dict()
     agreement = charts.agreement_chart(np.arange(4.0), np.arange(4.0), "a", "b", "t", highlight=1).to_dict()
