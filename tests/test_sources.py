@@ -130,6 +130,21 @@ def test_an_uploaded_picture_is_read_through_the_resolver():
     assert err.value.code == "picture"
 
 
+@pytest.fixture
+def real_builds(monkeypatch) -> list:
+    """The networks built with real weights while a test runs (a meta network, built for its size,
+    costs nothing and is not listed)."""
+    built = []
+
+    def record(*args, **kwargs):
+        if kwargs.get("device") != "meta":
+            built.append(args)
+        return acmix_resnet(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "acmix_resnet", record)
+    return built
+
+
 @pytest.mark.parametrize(("source", "budget", "code"), [
     (sources.NetworkLayer(sources.ResNetRef(26), "layer4.0.conv2", CHELSEA, 512), 400 << 20, "budget"),
     (sources.NetworkLayer(sources.ResNetRef(50), "layer1.0.conv2", CHELSEA, 224), 96 << 20, "network_too_large"),
@@ -141,15 +156,8 @@ def test_an_uploaded_picture_is_read_through_the_resolver():
     (sources.RandomInit(ACmixConfig(height=1024, width=1024, batch=64)), BUDGET, "budget"),
     (sources.RandomInit(ACmixConfig(out_planes=63)), BUDGET, "config"),
 ])
-def test_refusals_have_codes_and_nothing_is_built(source, budget, code, monkeypatch):
-    built = []  # networks built with real weights (a meta network, for a size, costs nothing)
-
-    def record(*args, **kwargs):
-        if kwargs.get("device") != "meta":
-            built.append(args)
-        return acmix_resnet(*args, **kwargs)
-
-    monkeypatch.setattr(sources, "acmix_resnet", record)
+def test_refusals_have_codes_and_nothing_is_built(source, budget, code, real_builds):
+    built = real_builds
     with pytest.raises(sources.SourceError) as err:
         sources.materialize(source, budget=budget)
     assert err.value.code == code
@@ -371,15 +379,8 @@ def test_materialize_bytes_covers_what_materialize_allocates():
 # -- building networks is admitted like other work ---------------------------------------------------
 
 
-def test_building_a_network_is_admitted_beside_what_the_process_holds(headroom, monkeypatch):
-    built = []  # networks built with real weights (a meta network, for a size, costs nothing)
-
-    def record(*args, **kwargs):
-        if kwargs.get("device") != "meta":
-            built.append(args)
-        return acmix_resnet(*args, **kwargs)
-
-    monkeypatch.setattr(sources, "acmix_resnet", record)
+def test_building_a_network_is_admitted_beside_what_the_process_holds(headroom, real_builds):
+    built = real_builds
     budget = headroom(sources.resnet_weight_bytes(26) // 2)  # room for half of ResNet-26's weights
     with pytest.raises(sources.SourceError) as err:
         sources.Resolver().network(sources.ResNetRef(26), budget)
