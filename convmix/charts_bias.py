@@ -150,8 +150,8 @@ def mask_heatmap(mask: np.ndarray, title: str, true_label: str, false_label: str
 
     df = pd.DataFrame(
         # Cell i spans i − 0.5 to i + 0.5 on the axes, so that a tick at i names it.
-        [{"row0": r0, "row1": r1, "col0": c0, "col1": c1, "top": r0 - 0.5, "bottom": r1 - 0.5,
-          "left": c0 - 0.5, "right": c1 - 0.5, "rows": span(r0, r1), "cols": span(c0, c1),
+        [{"top": r0 - 0.5, "bottom": r1 - 0.5, "left": c0 - 0.5, "right": c1 - 0.5,
+          "rows": span(r0, r1), "cols": span(c0, c1),
           "value": true_label if value else false_label}
          for r0, r1, c0, c1, value in mask_rectangles(mask)]
     )

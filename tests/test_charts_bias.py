@@ -70,8 +70,9 @@ def test_a_mask_is_drawn_as_rectangles_that_tile_it_exactly():
         rows = charts.mask_heatmap(mask, "t", "yes", "no").to_dict()
         (data,) = rows["datasets"].values()
         painted = np.full(mask.shape, "", dtype=object)
-        for rect in data:
-            area = painted[rect["row0"]:rect["row1"], rect["col0"]:rect["col1"]]
+        for rect in data:  # cell i spans i - 0.5 to i + 0.5 on the chart's axes
+            rows = slice(int(rect["top"] + 0.5), int(rect["bottom"] + 0.5))
+            area = painted[rows, int(rect["left"] + 0.5):int(rect["right"] + 0.5)]
             assert (area == "").all()
             area[...] = rect["value"]
         assert (painted == np.where(mask, "yes", "no")).all()

@@ -33,9 +33,9 @@ import streamlit as st
 import torch
 from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 
-from convmix import budget
+from convmix.bytecache import ByteCache
 from convmix.i18n import get_language
-from convmix.ui.cache import ByteCache
+from convmix.ui.cache import budget_cache
 
 MAX_SPECS, SHARE = 256, 64  # at most 256 specs and 1/64 of the memory budget (16 MiB of 1 GiB)
 
@@ -119,7 +119,7 @@ def spec_bytes(spec: Mapping[str, Any]) -> int:
 
 @st.cache_resource(show_spinner=False)
 def _specs() -> ByteCache:
-    return ByteCache(lambda: budget.memory_budget() // SHARE, MAX_SPECS)
+    return budget_cache(MAX_SPECS, SHARE)
 
 
 def convert(chart) -> dict[str, Any]:
