@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from convmix.allocator import keep_freed_pages  # noqa: E402
 from convmix.bench import Budget, environment, pick_device, time_alternated  # noqa: E402
 from convmix.compare import compare_impls, forward_callables  # noqa: E402
 from convmix.config import ACmixConfig  # noqa: E402
@@ -51,6 +52,7 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    keep_freed_pages()  # as the app, the CLI and the other benchmarks do (convmix.runtime.configure_torch)
     device = pick_device(args.device)
     env = environment(device, "float32")
     print(f"torch {env.torch_version} | device {env.device}: {env.device_name} | threads {env.threads}"

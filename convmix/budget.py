@@ -33,8 +33,6 @@ this machine (`convmix.speed`) and refused when they would take longer.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import math
 import os
@@ -44,8 +42,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
+from .allocator import malloc_trim
 from .config import DTYPE_BYTES, ACmixConfig
 from .constraints import round_size
 from .format import human_bytes, join_items
@@ -161,18 +159,6 @@ def time_limit(secret: str | float | None = None) -> float:
 
 
 # -- what the process holds ------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, which hands freed heap pages back to the system; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
-        return None
-
-
 def resident_bytes() -> int:
     """This process's resident memory now (the peak where only that is known; 0 where neither is)."""
     try:
@@ -194,9 +180,7 @@ _last_trimmed = 0  # resident bytes right after the last malloc_trim
 def held_bytes() -> int:
     """What the process holds: resident memory after freed heap pages went back to the system."""
     global _last_trimmed
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    malloc_trim()
     _last_trimmed = resident_bytes()
     return _last_trimmed
 

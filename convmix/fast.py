@@ -92,12 +92,12 @@ def _attention_inplace(module, q_att, k_att, v_att, pe, q_pe, g):
     kp.sub_(module.pad_att(pe))  # phase 1: kp and the padded pe
     # Window position first, (K, B*h, Ho, Wo): each offset writes and reads one contiguous block.
     att = q_att.new_empty(kk, q_att.shape[0], g.out_height, g.out_width)
-    product = q_att.new_empty(q_att.shape)
     windows = _window_views(kp, g)
-    for j in range(kk):  # phase 2: kp, att, product
-        torch.mul(q_att, windows[j], out=product)
-        torch.sum(product, 1, out=att[j])
-    del windows, kp, product
+    for j in range(kk):  # phase 2: kp, att and vecdot's product (one window's size)
+        # vecdot multiplies into a temporary and sums it, as mul + sum would, in one call that
+        # writes the sum straight into att[j] (sum(out=) zero-fills it first).
+        torch.linalg.vecdot(q_att, windows[j], dim=1, out=att[j])
+    del windows, kp
     att = torch.softmax(att, 0).unsqueeze(2)  # phase 3: the logits and their softmax
     windows = _window_views(module.pad_att(v_att), g)
     out = torch.mul(att[0], windows[0])  # phase 4: v_pad, att, out

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from .allocator import keep_freed_pages
 from .i18n import _, ngettext
 
 THREADS_ENV = "CONVMIX_THREADS"
@@ -117,12 +118,14 @@ def thread_count(environ: dict | None = None, root: str | os.PathLike = "/sys/fs
 
 
 def configure_torch(role: str = MEASUREMENT) -> int:
-    """Give the calling thread (and threads that start later) the role's intra-op thread count.
+    """Give the calling thread (and threads that start later) the role's intra-op thread count, and
+    the process glibc's heap thresholds for reusing freed pages (`convmix.allocator`).
 
     Cheap after the first call in a thread. An unusable $CONVMIX_THREADS is logged once and the
     default used (a typo in a setting must not take the app down); the command line checks
     `thread_setting` first and stops with the sentence instead. Returns the count.
     """
+    keep_freed_pages()  # once per process: repeated forwards reuse their pages (convmix.allocator)
     threads, note = thread_setting(role)
     if getattr(_local, "threads", None) != threads or torch.get_num_threads() != threads:
         if note and note not in _warned:
