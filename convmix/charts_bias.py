@@ -68,6 +68,64 @@ def _cell_size(h: int, w: int, size: int) -> dict[str, int]:
     return {"width": cell * w, "height": cell * h}
 
 
+# Colour ramps of the feature maps: stops spread evenly over the scale's domain and interpolated
+# linearly in RGB, by `ramp_colours` for the picture and by Vega for the legend (`interpolate="rgb"`
+# with the same stops), so that the two agree. Diverging: ColorBrewer's RdBu, blue below zero;
+# sequential: viridis.
+DIVERGING = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
+             "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f")
+SEQUENTIAL = ("#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962",
+              "#addc30", "#fde725")
+MISSING_COLOUR = (204, 204, 204)  # a value that is not a number (none in a layer's output)
+
+
+def _rgb(stop: str) -> tuple[int, int, int]:
+    return tuple(int(stop[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def ramp_colours(values: np.ndarray, stops: tuple[str, ...], low: float, high: float) -> np.ndarray:
+    """(..., 3) uint8 colours of `values` on `stops` spread evenly from low to high; values outside
+    take the end colours."""
+    values = np.asarray(values, dtype=np.float64)
+    grid = np.linspace(low, high, len(stops)) if high > low else np.full(len(stops), low)
+    rgb = np.array([_rgb(s) for s in stops], dtype=np.float64)
+    clipped = np.clip(np.nan_to_num(values, nan=low), low, high)
+    if high > low:
+        out = np.stack([np.interp(clipped, grid, rgb[:, k]) for k in range(3)], axis=-1)
+    else:  # a constant map: the middle colour
+        out = np.broadcast_to(rgb[len(stops) // 2], (*values.shape, 3)).copy()
+    out = np.rint(out).astype(np.uint8)
+    out[np.isnan(values)] = MISSING_COLOUR
+    return out
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    """An (h, w, 3) uint8 picture as a data: URL (PNG), for a Vega image mark."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def map_domain(arr: np.ndarray, signed: bool, domain: tuple[float, float] | None) -> tuple[float, float]:
+    """The colour scale's ends: `domain` when given; else ±max|value| (signed, centred on 0) or the
+    values' range."""
+    if domain is not None:
+        return float(domain[0]), float(domain[1])
+    finite = np.asarray(arr, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return (-1.0, 1.0) if signed else (0.0, 1.0)
+    if signed:
+        m = float(np.abs(finite).max()) or 1.0
+        return -m, m
+    return float(finite.min()), float(finite.max())
+
+
 def map_heatmap(
     arr: np.ndarray,
     title: str,
@@ -76,47 +134,59 @@ def map_heatmap(
     signed: bool = True,
     domain: tuple[float, float] | None = None,
     size: int = 260,
-    max_side: int = MAX_MAP_SIDE,
-) -> alt.Chart:
-    """Heatmap of a 2-D feature map with row/col/value tooltips, at most about `size` pixels a side
-    plus its axes (keep `size` ≤ 270 for a phone), the colour legend below it.
+    max_side: int | None = None,
+) -> alt.LayerChart:
+    """A 2-D feature map drawn as one picture, at most about `size` pixels a side plus its axes
+    (keep `size` ≤ 270 for a phone), the colour legend below it.
 
-    `signed`: a diverging scale centred on 0 (sign matters before a ReLU); else sequential.
-    Maps larger than max_side are block-averaged and the title says so.
+    The map is one PNG image mark (each value a block of pixels, not smoothed), not a rectangle per
+    value: the browser draws it at once, where thousands of marks took it seconds, and every value
+    is shown, not means. Maps with more values than pixels a side (`max_side`, default `size`) are
+    block-averaged and the title says so. `signed`: the diverging ramp, centred on 0 (sign matters
+    before a ReLU); else sequential. A fixed `domain` makes a moving slider visible as a colour
+    change; values beyond it take the end colours.
     """
-    pooled, block = pool_for_display(arr, max_side)
-    df = map_frame(pooled, block)
+    pooled, block = pool_for_display(arr, max_side or size)
     h, w = pooled.shape
+    low, high = map_domain(pooled, signed, domain)
+    stops = DIVERGING if signed else SEQUENTIAL
     subtitle = _("shown as means of {block}×{block} blocks", block=block) if block > 1 else alt.Undefined
     row_title, col_title = _("row"), _("column")
-    scale = (
-        alt.Scale(scheme="redblue", reverse=True, domainMid=0)
-        if signed
-        else alt.Scale(scheme="viridis")
-    )
-    if domain is not None:
-        # A fixed domain makes a moving slider visible as a colour change; values beyond it
-        # take the end colours.
-        scale.domain = list(domain)
-        scale.clamp = True
-    value_field = "value:Q"
-    return (
-        alt.Chart(df, title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
-        .mark_rect()
+    pixels = _cell_size(h, w, size)
+    # Cell i spans i - 0.5 … i + 0.5 (in the map's own units), so that ticks sit on cell centres.
+    x_scale = alt.Scale(domain=[-0.5, w * block - 0.5], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[-0.5, h * block - 0.5], nice=False, zero=False, reverse=True)
+    values = np.asarray(arr, dtype=np.float64)
+    picture = pd.DataFrame({"url": [png_data_url(ramp_colours(pooled, stops, low, high))],
+                            "left": [-0.5], "top": [-0.5],
+                            "smallest": [float(np.nanmin(values))], "largest": [float(np.nanmax(values))]})
+    image = (
+        alt.Chart(picture)
+        .mark_image(width=pixels["width"], height=pixels["height"], align="left", baseline="top",
+                    smooth=False, aspect=False)
         .encode(
-            x=alt.X("col:O", title=col_title, axis=alt.Axis(values=_ticks(w, block), labelAngle=0)),
-            y=alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(h, block))),
-            # Below the map, not beside it: the chart stays as narrow as the map and its axis.
-            color=alt.Color(value_field, title=value_title, scale=scale,
-                            legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=160)),
-            tooltip=[
-                alt.Tooltip("row:O", title=row_title),
-                alt.Tooltip("col:O", title=col_title),
-                alt.Tooltip(value_field, title=value_title, format=".4f"),
-            ],
+            x=alt.X("left:Q", title=col_title, scale=x_scale,
+                    axis=alt.Axis(values=_ticks(w, block), grid=False, labelAngle=0)),
+            y=alt.Y("top:Q", title=row_title, scale=y_scale, axis=alt.Axis(values=_ticks(h, block), grid=False)),
+            url="url:N",
+            # One picture has one tooltip: the map's extremes (a value per cell would be a mark per cell).
+            tooltip=[alt.Tooltip("smallest:Q", title=_("smallest value"), format=".4f"),
+                     alt.Tooltip("largest:Q", title=_("largest value"), format=".4f")],
         )
-        .properties(**_cell_size(h, w, size), autosize=_PAD)
     )
+    # The legend: an invisible layer whose colour scale holds the picture's stops.
+    ends = pd.DataFrame({"value": [low, high]})
+    legend = (
+        alt.Chart(ends)
+        .mark_point(opacity=0, size=0)
+        .encode(color=alt.Color(
+            "value:Q", title=value_title,
+            scale=alt.Scale(domain=list(np.linspace(low, high, len(stops))) if high > low else [low, low + 1],
+                            range=list(stops), interpolate="rgb", clamp=True),
+            legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=160)))
+    )
+    return alt.layer(image, legend, title=alt.TitleParams(title, subtitle=subtitle, anchor="start")).properties(
+        **pixels, autosize=_PAD)
 
 
 def mask_rectangles(mask: np.ndarray) -> list[tuple[int, int, int, int, bool]]:

@@ -37,9 +37,6 @@ WINDOW_CSS = ("<style>.st-key-bias_window img, .st-key-bias_window [data-testid=
 ensure_router()
 
 URL_NOTES_KEY = "_bias_url_notes"
-# The shift maps redraw with every move of the b slider: 2×2 block means at the default 112×112
-# output keep that quick (a cell a mark; the exact values are in the sections around them).
-SHIFT_MAP_SIDE = 56
 SOURCES = ("builtin", "upload")
 SOURCE_LABELS = {"builtin": N_("Built-in scene"), "upload": N_("Your image")}
 
@@ -461,11 +458,11 @@ def shift_section(pre: np.ndarray, channel: int, learned: float) -> None:
     span = float(np.abs(pre).max())  # fixed while the slider moves, so colours shift with b
     maps[0].vega_lite_chart(spec=chart_spec(
         charts.map_heatmap, z, _("conv(x) + b, channel {channel}", channel=channel),
-        _("before ReLU"), domain=(-span, span), max_side=SHIFT_MAP_SIDE,
+        _("before ReLU"), domain=(-span, span),
     ), width="content")
     maps[1].vega_lite_chart(spec=chart_spec(
         charts.map_heatmap, np.maximum(z, 0.0), _("ReLU(conv(x) + b), channel {channel}", channel=channel),
-        _("after ReLU"), signed=False, domain=(0.0, span), max_side=SHIFT_MAP_SIDE,
+        _("after ReLU"), signed=False, domain=(0.0, span),
     ), width="content")
     sweep_b = np.linspace(lo, hi, 241)
     st.vega_lite_chart(spec=chart_spec(
@@ -590,11 +587,11 @@ else:
     bn_maps = st.columns(2)
     bn_maps[0].vega_lite_chart(spec=chart_spec(
         charts.map_heatmap, cancel.with_bias[channel].numpy(),
-        _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"), size=220, max_side=56,
+        _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"), size=220,
     ), width="content")
     bn_maps[1].vega_lite_chart(spec=chart_spec(
         charts.map_heatmap, cancel.without_bias[channel].numpy(),
-        _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"), size=220, max_side=56,
+        _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"), size=220,
     ), width="content")
     g_bn = cancel.bias_grad_through_bn.abs().max().item()
     g_plain = cancel.bias_grad_without_bn.abs().max().item()

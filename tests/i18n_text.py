@@ -122,8 +122,8 @@ def _spec_strings(spec: object, in_data: bool = False) -> Iterable[str]:
     elif isinstance(spec, list):
         for item in spec:
             yield from _spec_strings(item, in_data)
-    elif isinstance(spec, str) and in_data:
-        yield spec
+    elif isinstance(spec, str) and in_data and not spec.startswith("data:image/"):
+        yield spec  # an image mark's data URL is pixels, not words (so in Arrow data below)
 
 
 def _arrow_strings(payload: bytes) -> Iterable[str]:
@@ -132,7 +132,7 @@ def _arrow_strings(payload: bytes) -> Iterable[str]:
     table = pa.ipc.open_stream(payload).read_all()
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            yield from (v for v in column.to_pylist() if isinstance(v, str))
+            yield from (v for v in column.to_pylist() if isinstance(v, str) and not v.startswith("data:image/"))
 
 
 _DOT_LABEL = re.compile(r'label="((?:[^"\\]|\\.)*)"')

@@ -54,9 +54,85 @@ def test_the_patch_frame_keeps_each_quantity_and_its_scale():
 def test_heatmaps_keep_their_legend_below_and_their_size_small():
     arr = np.random.default_rng(0).normal(size=(60, 60))
     spec = charts.map_heatmap(arr, "title", "value", max_side=20).to_dict()
-    assert spec["encoding"]["color"]["legend"]["orient"] == "bottom"
+    image, legend = spec["layer"]
+    assert legend["encoding"]["color"]["legend"]["orient"] == "bottom"
     assert spec["width"] <= 270 and spec["height"] <= 270  # plus its axis: within a phone's width
     assert spec["title"]["subtitle"] == "shown as means of 3×3 blocks"
+    assert image["mark"]["type"] == "image" and image["mark"]["smooth"] is False
+
+
+def picture_of(spec: dict) -> np.ndarray:
+    """The (h, w, 3) pixels of a map chart's image mark, decoded from its data URL."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    (row,) = spec["datasets"][spec["layer"][0]["data"]["name"]]
+    assert row["url"].startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(row["url"].split(",", 1)[1]))).convert("RGB"))
+
+
+def legend_scale(spec: dict) -> dict:
+    return spec["layer"][1]["encoding"]["color"]["scale"]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_map_is_one_picture_whose_colours_are_its_legends(signed):
+    """Every value is a pixel, in its place (row 0 at the top); a value at one of the legend's stops
+    has exactly the legend's colour there, values between two stops lie between their colours, and
+    values beyond a fixed domain take the end colours."""
+    rng = np.random.default_rng(1)
+    h, w = 9, 13
+    low, high = (-2.0, 2.0) if signed else (0.0, 2.0)
+    scale = charts.map_heatmap(np.zeros((h, w)), "t", "v", signed=signed, domain=(low, high)).to_dict()
+    stops, colours = legend_scale(scale)["domain"], legend_scale(scale)["range"]
+    assert legend_scale(scale)["interpolate"] == "rgb" and len(stops) == len(colours)
+    arr = rng.uniform(low - 1, high + 1, size=(h, w))
+    arr.flat[: len(stops)] = stops  # the first cells hold the stops themselves
+    spec = charts.map_heatmap(arr, "t", "v", signed=signed, domain=(low, high), size=h * w)
+    pixels = picture_of(spec.to_dict())
+    assert pixels.shape == (h, w, 3)  # a pixel a value; the browser scales it up unsmoothed
+    hexes = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in pixels.reshape(-1, 3)]
+    assert hexes[: len(stops)] == list(colours)
+    for value, colour in zip(arr.ravel(), pixels.reshape(-1, 3), strict=True):
+        if value <= low:
+            assert f"#{colour[0]:02x}{colour[1]:02x}{colour[2]:02x}" == colours[0]
+        elif value >= high:
+            assert f"#{colour[0]:02x}{colour[1]:02x}{colour[2]:02x}" == colours[-1]
+        else:
+            i = int(np.searchsorted(stops, value)) - 1
+            ends = np.array([[int(c[k:k + 2], 16) for k in (1, 3, 5)] for c in colours[i:i + 2]])
+            assert (colour >= ends.min(0) - 1).all() and (colour <= ends.max(0) + 1).all()
+
+
+def test_a_signed_map_is_centred_on_zero_and_its_tooltip_gives_its_extremes():
+    arr = np.array([[-1.0, 0.0], [0.5, 3.0]])
+    spec = charts.map_heatmap(arr, "t", "v").to_dict()
+    stops = legend_scale(spec)["domain"]
+    assert stops[0] == -3.0 and stops[-1] == 3.0 and stops[len(stops) // 2] == 0.0
+    pixels = picture_of(spec)
+    assert tuple(pixels[0, 1]) == (0xf7, 0xf7, 0xf7)  # zero: the ramp's white middle
+    assert pixels[0, 0, 2] > pixels[0, 0, 0] and pixels[1, 1, 0] > pixels[1, 1, 2]  # blue below, red above
+    (row,) = spec["datasets"][spec["layer"][0]["data"]["name"]]
+    assert (row["smallest"], row["largest"]) == (-1.0, 3.0)
+    titles = [t["title"] for t in spec["layer"][0]["encoding"]["tooltip"]]
+    assert titles == ["smallest value", "largest value"]
+
+
+def test_a_map_wider_than_its_pixels_is_shown_as_block_means():
+    arr = np.arange(400 * 300, dtype=np.float64).reshape(400, 300)
+    spec = charts.map_heatmap(arr, "t", "v", signed=False, size=200).to_dict()
+    pixels = picture_of(spec)
+    assert pixels.shape == (200, 150, 3)
+    assert spec["title"]["subtitle"] == "shown as means of 2×2 blocks"
+    x, y = (spec["layer"][0]["encoding"][axis]["scale"] for axis in "xy")
+    assert x["domain"] == [-0.5, 299.5] and y["domain"] == [-0.5, 399.5]  # ticks on cell centres
+    assert y["reverse"] is True  # row 0 at the top, where the picture's first row is
+
+
+def test_heatmap_masks_stay_small():
+    arr = np.random.default_rng(0).normal(size=(60, 60))
     mask = charts.mask_heatmap(arr > 2, "t", "a", "b").to_dict()
     assert mask["width"] <= 270 and mask["encoding"]["color"]["legend"]["orient"] == "bottom"
 
