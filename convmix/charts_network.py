@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import paper
+from .charts_bias import map_heatmap
 from .i18n import _
 from .models import DEPTHS
 from .network_text import (
@@ -243,18 +244,7 @@ def channel_mean_map(x: torch.Tensor, max_side: int = 64) -> np.ndarray:
     return mean.numpy()
 
 
-def activation_frame(values) -> pd.DataFrame:
-    """A (H, W) array as a long frame for a heatmap: row, column, value."""
-    h, w = values.shape
-    return pd.DataFrame([{"row": i, "col": j, "value": float(values[i, j])} for i in range(h) for j in range(w)])
-
-
-def activation_heatmap(df: pd.DataFrame, title: str, value_title: str, size: int = 260) -> alt.Chart:
-    """The input a layer receives, as a map of `size` x `size` pixels (narrower than a phone)."""
-    return alt.Chart(df).mark_rect(strokeWidth=0).encode(
-        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
-        color=alt.Color("value:Q", title=value_title, scale=alt.Scale(scheme="viridis"),
-                        legend=alt.Legend(orient="bottom", gradientLength=160)),
-        tooltip=[alt.Tooltip("row:O", title=_("row")), alt.Tooltip("col:O", title=_("column")),
-                 alt.Tooltip("value:Q", title=value_title, format=".4g")],
-    ).properties(width=size, height=size, title=title, autosize=alt.AutoSizeParams(type="pad"))
+def activation_heatmap(values: np.ndarray, title: str, value_title: str, size: int = 260) -> alt.LayerChart:
+    """The input a layer receives (a 2-D map, e.g. `channel_mean_map`), as one picture about `size`
+    pixels a side (narrower than a phone), drawn as the bias page draws its maps."""
+    return map_heatmap(values, title, value_title, signed=False, size=size)

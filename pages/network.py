@@ -467,8 +467,7 @@ def preview(source) -> bool:
             cols[0].image(shown, caption=_("What goes in: {h}×{w} pixels", h=shown.shape[0], w=shown.shape[1]),
                           width=260)
         with cols[1]:
-            st.vega_lite_chart(spec=chart_spec(charts.activation_heatmap,
-                charts.activation_frame(charts.channel_mean_map(x)),
+            st.vega_lite_chart(spec=chart_spec(charts.activation_heatmap, charts.channel_mean_map(x),
                 _("Mean over its {c} channels", c=x.shape[0]), _("mean")), width="content")
     return True
 

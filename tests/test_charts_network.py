@@ -105,12 +105,14 @@ def test_series_frame_skips_missing_values(stats):
     assert len(charts.series_frame(broken, {"rate_ratio": "r"})) == len(stats) - 1
 
 
-def test_activation_heatmap():
+def test_activation_heatmap_is_one_picture_of_the_map():
     values = np.arange(12, dtype=np.float32).reshape(3, 4)
-    df = charts.activation_frame(values)
-    assert len(df) == 12 and df[(df["row"] == 2) & (df["col"] == 1)]["value"].item() == 9.0
-    spec = charts.activation_heatmap(df, "t", "v", size=200).to_dict()
-    assert (spec["width"], spec["height"], spec["autosize"]["type"]) == (200, 200, "pad")
+    spec = charts.activation_heatmap(values, "t", "v", size=200).to_dict()
+    assert (spec["width"], spec["height"], spec["autosize"]["type"]) == (200, 150, "pad")  # 50 px a value
+    image = spec["layer"][0]
+    assert image["mark"]["type"] == "image"
+    (row,) = spec["datasets"][image["data"]["name"]]
+    assert (row["smallest"], row["largest"]) == (0.0, 11.0)
 
 
 def test_short_layer_names():
