@@ -15,7 +15,7 @@ import pandas as pd
 
 from .i18n import N_, _, pgettext
 
-# Largest side of a feature-map heatmap: 112×112 = 12,544 cells, the seed layer's output on 224².
+# pool_for_display's default largest side: 112, the seed layer's output side on a 224² input.
 MAX_MAP_SIDE = 112
 # A phone's main column is about 358 pixels wide at a 390-pixel viewport: charts of fixed size
 # stay within this, axes and labels included.
@@ -42,15 +42,6 @@ def pool_for_display(arr: np.ndarray, max_side: int = MAX_MAP_SIDE) -> tuple[np.
     padded[:h, :w] = arr
     blocks = padded.reshape(ph // f, f, pw // f, f)
     return np.nanmean(blocks, axis=(1, 3)), f
-
-
-def map_frame(arr: np.ndarray, block: int = 1) -> pd.DataFrame:
-    """Long form of a 2-D map: row, col (in the original map's units when pooled), value."""
-    arr = np.asarray(arr)
-    rows, cols = np.indices(arr.shape)
-    return pd.DataFrame(
-        {"row": (rows * block).ravel(), "col": (cols * block).ravel(), "value": arr.ravel()}
-    )
 
 
 def _ticks(n: int, block: int) -> list[int]:
@@ -86,14 +77,13 @@ def _rgb(stop: str) -> tuple[int, int, int]:
 def ramp_colours(values: np.ndarray, stops: tuple[str, ...], low: float, high: float) -> np.ndarray:
     """(..., 3) uint8 colours of `values` on `stops` spread evenly from low to high; values outside
     take the end colours."""
+    if not high > low:
+        raise ValueError(f"a colour ramp needs low < high, not {low} … {high}")
     values = np.asarray(values, dtype=np.float64)
-    grid = np.linspace(low, high, len(stops)) if high > low else np.full(len(stops), low)
+    grid = np.linspace(low, high, len(stops))
     rgb = np.array([_rgb(s) for s in stops], dtype=np.float64)
     clipped = np.clip(np.nan_to_num(values, nan=low), low, high)
-    if high > low:
-        out = np.stack([np.interp(clipped, grid, rgb[:, k]) for k in range(3)], axis=-1)
-    else:  # a constant map: the middle colour
-        out = np.broadcast_to(rgb[len(stops) // 2], (*values.shape, 3)).copy()
+    out = np.stack([np.interp(clipped, grid, rgb[:, k]) for k in range(3)], axis=-1)
     out = np.rint(out).astype(np.uint8)
     out[np.isnan(values)] = MISSING_COLOUR
     return out
@@ -113,17 +103,24 @@ def png_data_url(rgb: np.ndarray) -> str:
 
 def map_domain(arr: np.ndarray, signed: bool, domain: tuple[float, float] | None) -> tuple[float, float]:
     """The colour scale's ends: `domain` when given; else ±max|value| (signed, centred on 0) or the
-    values' range."""
+    values' range. Ends that coincide (a constant map) are widened by ±0.5 around the value, so that
+    it takes the ramp's middle colour in the picture and in the legend alike."""
     if domain is not None:
-        return float(domain[0]), float(domain[1])
-    finite = np.asarray(arr, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return (-1.0, 1.0) if signed else (0.0, 1.0)
-    if signed:
-        m = float(np.abs(finite).max()) or 1.0
-        return -m, m
-    return float(finite.min()), float(finite.max())
+        low, high = float(domain[0]), float(domain[1])
+    else:
+        finite = np.asarray(arr, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size == 0:
+            low, high = 0.0, 0.0
+        elif signed:
+            m = float(np.abs(finite).max())
+            low, high = -m, m
+        else:
+            low, high = float(finite.min()), float(finite.max())
+    if high > low:
+        return low, high
+    middle = (low + high) / 2
+    return middle - 0.5, middle + 0.5
 
 
 def map_heatmap(
@@ -181,8 +178,8 @@ def map_heatmap(
         .mark_point(opacity=0, size=0)
         .encode(color=alt.Color(
             "value:Q", title=value_title,
-            scale=alt.Scale(domain=list(np.linspace(low, high, len(stops))) if high > low else [low, low + 1],
-                            range=list(stops), interpolate="rgb", clamp=True),
+            scale=alt.Scale(domain=list(np.linspace(low, high, len(stops))), range=list(stops),
+                            interpolate="rgb", clamp=True),
             legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=160)))
     )
     return alt.layer(image, legend, title=alt.TitleParams(title, subtitle=subtitle, anchor="start")).properties(

@@ -120,6 +120,15 @@ def test_a_signed_map_is_centred_on_zero_and_its_tooltip_gives_its_extremes():
     assert titles == ["smallest value", "largest value"]
 
 
+@pytest.mark.parametrize("signed, value, domain", [(False, 2.5, None), (True, 0.0, None), (False, 0.0, (0.0, 0.0))])
+def test_a_constant_map_takes_the_middle_colour_in_the_picture_and_the_legend(signed, value, domain):
+    spec = charts.map_heatmap(np.full((4, 5), value), "t", "v", signed=signed, domain=domain).to_dict()
+    stops, colours = legend_scale(spec)["domain"], legend_scale(spec)["range"]
+    assert stops[0] < value < stops[-1] and np.isclose(stops[len(stops) // 2], value)
+    middle = colours[len(colours) // 2]
+    assert {f"#{r:02x}{g:02x}{b:02x}" for r, g, b in picture_of(spec).reshape(-1, 3)} == {middle}
+
+
 def test_a_map_wider_than_its_pixels_is_shown_as_block_means():
     arr = np.arange(400 * 300, dtype=np.float64).reshape(400, 300)
     spec = charts.map_heatmap(arr, "t", "v", signed=False, size=200).to_dict()
