@@ -200,6 +200,8 @@ PAGE_CHANGES: dict[str, tuple[str, Callable]] = {
     "train": ("width 16 <-> 8",
               lambda at, i: _set_widget(at, "number_input", "train_width", (16, 8)[i % 2])),
 }
+# page -> the URL parameters that open the view the change is made in (a tab drawn only when open)
+PAGE_VIEWS = {"network": {"network_view": "weights"}}
 EXTRA_CHANGES: dict[str, tuple[str, Callable]] = {
     "walkthrough": ("sidebar kernel_att 7 <-> 5",
                     lambda at, i: at.sidebar.number_input(key="kernel_att").set_value((7, 5)[i % 2])),
@@ -210,7 +212,7 @@ def page_figure(page: str, what: str, change: Callable) -> Figure:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-    at.query_params["lang"] = "en"
+    at.query_params.update({"lang": "en", **PAGE_VIEWS.get(page, {})})
     at.run()
     if page != "home":
         at.switch_page(f"pages/{page}.py").run()

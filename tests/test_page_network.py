@@ -22,6 +22,7 @@ from convmix.ui import walkthrough_source as ws
 from tests.i18n_text import english_left
 
 PAGE = "pages/network.py"
+WEIGHTS = {"network_view": "weights"}  # the tab that is drawn only when open
 AUTHORS = [p.author for p in images.pictures()]  # people's names stay as they are in every language
 
 
@@ -112,7 +113,7 @@ def test_stage1_chart_and_charts_follow_the_widgets(app):
 
 
 def test_built_network_says_random_init_and_lists_its_layers(app):
-    at = app(PAGE)
+    at = app(PAGE, WEIGHTS)
     clean(at)
     assert "Random initialisation, drawn from seed 0" in texts(at)
     layers = next(d.value for d in at.dataframe if "where the stride comes from" in d.value.columns)
@@ -133,7 +134,7 @@ def test_good_checkpoints_in_every_form(app, r26_state, form):
         name, data = "dp.pth", saved({"state_dict": {f"module.{k}": v for k, v in state.items()}, "arch": "x"})
     else:
         name, data = "r26.safetensors", save_safetensors({k: v.contiguous() for k, v in state.items()})
-    at = upload(app(PAGE), name, data)
+    at = upload(app(PAGE, WEIGHTS), name, data)
     clean(at)
     assert "The whole network runs: ACmix ResNet-26 with 1,000 classes" in texts(at)
     summary = {r[0]: r[1] for r in next(d.value for d in at.dataframe if "value" in d.value.columns).itertuples(index=False)}
@@ -146,7 +147,7 @@ def test_good_checkpoints_in_every_form(app, r26_state, form):
 
 def test_a_bare_acmix_layer_opens_alone(app):
     state = {f"block.{k}": v for k, v in ACmix(16, 16, head=4).state_dict().items()}
-    at = upload(app(PAGE), "one.pth", saved(state))
+    at = upload(app(PAGE, WEIGHTS), "one.pth", saved(state))
     clean(at)
     body = texts(at)
     assert "not one of the authors' ACmix ResNets" in body and "1 ACmix layer found" in body
@@ -163,7 +164,7 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(app, tmp_path):
         def __reduce__(self):
             return (Path.write_text, (marker, "code ran"))
 
-    at = upload(app(PAGE), "weights.pth", saved({"w": torch.zeros(2), "x": RunsCode()}))
+    at = upload(app(PAGE, WEIGHTS), "weights.pth", saved({"w": torch.zeros(2), "x": RunsCode()}))
     assert not at.exception
     assert len(at.error) == 1 and "refused" in at.error[0].value and "weights_only=True" in at.error[0].value
     assert not marker.exists()
@@ -175,7 +176,7 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(app, tmp_path):
     ("empty.pt", b"", "The file is empty"),
 ])
 def test_garbage_is_refused_with_a_message(app, name, data, phrase):
-    at = upload(app(PAGE), name, data)
+    at = upload(app(PAGE, WEIGHTS), name, data)
     assert not at.exception
     assert len(at.error) == 1 and phrase in at.error[0].value
 
@@ -192,7 +193,7 @@ def test_an_oversized_checkpoint_is_refused_before_reading(app, headroom):
     """The uploader's limit is what reading would be admitted for beside what the server holds (three
     copies of the file: the server's, the page's, the tensors); a file read anyway is admitted again."""
     headroom(48 << 20)
-    at = app(PAGE)
+    at = app(PAGE, WEIGHTS)
     at.session_state["net_mode"] = "upload"
     at.run()
     limit_mb = at.file_uploader(key="net_upload").proto.max_upload_size_mb
@@ -207,16 +208,16 @@ def test_an_oversized_checkpoint_is_refused_before_reading(app, headroom):
 
 def test_a_hostile_file_name_stays_text(app):
     name = "**bold** [x](javascript:alert(1)) :red[y] $x$ <b>.pth"
-    at = upload(app(PAGE), name, b"nonsense")
+    at = upload(app(PAGE, WEIGHTS), name, b"nonsense")
     assert name not in at.error[0].value
-    at = upload(app(PAGE), name, saved({"blk." + k: v for k, v in ACmix(8, 8, head=2).state_dict().items()}))
+    at = upload(app(PAGE, WEIGHTS), name, saved({"blk." + k: v for k, v in ACmix(8, 8, head=2).state_dict().items()}))
     summary = next(d.value for d in at.dataframe if "value" in d.value.columns)
     assert summary.iloc[0, 1] == name  # shown in a table cell, as text
 
 
 def test_a_large_built_network_is_refused_under_a_small_budget(app, headroom):
     headroom(16 << 20)  # ResNet-26's weights alone take 40 MiB
-    at = app(PAGE)
+    at = app(PAGE, WEIGHTS)
     assert not at.exception
     assert "Building ResNet-26 would need about 40.1 MiB on top of" in texts(at)
 
@@ -225,7 +226,7 @@ def test_a_large_built_network_is_refused_under_a_small_budget(app, headroom):
 
 
 def test_choosing_a_layer_for_the_walkthrough(app):
-    at = app(PAGE)
+    at = app(PAGE, WEIGHTS)
     at.selectbox(key="net_layer").set_value("layer3.0.conv2").run()
     at.selectbox(key="net_picture").set_value("rocket").run()
     at.select_slider(key="net_image_size").set_value(64).run()
@@ -255,6 +256,46 @@ def test_the_url_reproduces_the_choice(app):
     assert at.selectbox(key="net_layer").value == "layer2.2.conv2"
     assert at.selectbox(key="net_picture").value == "coffee"
     assert at.select_slider(key="net_image_size").value == 128
+
+
+def open_tab(at, label: str):
+    """Click a tab of the English page as the browser does: the tabs' value, and what their on_change
+    callback keeps (AppTest runs no callback for a value set through the session state)."""
+    at.session_state["network_view__en"] = label
+    at.session_state["_network_view_value"] = {"Paper check": "paper", "Weights and layers": "weights"}[label]
+    return at.run()
+
+
+def test_only_the_open_tab_is_drawn_and_the_url_names_it(app):
+    """The paper tab opens by default and draws none of the weights tab's widgets; the weights tab,
+    opened, writes ?network_view=weights and its network to the URL; back on the paper tab the URL
+    names neither, so that a copied URL always reproduces the view."""
+    at = app(PAGE)
+    clean(at)
+    assert not [r for r in at.radio if r.key == "net_mode"]
+    assert "network_view" not in at.query_params and "net" not in at.query_params
+    open_tab(at, "Weights and layers")
+    clean(at)
+    assert at.radio(key="net_mode").value == "built"
+    assert at.query_params["network_view"] == "weights" and at.query_params["net"] == "resnet26"
+    open_tab(at, "Paper check")
+    clean(at)
+    assert not [k for k in ("network_view", *sources.QUERY_KEYS) if k in at.query_params]
+
+
+def test_the_weights_tab_keeps_its_choices_across_a_look_at_the_paper(app):
+    at = app(PAGE, WEIGHTS)
+    at.segmented_control(key="net_depth").set_value(38).run()
+    at.selectbox(key="net_layer").set_value("layer2.2.conv2").run()
+    at.session_state["net_measure"] = "flops"
+    open_tab(at, "Paper check")
+    clean(at)
+    assert at.segmented_control(key="net_measure").value == "flops"
+    open_tab(at, "Weights and layers")
+    clean(at)
+    assert at.segmented_control(key="net_depth").value == 38
+    assert at.selectbox(key="net_layer").value == "layer2.2.conv2"
+    assert at.query_params["layer"] == "layer2.2.conv2"
 
 
 HOSTILE_VALUES = ["-1", "1e400", "<script>alert(1)</script>", "９", "", "layer1.0.conv2\x00", "9" * 40,
@@ -287,16 +328,19 @@ def test_no_english_left_in_chinese(app, r26_state):
 
 
 def chinese_page_checks(app, r26_state):
-    at = app(PAGE, {"lang": "zh"})
+    at = app(PAGE, {"lang": "zh"})  # the paper tab
+    clean(at)
+    assert english_in_main(at) == []
+    at = app(PAGE, {**WEIGHTS, "lang": "zh"})
     clean(at)
     assert english_in_main(at) == []
     at = upload(at, "r26.pth", saved({"state_dict": {f"module.{k}": v for k, v in r26_state.items()}}))
     clean(at)
     assert english_in_main(at) == []
-    at = upload(app(PAGE, {"lang": "zh"}), "x.pth", b"garbage")
+    at = upload(app(PAGE, {**WEIGHTS, "lang": "zh"}), "x.pth", b"garbage")
     assert at.error and english_in_main(at) == []
     state = {f"b.{k}": v for k, v in ACmix(8, 8, head=2).state_dict().items() if k != "rate2"}
-    at = upload(app(PAGE, {"lang": "zh"}), "broken.pth", saved(state))
+    at = upload(app(PAGE, {**WEIGHTS, "lang": "zh"}), "broken.pth", saved(state))
     assert not at.exception and english_in_main(at) == []
     assert any("b 缺少 rate2" in str(d.value.iloc[:, 0].tolist()) for d in at.dataframe)  # the library's words
 
@@ -316,14 +360,14 @@ def refusal_checks(app, headroom):
 
     # a bare ACmix layer (not a ResNet: the network cannot run) and a ResNet that does not match
     state = {f"blk.{k}": v for k, v in ACmix(16, 16, head=4).state_dict().items()}
-    check(upload(app(PAGE, {"lang": "zh"}), "one.pth", saved(state)))
+    check(upload(app(PAGE, {**WEIGHTS, "lang": "zh"}), "one.pth", saved(state)))
     partial = {k: v for k, v in acmix_resnet(26, device="meta").state_dict().items() if k != "fc.bias"}
-    check(upload(app(PAGE, {"lang": "zh"}), "r.pth", saved({k: torch.zeros(v.shape) for k, v in partial.items()})))
+    check(upload(app(PAGE, {**WEIGHTS, "lang": "zh"}), "r.pth", saved({k: torch.zeros(v.shape) for k, v in partial.items()})))
     # every refusal of the checkpoint reader the uploader can meet
     for name, data in [("x.bin.pth", b""), ("s.safetensors", b"\x07"), ("o.pth", b"\x80\x02" + b"x" * 40),
                        ("d.pth", b"PK\x03\x04" + b"\0" * 40), ("l.pth", saved([torch.zeros(2)])),
                        ("m.pth", saved(torch.nn.Linear(2, 2))), ("n.pth", saved({"epoch": 3}))]:
-        check(upload(app(PAGE, {"lang": "zh"}), name, data))
+        check(upload(app(PAGE, {**WEIGHTS, "lang": "zh"}), name, data))
     # hostile URL values: a note for each
     check(app(PAGE, {"lang": "zh", "net": "resnet99", "layer": "x"}))
     check(app(PAGE, {"lang": "zh", "net": "resnet26", "net_seed": "-1", "layer": "layer9.conv2"}))
@@ -331,7 +375,7 @@ def refusal_checks(app, headroom):
                      "image_size": "100"}))
     check(app(PAGE, {"lang": "zh", "net": "upload-" + "a" * 12, "layer": "layer1.0.conv2"}))
     # a picture the reader refuses
-    at = app(PAGE, {"lang": "zh"})
+    at = app(PAGE, {**WEIGHTS, "lang": "zh"})
     at.selectbox(key="net_picture").set_value("__upload__").run()
     at.file_uploader(key="net_picture_upload").set_value(("p.png", b"not an image", "image/png")).run()
     check(at)
@@ -339,7 +383,7 @@ def refusal_checks(app, headroom):
     headroom(160 << 20)
     check(app(PAGE, {"lang": "zh", "net": "resnet26", "layer": "layer4.0.conv2", "image_size": "512"}))
     headroom(16 << 20)
-    check(app(PAGE, {"lang": "zh"}))
+    check(app(PAGE, {**WEIGHTS, "lang": "zh"}))
     assert len(shown) >= 14, shown
 
 

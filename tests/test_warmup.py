@@ -39,7 +39,7 @@ def shown(at) -> list:
 
 def visit(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params["lang"] = "en"
+    at.query_params.update({"lang": "en", **VIEWS.get(page, {})})
     if page != PAGES[0]:
         at.switch_page(page)
     return at.run()
@@ -48,7 +48,7 @@ def visit(page: str) -> AppTest:
 def test_every_page_warms_and_the_server_is_left_as_a_visitor_would_leave_it():
     original = PagesManager.__init__
     done = warmup.warm_pages()
-    assert [w.page for w in done] == PAGES
+    assert [w.page for w in done] == PAGES + ["pages/network.py?network_view=weights"]
     assert all(w.problem is None for w in done), [w for w in done if w.problem]
     assert PagesManager.__init__ is original  # AppTest's workaround undone
     assert PagesManager.uses_pages_directory is False  # navigation mode, as after any st.navigation run
@@ -73,6 +73,7 @@ def _widget(at, kind: str, key: str):
     return next(w for w in getattr(at, kind) if w.key == key or (w.key or "").startswith(key + "_"))
 
 
+VIEWS = {"pages/network.py": {"network_view": "weights"}}  # the tab CHANGES' widget is drawn in
 CHANGES = {  # page -> a widget and two values: the first is the page's default
     "pages/bias.py": ("number_input", "bias_channel", 0, 5),
     "pages/explorer.py": ("selectbox", "explorer_x", "kernel_att", "head"),

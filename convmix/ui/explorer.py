@@ -6,7 +6,7 @@ Measurements are cached for the whole server, per configuration, device, dtype, 
 timing effort and attempt: a visitor who asks again for a noisy configuration gets a new attempt.
 
 `view_tabs` draws st.tabs whose open tab is carried in the URL by a language-neutral code
-(`?explorer_view=latency`): Streamlit would write the translated label.
+(`?explorer_view=latency`, convmix.ui.widgets.url_tabs): Streamlit would write the translated label.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import streamlit as st
 
 from convmix import bench, sweep
 from convmix.budget import memory_budget, time_limit
-from convmix.i18n import get_language
+from convmix.ui.widgets import url_tabs
 
 VIEW = "explorer_view"  # the URL parameter and the base of the tabs' widget key
-_VIEW_STORE = "_explorer_view_value"
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -68,28 +67,8 @@ def time_estimates(config, impl: str, budget: str) -> tuple[float, float]:
 
 
 def view_tabs(views: Mapping[str, str], default: str) -> tuple[str, list]:
-    """st.tabs over `views` (code -> translated label); the open tab's code is kept in the session
-    and in `?explorer_view=` (removed when it is `default`). Returns (open code, tab containers)."""
-    codes = list(views)
-    if _VIEW_STORE not in st.session_state:
-        raw = st.query_params.get(VIEW)
-        st.session_state[_VIEW_STORE] = raw if raw in views else default
-    current = st.session_state[_VIEW_STORE]
-    key = f"{VIEW}__{get_language()}"
-    by_label = {label: code for code, label in views.items()}
-
-    def changed() -> None:
-        st.session_state[_VIEW_STORE] = by_label.get(st.session_state.get(key), default)
-
-    tabs = st.tabs(list(views.values()), key=key, default=views[current], on_change=changed)
-    opened = next((codes[i] for i, tab in enumerate(tabs) if tab.open), current)
-    st.session_state[_VIEW_STORE] = opened
-    if opened == default:
-        if VIEW in st.query_params:
-            del st.query_params[VIEW]
-    elif st.query_params.get(VIEW) != opened:
-        st.query_params[VIEW] = opened
-    return opened, list(tabs)
+    """The explorer's tabs, their open one in `?explorer_view=` (convmix.ui.widgets.url_tabs)."""
+    return url_tabs(VIEW, views, default)
 
 
 def chart_grid(items: Sequence, draw: Callable, columns: int = 2) -> None:

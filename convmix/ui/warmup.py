@@ -23,8 +23,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+# Views that a page draws only when they are open (lazy tabs), each opened by its URL once more.
+LAZY_VIEWS = (("pages/network.py", {"network_view": "weights"}),)
 _log = logging.getLogger(__name__)
 
 
@@ -56,9 +59,25 @@ def _navigation_mode():
     return undo
 
 
+def _warm(page: str, at, path: str | None, fresh: bool = False) -> Warmed:
+    """Render one view in the AppTest session `at` (switching to `path`, after the app's first run
+    when the session is `fresh`); a view that fails is logged and reported, never raised."""
+    start = time.perf_counter()
+    try:
+        if fresh:
+            at.run()
+        (at if path is None else at.switch_page(path)).run()
+        problem = at.exception[0].value if at.exception else None
+    except Exception as err:  # noqa: BLE001 - a page that cannot warm must not stop the server
+        problem = f"{type(err).__name__}: {err}"
+    if problem:
+        _log.warning("warming %s failed: %s", page, problem)
+    return Warmed(page, time.perf_counter() - start, problem)
+
+
 def warm_pages(language: str = "en", timeout: float = 300) -> list[Warmed]:
-    """Render every page of the menu once, in order, in one headless session; return how long each
-    took and what failed."""
+    """Render every page of the menu once, in order, in one headless session, then each view of
+    LAZY_VIEWS in a session of its own; return how long each took and what failed."""
     from streamlit.testing.v1 import AppTest
 
     from convmix.ui.navigation import PAGE_SPECS
@@ -68,16 +87,12 @@ def warm_pages(language: str = "en", timeout: float = 300) -> list[Warmed]:
     try:
         at = AppTest.from_file(str(APP), default_timeout=timeout)
         at.query_params["lang"] = language
-        for i, spec in enumerate(PAGE_SPECS):
-            start = time.perf_counter()
-            try:
-                (at if i == 0 else at.switch_page(spec.path)).run()
-                problem = at.exception[0].value if at.exception else None
-            except Exception as err:  # noqa: BLE001 - a page that cannot warm must not stop the server
-                problem = f"{type(err).__name__}: {err}"
-            done.append(Warmed(spec.path, time.perf_counter() - start, problem))
-            if problem:
-                _log.warning("warming %s failed: %s", spec.path, problem)
+        for i, spec in enumerate(PAGE_SPECS):  # the first page is the app's own first run
+            done.append(_warm(spec.path, at, None if i == 0 else spec.path))
+        for path, params in LAZY_VIEWS:  # a fresh session each: a session opens the tab its URL names
+            view = AppTest.from_file(str(APP), default_timeout=timeout)
+            view.query_params.update({"lang": language, **params})
+            done.append(_warm(f"{path}?{urlencode(params)}", view, path, fresh=True))
     finally:
         undo()
     return done

@@ -16,7 +16,7 @@ shows (`url_notes()`), as the sidebar does for its own parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -112,3 +112,33 @@ def set_choice(key: str, value: Any) -> None:
 def url_notes() -> list[str]:
     """Notes on URL values the menus could not use (each said once), for the page to show."""
     return st.session_state.pop(_NOTES, [])
+
+
+def url_tabs(param: str, views: Mapping[str, str], default: str,
+             initial: str | None = None) -> tuple[str, list]:
+    """st.tabs over `views` (code -> translated label), drawn lazily: only the open tab's content
+    needs drawing (the caller draws it for the returned code; a click reruns the page). The open
+    tab's code is kept in the session and in `?<param>=` (removed when it is `default`). A session
+    opens the tab its URL names, else `initial` (default: `default`). One widget per language, as
+    `choice` draws. Returns (open code, tab containers)."""
+    store = f"_{param}_value"
+    codes = list(views)
+    if store not in st.session_state:
+        raw = st.query_params.get(param)
+        st.session_state[store] = raw if raw in views else initial if initial in views else default
+    current = st.session_state[store]
+    key = f"{param}__{get_language()}"
+    by_label = {label: code for code, label in views.items()}
+
+    def changed() -> None:
+        st.session_state[store] = by_label.get(st.session_state.get(key), default)
+
+    tabs = st.tabs(list(views.values()), key=key, default=views[current], on_change=changed)
+    opened = next((codes[i] for i, tab in enumerate(tabs) if tab.open), current)
+    st.session_state[store] = opened
+    if opened == default:
+        if param in st.query_params:
+            del st.query_params[param]
+    elif st.query_params.get(param) != opened:
+        st.query_params[param] = opened
+    return opened, list(tabs)
