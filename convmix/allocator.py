@@ -4,8 +4,9 @@ torch allocates CPU tensors with the C allocator. glibc returns the free top of 
 system once it exceeds a trim threshold, and serves blocks above an mmap threshold with mmaps of
 their own. Both thresholds start small (128 KiB) and grow only when a large mmapped block is freed,
 so a forward whose temporaries are a few MiB (the fast path at the default configuration) hands
-its pages back at the end and page-faults them in again, zero-filled, in the next forward: about
-300 faults, a third of its time on one thread. `keep_freed_pages` pins both thresholds at the
+its pages back at the end and page-faults them in again, zero-filled, in the next forward: 90 to
+390 faults a forward on the 2-core test machine (410 forwards took 0.88× the time with the
+thresholds pinned, measured as whole processes). `keep_freed_pages` pins both thresholds at the
 largest value glibc's own adjustment would reach (32 MiB blocks from the heap, 64 MiB of free top
 kept), so repeated forwards reuse their pages. What is kept stays bounded: the app trims after a
 run that grew the process (convmix.budget.release_freed_memory), and the memory budget counts what

@@ -33,7 +33,7 @@ from convmix.ui import walkthrough_source as ws
 from convmix.ui.charts import chart_spec
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
-from convmix.ui.widgets import url_tabs
+from convmix.ui.widgets import keep_values, url_tabs
 
 ensure_router()
 
@@ -45,6 +45,7 @@ CURRENT_CHECKPOINT = "_net_current_checkpoint"  # the CheckpointRef this session
 CURRENT_PICTURE = "_net_current_picture"  # the UploadedPicture this session last uploaded
 UPLOAD_LIMIT = "_net_upload_limit"  # (budget, the uploader's limit) as first shown in this session
 VIEW = "network_view"  # the URL parameter of the open tab: paper (the default) or weights
+# Widgets whose values survive while their tab is closed (buttons and uploaders cannot be set).
 KEPT_WIDGETS = ("net_measure", "net_share_depth", "net_mode", "net_depth", "net_seed", "net_picture", "net_layer",
                 "net_image_size", "net_alone_size", "net_alone_kernel_att", "net_alone_stride")
 
@@ -77,15 +78,6 @@ def seed_from_url() -> None:
     elif isinstance(named, sources.NetworkLayer | sources.LayerAlone):
         st.session_state.update(net_mode="upload", net_layer=named.layer)
         st.session_state[CURRENT_CHECKPOINT] = named.network
-
-
-def keep_widget_state() -> None:
-    """Keep the values of the tab that is not drawn: Streamlit forgets a widget's state after a run
-    that did not draw it, so that a visitor's network, layer or count would be reset by a look at
-    the other tab. Buttons and uploaders keep nothing worth restoring (and cannot be set)."""
-    for key in KEPT_WIDGETS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
 
 
 def write_url(params: dict[str, str]) -> None:
@@ -558,7 +550,7 @@ st.markdown(_(
     "against the released network, reads the weights of a network layer by layer (built here, or your "
     "own checkpoint), and sends one layer, with the activation that really reaches it, to the walkthrough."))
 seed_from_url()
-keep_widget_state()
+keep_values(KEPT_WIDGETS)  # a look at the other tab resets nothing
 # Only the open tab is drawn (the weights tab builds networks and draws a dozen elements more).
 # ?network_view=weights opens it, as does a URL that names a network or layer; the URL names a
 # network only while the weights tab is open, so that it always reproduces the view.

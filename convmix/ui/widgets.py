@@ -142,3 +142,12 @@ def url_tabs(param: str, views: Mapping[str, str], default: str,
     elif st.query_params.get(param) != opened:
         st.query_params[param] = opened
     return opened, list(tabs)
+
+
+def keep_values(keys: Sequence[str]) -> None:
+    """Keep the values of keyed widgets that this run may not draw (a closed lazy tab's): Streamlit
+    forgets a widget's state after a run that did not draw it. Call before drawing; buttons and
+    file uploaders cannot be set this way and are not to be listed."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
