@@ -38,7 +38,13 @@ def open_page(browser, url: str, width: int, height: int):
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
     pg.goto(url)
     wait_idle(pg)
-    pg.wait_for_timeout(800)  # Vega draws after the script has finished
+    # Vega draws after the script has finished, later on a busy machine: wait (up to 60 s) until
+    # every chart the page shows has a view, rather than a fixed while (800 ms once fell short).
+    pg.wait_for_function(f"""() => {{
+        const charts = document.querySelectorAll("[data-testid='stVegaLiteChart']");
+        return charts.length > 0 && document.querySelectorAll({DRAWN!r}).length >= charts.length;
+    }}""", timeout=60_000, polling=100)
+    pg.wait_for_timeout(300)
     return context, pg
 
 
