@@ -16,7 +16,9 @@ os.sched_setaffinity, stopped at the end of its block and in any case after --lo
   AppTest compiles it on every run, so the runs here share one script cache, as a server does.
   Goals: at most 0.3 s, and loaded/quiet at most 2x.
 * browser: the first render of every page in Chromium, each on a server started for it (quiet only):
-  from the request until the script has finished and every chart is drawn. Goal: at most 2 s.
+  from the request until the script has finished, no element is still a loading skeleton (the
+  browser fetches and starts each kind of element's code when it first appears, after the script
+  has often finished) and every chart is drawn. Goal: at most 2 s.
   `--server streamlit` starts `streamlit run streamlit_app.py`, `--server warm` (the default)
   `python scripts/serve.py`, which warms imports and caches before it serves (see its docstring).
 
@@ -317,7 +319,8 @@ def first_renders(pages: list[str], server: str, repeats: int) -> list[str]:
     command = None if server == "streamlit" else [sys.executable, str(ROOT / "scripts" / "serve.py")]
     missed = []
     print(f"\nfirst render in Chromium, a fresh server per page ({'streamlit run' if command is None else 'scripts/serve.py'}),"
-          f" quiet, {repeats} time(s) each: seconds from the request to a finished script with every chart drawn")
+          f" quiet, {repeats} time(s) each: seconds from the request to a finished script with every element"
+          " loaded and every chart drawn")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         with tempfile.TemporaryDirectory() as folder:  # what Streamlit alone costs: a title and nothing else

@@ -59,9 +59,12 @@ def views() -> list[View]:
 LANGS = tuple(LANGUAGES)
 
 
-# Every visible chart has drawn its marks (Vega: svg.marks or canvas.marks) and every visible diagram
+# Every visible element has loaded its component (Streamlit draws a skeleton in its place until the
+# element's code has arrived: at the end of a first run most widgets and charts are still skeletons),
+# every visible chart has drawn its marks (Vega: svg.marks or canvas.marks) and every visible diagram
 # its graph (Graphviz: g.graph); a chart's toolbar icons are SVGs too, so "an svg" is not enough.
-DRAWN = """() => [...document.querySelectorAll(
+DRAWN = """() => ![...document.querySelectorAll("[data-testid='stSkeleton']")].some(
+    skeleton => skeleton.offsetParent !== null) && [...document.querySelectorAll(
     "[data-testid='stVegaLiteChart'], [data-testid='stGraphVizChart']")].every(
     chart => chart.offsetParent === null || chart.querySelector('.marks, g.graph'))"""
 CONTENT = "[data-testid='stMain'] [data-testid='stElementContainer']"
