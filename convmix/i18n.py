@@ -33,6 +33,8 @@ DOMAIN = "convmix"
 LOCALE_DIR = Path(__file__).with_name("locale")
 # Language code -> its own name (what the language menu shows). English is the source language.
 LANGUAGES: dict[str, str] = {"en": "English", "zh": "中文"}
+# The language menu's label, in both languages: a visitor who cannot read the current one finds it too.
+LANGUAGE_MENU_LABEL = "Language · 语言"
 DEFAULT_LANGUAGE = "en"
 
 _active: contextvars.ContextVar[str] = contextvars.ContextVar("convmix_language", default=DEFAULT_LANGUAGE)

@@ -6,7 +6,7 @@
     python -m convmix.i18n_tools check     # what the tests check: every message translated, not
                                            # fuzzy, same placeholders, .pot/.mo up to date, glossary
     python -m convmix.i18n_tools merge OTHER.po   # fill untranslated entries from another catalog
-    python -m convmix.i18n_tools font      # rebuild static/fonts/convmix-cjk.woff2 (needs fonttools,
+    python -m convmix.i18n_tools font      # rebuild static/fonts/convmix-cjk*.woff2 (needs fonttools,
                                            # brotli and Debian's fonts-noto-cjk)
 
 These wrap Babel's own extract / update / compile steps (`pybabel extract -F babel.cfg`, `pybabel
@@ -29,7 +29,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po, write_po
 
-from .i18n import DEFAULT_LANGUAGE, DOMAIN, LANGUAGES, LOCALE_DIR
+from .i18n import DEFAULT_LANGUAGE, DOMAIN, LANGUAGE_MENU_LABEL, LANGUAGES, LOCALE_DIR
 
 ROOT = LOCALE_DIR.parent.parent
 TEMPLATE = LOCALE_DIR / f"{DOMAIN}.pot"
@@ -248,10 +248,48 @@ def _mo_problems(lang: str, catalog: Catalog) -> list[str]:
 
 
 # -- the CJK web font ------------------------------------------------------------------------------
+# Two files of one family, told apart by their unicode ranges (.streamlit/config.toml), so that a
+# browser downloads a file only for text that needs it: every page's language menu needs a few CJK
+# characters (语言, 中文) and the general punctuation that Source Sans lacks (‖), which the small file
+# holds (a few kB); Chinese text needs the large one (about 1.3 MB).
 FONT = ROOT / "static" / "fonts" / "convmix-cjk.woff2"
+MENU_FONT = ROOT / "static" / "fonts" / "convmix-cjk-menu.woff2"
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 NOTO_SC_INDEX = 2  # the collection's Simplified Chinese face
 PUNCTUATION = "，。、；：？！（）《》〈〉“”‘’—…·「」『』【】〔〕％＋－×÷＝～￥"
+# What the font family is for (the theme's font stacks put Source Sans first; these are the rest).
+CJK_RANGES = ((0x2010, 0x2027), (0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+              (0xFF00, 0xFFEF))
+MENU_PUNCTUATION = (0x2010, 0x2027)
+
+
+def in_cjk_ranges(code: int) -> bool:
+    return any(lo <= code <= hi for lo, hi in CJK_RANGES)
+
+
+def menu_codepoints() -> set[int]:
+    """What the small file serves: the language menu's CJK characters and the general punctuation."""
+    menu = {ord(ch) for ch in LANGUAGE_MENU_LABEL + "".join(LANGUAGES.values()) if in_cjk_ranges(ord(ch))}
+    return menu | set(range(MENU_PUNCTUATION[0], MENU_PUNCTUATION[1] + 1))
+
+
+def unicode_range(codes: set[int]) -> str:
+    """CSS unicode-range text for a set of code points: runs of consecutive ones as U+A-B."""
+    runs: list[list[int]] = []
+    for code in sorted(codes):
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return ", ".join(f"U+{lo:X}" if lo == hi else f"U+{lo:X}-{hi:X}" for lo, hi in runs)
+
+
+def font_ranges() -> dict[Path, str]:
+    """Each file's unicode-range, as .streamlit/config.toml must declare it: the ranges cover
+    CJK_RANGES together, and no code point twice."""
+    menu = menu_codepoints()
+    rest = {code for lo, hi in CJK_RANGES for code in range(lo, hi + 1)} - menu
+    return {MENU_FONT: unicode_range(menu), FONT: unicode_range(rest)}
 
 
 def common_hanzi() -> str:
@@ -276,25 +314,31 @@ def catalog_characters(lang: str = "zh") -> set[str]:
     return chars
 
 
-def build_font(source: Path = NOTO_CJK, out: Path = FONT) -> int:
-    """Subset Noto Sans CJK SC (SIL Open Font License 1.1) to the catalog's characters, the common
-    hanzi and CJK punctuation, as WOFF2; returns the file's size in bytes."""
+def build_font(source: Path = NOTO_CJK) -> dict[Path, int]:
+    """Subset Noto Sans CJK SC (SIL Open Font License 1.1) into the two files: the large one to the
+    catalog's characters, the common hanzi and CJK punctuation; the small one to the language menu's
+    characters and the general punctuation it has. WOFF2; returns each file's size in bytes."""
     from fontTools import subset
     from fontTools.ttLib import TTCollection
 
-    font = TTCollection(str(source)).fonts[NOTO_SC_INDEX]
-    options = subset.Options()
-    options.flavor = "woff2"
-    options.layout_features = ["*"]
-    options.name_IDs = ["*"]
-    options.notdef_outline = True
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text="".join(sorted(catalog_characters() | set(common_hanzi()) | set(PUNCTUATION))))
-    subsetter.subset(font)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    font.flavor = "woff2"
-    font.save(str(out))
-    return out.stat().st_size
+    menu = "".join(chr(code) for code in sorted(menu_codepoints()))
+    texts = {FONT: "".join(sorted(catalog_characters() | set(common_hanzi()) | set(PUNCTUATION))), MENU_FONT: menu}
+    sizes = {}
+    for out, text in texts.items():
+        font = TTCollection(str(source)).fonts[NOTO_SC_INDEX]
+        options = subset.Options()
+        options.flavor = "woff2"
+        options.layout_features = ["*"]
+        options.name_IDs = ["*"]
+        options.notdef_outline = True
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(text=text)
+        subsetter.subset(font)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        font.flavor = "woff2"
+        font.save(str(out))
+        sizes[out] = out.stat().st_size
+    return sizes
 
 
 def font_characters(path: Path = FONT) -> set[str]:
@@ -314,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             compile_catalog(lang)
         return 0
     if command == "font":
-        print(f"wrote {FONT} ({build_font():,} bytes)")
+        for path, size in build_font().items():
+            print(f"wrote {path} ({size:,} bytes)")
         return 0
     if command == "merge" and len(args) == 2:
         print(f"filled {merge(Path(args[1]))} entries")

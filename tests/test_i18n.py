@@ -224,22 +224,57 @@ def test_the_language_is_per_session_state():
 
 
 # -- the CJK web font --------------------------------------------------------------------------------
-def test_the_shipped_font_covers_every_chinese_character_of_the_catalog():
-    pytest.importorskip("fontTools")
-    pytest.importorskip("brotli")  # reading WOFF2
-    missing = i18n_tools.catalog_characters("zh") - i18n_tools.font_characters()
-    # ASCII-range look-alikes (…, ×, −, ², …) come from Source Sans; the font must cover the CJK ones.
-    cjk_missing = sorted(ch for ch in missing if 0x2E80 <= ord(ch) <= 0x9FFF or 0xFF00 <= ord(ch) <= 0xFFEF)
-    assert not cjk_missing, f"rebuild the font (python -m convmix.i18n_tools font): {''.join(cjk_missing)}"
-
-
-def test_the_font_is_served_only_for_cjk_text():
+def font_faces() -> dict[str, dict]:
+    """The theme's font faces by file path (relative to the repository)."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11; the app itself reads no TOML
     config = tomllib.loads((i18n_tools.ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["enableStaticServing"] is True
-    (face,) = config["theme"]["fontFaces"]
-    assert face["url"] == "app/static/fonts/convmix-cjk.woff2" and i18n_tools.FONT.exists()
-    assert "U+4E00-9FFF" in face["unicodeRange"] and "U+0000" not in face["unicodeRange"]
     for key in ("font", "headingFont"):
         families = [f.strip().strip("'\"") for f in config["theme"][key].split(",")]
         assert families.index("Source Sans") < families.index("convmix-cjk") < families.index("sans-serif")
+    return {face["url"].removeprefix("app/"): face for face in config["theme"]["fontFaces"]}
+
+
+def declared(unicode_range: str) -> set[int]:
+    """The code points of a CSS unicode-range (U+X or U+X-Y items), read independently of i18n_tools."""
+    codes: set[int] = set()
+    for item in unicode_range.split(","):
+        lo, _dash, hi = item.strip().removeprefix("U+").partition("-")
+        codes.update(range(int(lo, 16), int(hi or lo, 16) + 1))
+    return codes
+
+
+def test_the_shipped_fonts_cover_every_chinese_character_of_the_catalog_and_the_menu():
+    pytest.importorskip("fontTools")
+    pytest.importorskip("brotli")  # reading WOFF2
+    faces = font_faces()
+    large, small = faces["static/fonts/convmix-cjk.woff2"], faces["static/fonts/convmix-cjk-menu.woff2"]
+    # Each CJK character of the catalog is served by the file whose range holds it, and that file has it.
+    served = {path: declared(face["unicodeRange"]) for path, face in faces.items()}
+    missing = []
+    for ch in sorted(i18n_tools.catalog_characters("zh") | set(i18n.LANGUAGE_MENU_LABEL + "".join(i18n.LANGUAGES.values()))):
+        owners = [path for path, codes in served.items() if ord(ch) in codes]
+        if not owners:
+            # ASCII-range look-alikes (…, ×, −, ², …) come from Source Sans; CJK must have an owner.
+            assert not (0x2E80 <= ord(ch) <= 0x9FFF or 0xFF00 <= ord(ch) <= 0xFFEF), ch
+            continue
+        (owner,) = owners  # no code point in two files' ranges
+        if ch not in i18n_tools.font_characters(i18n_tools.ROOT / owner):
+            missing.append(ch)
+    assert not missing, f"rebuild the fonts (python -m convmix.i18n_tools font): {''.join(missing)}"
+    assert large["family"] == small["family"] == "convmix-cjk"
+
+
+def test_english_pages_need_only_the_small_font_file():
+    faces = font_faces()
+    small = declared(faces["static/fonts/convmix-cjk-menu.woff2"]["unicodeRange"])
+    large = declared(faces["static/fonts/convmix-cjk.woff2"]["unicodeRange"])
+    menu = {ord(ch) for ch in i18n.LANGUAGE_MENU_LABEL + "".join(i18n.LANGUAGES.values()) if ord(ch) > 0x7F}
+    assert menu - {ord("·")} <= small and not menu & large  # the menu's CJK characters: the small file only
+    assert ord("‖") in small and ord("中") in small and ord("字") in large
+    assert not small & large
+    assert "U+0000" not in str(faces) and all(0x2010 <= c for c in small | large)
+    assert (i18n_tools.ROOT / "static/fonts/convmix-cjk-menu.woff2").stat().st_size < 20_000
+    assert {i18n_tools.FONT, i18n_tools.MENU_FONT} == {i18n_tools.ROOT / p for p in faces}
+    assert {str(p.relative_to(i18n_tools.ROOT)): r for p, r in i18n_tools.font_ranges().items()} == {
+        p: f["unicodeRange"] for p, f in faces.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convmix.i18n import DEFAULT_LANGUAGE, LANGUAGES, _, get_language, parse_language, set_language
+from convmix.i18n import DEFAULT_LANGUAGE, LANGUAGE_MENU_LABEL, LANGUAGES, _, get_language, parse_language, set_language
 
 KEY = "lang"  # the widget key and the URL parameter
 _NOTE_KEY = "_convmix_lang_note"
@@ -55,9 +55,8 @@ def language_menu() -> None:
     a copied link opens in the same language (and a page switch, which clears the URL, gets it back).
     """
     with st.sidebar:
-        # The label stays bilingual: a visitor who cannot read the current language finds it too.
         chosen = st.radio(
-            "Language · 语言",
+            LANGUAGE_MENU_LABEL,
             list(LANGUAGES),
             format_func=LANGUAGES.__getitem__,
             key=KEY,
