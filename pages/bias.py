@@ -27,9 +27,10 @@ from convmix.quirks import cite
 from convmix.runtime import SERVER, configure_torch
 from convmix.ui.cache import bounded_cache, make_room, module_within_budget
 from convmix.ui.charts import chart_spec
+from convmix.ui.code import code_line
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config, show_url_notes, url_notes_once
-from convmix.ui.widgets import choice
+from convmix.ui.widgets import choice, keep_values, url_tabs
 
 WINDOW_CSS = ("<style>.st-key-bias_window img, .st-key-bias_window [data-testid='stImageContainer'], "
               ".st-key-bias_window [data-testid='stImageCaption'] {max-width: 100%; height: auto;}</style>")
@@ -39,6 +40,13 @@ ensure_router()
 URL_NOTES_KEY = "_bias_url_notes"
 SOURCES = ("builtin", "upload")
 SOURCE_LABELS = {"builtin": N_("Built-in scene"), "upload": N_("Your image")}
+# The sections after the output value's pickers, drawn lazily as tabs (only the open one runs and
+# reaches the browser: the whole article at once took about 4 s to a first render on 2 cores).
+VIEW = "bias_view"
+VIEWS = {"sum": N_("The sum, term by term"), "shift": N_("Bias as a shift"), "batchnorm": N_("Bias and BatchNorm"),
+         "learning": N_("Learning the bias"), "acmix": N_("Bias inside ACmix"),
+         "article": N_("What the article gets wrong")}
+KEPT_WIDGETS = ("bias_value", "bias_padding")  # inside closed tabs: a look elsewhere resets neither
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,9 +174,9 @@ if get_language() != cb.ARTICLE_LANGUAGE:
 st.markdown(_(
     "This page started from a Chinese blog answer, {title}, which by its page layout appeared on "
     "{site}; its author and date are unknown. It explains the `bias` of ResNet's first layer, with "
-    "a bias added, and gets some of it wrong (see the end of this page). Every number below is "
-    "computed on this page, from the layer itself, on an image you can change; you can change the "
-    "layer too.", title=title, site=cb.ARTICLE_SITE))
+    "a bias added, and gets some of it wrong (see the tab *What the article gets wrong* below). "
+    "Every number below is computed on this page, from the layer itself, on an image you can "
+    "change; you can change the layer too.", title=title, site=cb.ARTICLE_SITE))
 show_url_notes([note.text() for note in url_notes])
 
 st.header(_("The layer"))
@@ -189,7 +197,7 @@ with st.container(border=True):
     has_bias = c[5].checkbox("bias", default.bias, key="bias_bias", bind="query-params",
                              on_change=reset_bias_slider)
     spec = cb.LayerSpec(in_channels=int(in_channels), bias=bool(has_bias), **numbers)
-    st.code(f"self.conv1 = {spec.line}", language="python", wrap_lines=True)
+    code_line(f"self.conv1 = {spec.line}")
     if spec == default:
         st.caption(_("The article's layer, ResNet's stem with a bias added. Change any value above; "
                      "the URL keeps it."))
@@ -279,9 +287,8 @@ else:
                "centre-cropped to {size}×{size}.", width=uploaded[0], height=uploaded[1], size=size)
 
 
-def acmix_section():
-    st.header(_("Bias inside ACmix"))
-    st.caption(_("This section, alone on this page, reads the ACmix configuration in the sidebar."))
+def sidebar_acmix() -> tuple[ACmixConfig, torch.nn.Module]:
+    """The sidebar's ACmix module, or the default one with a note saying why."""
     config = current_config()
     # Only the module's hyperparameters matter here; the sidebar's input size does not.
     if module_problems(**config.module_kwargs()):
@@ -293,8 +300,22 @@ def acmix_section():
         config = ACmixConfig()
         st.caption(_("This section shows the default `ACmix(64, 64)` instead."))
         module = module_within_budget(config)
+    return config, module
+
+
+def acmix_biases(config: ACmixConfig, module):
+    """(per-submodule rows, dep_conv's row, live parameter count, count the constructor suggests)."""
     subs, acmix_total = acmix_table(config, module)
     declared_total = acmix_total + sum(r.declared_bias_params - r.bias_params for r in subs)
+    return subs, next(r for r in subs if r.name == "dep_conv"), acmix_total, declared_total
+
+
+def acmix_section(header: bool = False) -> None:
+    if header:  # drawn below an error, not as a tab
+        st.header(_("Bias inside ACmix"))
+    st.caption(_("This section, alone on this page, reads the ACmix configuration in the sidebar."))
+    config, module = sidebar_acmix()
+    subs, dep, acmix_total, declared_total = acmix_biases(config, module)
     yes, no = pgettext("answer", "yes"), pgettext("answer", "no")
     st.dataframe(
         pd.DataFrame(
@@ -308,7 +329,6 @@ def acmix_section():
         ),
         hide_index=True,
     )
-    dep = next(r for r in subs if r.name == "dep_conv")
     st.markdown(_(
         "From the live module of the sidebar's configuration, `ACmix({cin}, {cout}, head={head}, "
         "kernel_conv={kc}, ...)`. conv1–conv3 (q, k, v) and conv_p keep PyTorch's default "
@@ -321,7 +341,6 @@ def acmix_section():
         missing=declared_total - acmix_total, biases=dep.declared_bias_params))
     st.caption(_("“Constructor asks for a bias” is read from the same class with `reset_parameters` "
                  "skipped, not typed in by hand."))
-    return dep, acmix_total, declared_total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +350,7 @@ def acmix_section():
 problem = spec.problem(size)
 if problem is not None:
     st.error(problem, icon=":material/error:")
-    acmix_section()
+    acmix_section(header=True)
     st.stop()
 seen = cb.as_seen(rgb, cin)
 x = cb.to_input(rgb, cin)
@@ -350,7 +369,7 @@ except budget.OverBudget as err:
           "larger stride, fewer output channels or a smaller kernel.", size=size, **figures),
         icon=":material/memory:",
     )
-    acmix_section()
+    acmix_section(header=True)
     st.stop()
 run = found.run
 out_c, ho, wo = run.y.shape
@@ -365,7 +384,7 @@ with left:
           "and standard deviation, as a ResNet would."))
 
 # ---------------------------------------------------------------------------------------------
-# One output value, opened up
+# One output value, opened up: the value every section reads, then the sections as lazy tabs
 # ---------------------------------------------------------------------------------------------
 
 st.header(_("One output value, opened up"))
@@ -404,32 +423,34 @@ padded = (ngettext("{n} of its {taps} taps per channel falls in the zero padding
                    n_pad, n=n_pad, taps=k * k) if n_pad else
           _("None of them falls in the padding."))
 st.markdown(f"{reads} {padded}")
-opened = st.columns([2, 3])
-opened[0].vega_lite_chart(spec=chart_spec(
-    charts.patch_chart, charts.patch_frame(ov.patch, ov.weights, ov.products, ov.is_padding, ov.top, ov.left)
-), width="content")
-with opened[1]:
-    # Pairs in reading order: on a phone the columns stack, and the sum still reads top to bottom.
-    for pair in (((_("Σ W[c] · patch"), f"{ov.dot:.6f}"),
-                  (_("+ bias b[c]"), f"{ov.bias:+.6f}" if spec.bias else _("none"))),
-                 ((_("= sum"), f"{ov.total:.6f}"), (_("value in layer(x)"), f"{ov.output:.6f}")),
-                 ((_("difference"), sci(ov.difference)),)):
-        for place, (label, value) in zip(st.columns(2), pair, strict=False):
-            place.metric(label, value)
-    st.caption(_("The sum is taken in float64 from the patch and weights shown; the output value is "
-                 "the layer's own float32 forward. The difference is float32 rounding."))
-
-# ---------------------------------------------------------------------------------------------
-# Bias as a shift
-# ---------------------------------------------------------------------------------------------
-
-st.header(_("Bias as a shift"))
 pre = run.y_no_bias[channel].numpy()
 learned = float(run.bias[channel])
 kept_learned, kept_zero = cb.survival_fraction(pre, learned), cb.survival_fraction(pre, 0.0)
+cancel, grad, demo = found.cancellation, found.gradient, found.first_padding
+g_bn = None if cancel is None else cancel.bias_grad_through_bn.abs().max().item()
+g_plain = None if cancel is None else cancel.bias_grad_without_bn.abs().max().item()
+a_with = cb.conv_param_count(cb.IN_CHANNELS, cb.OUT_CHANNELS, cb.KERNEL, bias=True)
+a_without = cb.conv_param_count(cb.IN_CHANNELS, cb.OUT_CHANNELS, cb.KERNEL, bias=False)
 
 
-# Fragments: moving the bias or padding slider reruns only its own section.
+def sum_section() -> None:
+    opened = st.columns([2, 3])
+    opened[0].vega_lite_chart(spec=chart_spec(
+        charts.patch_chart, charts.patch_frame(ov.patch, ov.weights, ov.products, ov.is_padding, ov.top, ov.left)
+    ), width="content")
+    with opened[1]:
+        # Pairs in reading order: on a phone the columns stack, and the sum still reads top to bottom.
+        for pair in (((_("Σ W[c] · patch"), f"{ov.dot:.6f}"),
+                      (_("+ bias b[c]"), f"{ov.bias:+.6f}" if spec.bias else _("none"))),
+                     ((_("= sum"), f"{ov.total:.6f}"), (_("value in layer(x)"), f"{ov.output:.6f}")),
+                     ((_("difference"), sci(ov.difference)),)):
+            for place, (label, value) in zip(st.columns(2), pair, strict=False):
+                place.metric(label, value)
+        st.caption(_("The sum is taken in float64 from the patch and weights shown; the output value is "
+                     "the layer's own float32 forward. The difference is float32 rounding."))
+
+
+# Fragments: moving the bias or padding slider reruns only its own part of the tab.
 @st.fragment
 def shift_section(pre: np.ndarray, channel: int, learned: float) -> None:
     lo, hi = cb.bias_range(pre, learned)
@@ -470,40 +491,41 @@ def shift_section(pre: np.ndarray, channel: int, learned: float) -> None:
     ), width="stretch")
 
 
-shift_section(pre, channel, learned)
+def constant_section() -> None:
+    st.subheader(_("The same constant at every position"))
+    if spec.bias:
+        diff_c = (run.y[channel] - run.y_no_bias[channel]).double()
+        d = st.columns(4)
+        d[0].metric(f"b[{channel}]", f"{learned:+.7f}")
+        d[1].metric(_("min of y − y_no_bias"), f"{float(diff_c.min()):+.7f}")
+        d[2].metric(_("max of y − y_no_bias"), f"{float(diff_c.max()):+.7f}")
+        d[3].metric(_("max |y − y_no_bias − b|"), sci(run.shift_deviation),
+                    help=_("Largest deviation from the bias over all channels and positions."))
+        st.caption(_(
+            "`y` is `layer(x)`; `y_no_bias` the same weights with `bias=None`. Over all {channels} "
+            "channels and {positions:,} positions the difference equals the channel's bias up to "
+            "float32 rounding: conv(x) + b is affine, and the shift is the same everywhere.",
+            channels=out_c, positions=ho * wo))
+    else:
+        st.caption(_("This layer has no bias, so layer(x) and the same weights without a bias agree "
+                     "exactly (largest difference {difference}): there is no constant to add.",
+                     difference=sci(run.shift_deviation)))
 
-st.subheader(_("The same constant at every position"))
-if spec.bias:
-    diff_c = (run.y[channel] - run.y_no_bias[channel]).double()
-    d = st.columns(4)
-    d[0].metric(f"b[{channel}]", f"{learned:+.7f}")
-    d[1].metric(_("min of y − y_no_bias"), f"{float(diff_c.min()):+.7f}")
-    d[2].metric(_("max of y − y_no_bias"), f"{float(diff_c.max()):+.7f}")
-    d[3].metric(_("max |y − y_no_bias − b|"), sci(run.shift_deviation),
-                help=_("Largest deviation from the bias over all channels and positions."))
-    st.caption(_(
-        "`y` is `layer(x)`; `y_no_bias` the same weights with `bias=None`. Over all {channels} "
-        "channels and {positions:,} positions the difference equals the channel's bias up to "
-        "float32 rounding: conv(x) + b is affine, and the shift is the same everywhere.",
-        channels=out_c, positions=ho * wo))
-else:
-    st.caption(_("This layer has no bias, so layer(x) and the same weights without a bias agree "
-                 "exactly (largest difference {difference}): there is no constant to add.",
-                 difference=sci(run.shift_deviation)))
 
-st.subheader(_("Windows that see only padding output the bias"))
-first_empty, seed_pad, demo = found.first_empty, found.layer_padding, found.first_padding
-st.markdown(" ".join([
-    _("Zero padding adds zeros around the (normalised) input, so a window lying entirely in the "
-      "padding computes Σ W·0 + b = b.") if spec.bias else
-    _("Zero padding adds zeros around the (normalised) input, so a window lying entirely in the "
-      "padding computes Σ W·0 + b = 0, as this layer has no bias."),
-    _("This layer's padding of {p} never produces such a window: every {k}×{k} window reaches at "
-      "least **{taps}** real pixels per channel.", p=p, k=k, taps=seed_pad.min_real_taps)
-    if int(seed_pad.all_padding.sum()) == 0 else
-    _("This layer's padding of {p} already produces such windows.", p=p),
-    _("From padding {first} on, with the same weights, some do:", first=first_empty),
-]))
+def padding_intro() -> None:
+    st.subheader(_("Windows that see only padding output the bias"))
+    first_empty, seed_pad = found.first_empty, found.layer_padding
+    st.markdown(" ".join([
+        _("Zero padding adds zeros around the (normalised) input, so a window lying entirely in the "
+          "padding computes Σ W·0 + b = b.") if spec.bias else
+        _("Zero padding adds zeros around the (normalised) input, so a window lying entirely in the "
+          "padding computes Σ W·0 + b = 0, as this layer has no bias."),
+        _("This layer's padding of {p} never produces such a window: every {k}×{k} window reaches at "
+          "least **{taps}** real pixels per channel.", p=p, k=k, taps=seed_pad.min_real_taps)
+        if int(seed_pad.all_padding.sum()) == 0 else
+        _("This layer's padding of {p} already produces such windows.", p=p),
+        _("From padding {first} on, with the same weights, some do:", first=first_empty),
+    ]))
 
 
 def describe_padding(demo: cb.PaddingDemo) -> str:
@@ -532,7 +554,7 @@ def padding_section(key: str, size: int, x: torch.Tensor) -> None:
     configure_torch(SERVER)  # a fragment rerun is a new thread: give it the server's thread count
     pad = st.slider(
         _("Padding for this demonstration"), cb.demo_padding_min(spec, size),
-        cb.demo_padding_max(spec), max(first_empty, p), key="bias_padding",
+        cb.demo_padding_max(spec), max(found.first_empty, p), key="bias_padding",
         help=_("The layer uses padding={p}; the weights and bias stay the same.", p=p),
     )
     try:
@@ -563,196 +585,200 @@ def padding_section(key: str, size: int, x: torch.Tensor) -> None:
         ), width="content")
 
 
-padding_section(key, size, run.x)
 
-# ---------------------------------------------------------------------------------------------
-# Bias and BatchNorm
-# ---------------------------------------------------------------------------------------------
 
-st.header(_("Bias and BatchNorm"))
-cancel, fold, bn = found.cancellation, found.fold, batchnorm(spec)
-if cancel is None:
-    st.info(_("This layer has no bias, so there is none for a training-mode BatchNorm to cancel; "
-              "switch *bias* on under *The layer* to see it cancel. Folding, below, still gives the "
-              "folded layer a bias."), icon=":material/info:")
-else:
-    st.markdown(_("In training mode, BatchNorm subtracts each channel's mean over the batch and "
-                  "positions, then rescales and adds its own shift β. A constant b[c] raises the "
-                  "channel's mean by exactly b[c] and leaves its variance unchanged, so it cancels:"))
-    # One step per line, so that the formula fits a phone's width.
-    st.latex(
-        r"\begin{aligned}&\mathrm{BN}(z + b)[c]\\ &\quad= \gamma_c\,\frac{(z[c] + b_c) - (\mu_c + b_c)}"
-        r"{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c\\ &\quad= \mathrm{BN}(z)[c]\end{aligned}"
+def batchnorm_section() -> None:
+    fold, bn = found.fold, batchnorm(spec)
+    if cancel is None:
+        st.info(_("This layer has no bias, so there is none for a training-mode BatchNorm to cancel; "
+                  "switch *bias* on under *The layer* to see it cancel. Folding, below, still gives the "
+                  "folded layer a bias."), icon=":material/info:")
+    else:
+        st.markdown(_("In training mode, BatchNorm subtracts each channel's mean over the batch and "
+                      "positions, then rescales and adds its own shift β. A constant b[c] raises the "
+                      "channel's mean by exactly b[c] and leaves its variance unchanged, so it cancels:"))
+        # One step per line, so that the formula fits a phone's width.
+        st.latex(
+            r"\begin{aligned}&\mathrm{BN}(z + b)[c]\\ &\quad= \gamma_c\,\frac{(z[c] + b_c) - (\mu_c + b_c)}"
+            r"{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c\\ &\quad= \mathrm{BN}(z)[c]\end{aligned}"
+        )
+        bn_maps = st.columns(2)
+        bn_maps[0].vega_lite_chart(spec=chart_spec(
+            charts.map_heatmap, cancel.with_bias[channel].numpy(),
+            _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"), size=220,
+        ), width="content")
+        bn_maps[1].vega_lite_chart(spec=chart_spec(
+            charts.map_heatmap, cancel.without_bias[channel].numpy(),
+            _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"), size=220,
+        ), width="content")
+        c = st.columns(3)
+        c[0].metric(_("largest |difference|, all channels"), sci(cancel.max_difference))
+        c[1].metric(_("largest |∂L/∂b| through the BN"), sci(g_bn))
+        c[2].metric(_("largest |∂L/∂b| without the BN"), sci(g_plain))
+        st.caption(_("{loss}. Through a training-mode BN the bias gets no gradient (float32 rounding "
+                     "only), so it would never learn anything. BN's γ and β here are illustrative values "
+                     "(U(0.5, 1.5) and U(−0.5, 0.5), random seed {seed}); the cancellation holds for any.",
+                     loss=r"$L = \tfrac{1}{2}\,\mathrm{mean}(\mathrm{out}^2)$", seed=cb.SEED + 1))
+
+    st.markdown(
+        _("In evaluation mode, BatchNorm uses fixed running statistics μ and σ², so it is an affine map "
+          "per channel and folds into the convolution: a new weight and a new bias.") if spec.bias else
+        _("In evaluation mode, BatchNorm uses fixed running statistics μ and σ², so it is an affine map "
+          "per channel and folds into the convolution: a new weight and a new bias (b = 0 here, as this "
+          "layer has none).")
     )
-    bn_maps = st.columns(2)
-    bn_maps[0].vega_lite_chart(spec=chart_spec(
-        charts.map_heatmap, cancel.with_bias[channel].numpy(),
-        _("BN(conv(x) + b), channel {channel}", channel=channel), _("train BN"), size=220,
-    ), width="content")
-    bn_maps[1].vega_lite_chart(spec=chart_spec(
-        charts.map_heatmap, cancel.without_bias[channel].numpy(),
-        _("BN(conv(x)), channel {channel}", channel=channel), _("train BN"), size=220,
-    ), width="content")
-    g_bn = cancel.bias_grad_through_bn.abs().max().item()
-    g_plain = cancel.bias_grad_without_bn.abs().max().item()
-    c = st.columns(3)
-    c[0].metric(_("largest |difference|, all channels"), sci(cancel.max_difference))
-    c[1].metric(_("largest |∂L/∂b| through the BN"), sci(g_bn))
-    c[2].metric(_("largest |∂L/∂b| without the BN"), sci(g_plain))
-    st.caption(_("{loss}. Through a training-mode BN the bias gets no gradient (float32 rounding "
-                 "only), so it would never learn anything. BN's γ and β here are illustrative values "
-                 "(U(0.5, 1.5) and U(−0.5, 0.5), random seed {seed}); the cancellation holds for any.",
-                 loss=r"$L = \tfrac{1}{2}\,\mathrm{mean}(\mathrm{out}^2)$", seed=cb.SEED + 1))
-
-st.markdown(
-    _("In evaluation mode, BatchNorm uses fixed running statistics μ and σ², so it is an affine map "
-      "per channel and folds into the convolution: a new weight and a new bias.") if spec.bias else
-    _("In evaluation mode, BatchNorm uses fixed running statistics μ and σ², so it is an affine map "
-      "per channel and folds into the convolution: a new weight and a new bias (b = 0 here, as this "
-      "layer has none).")
-)
-st.latex(r"W'[c] = W[c]\cdot\frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}}")
-st.latex(r"b'_c = (b_c - \mu_c)\,\frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}} + \beta_c")
-channel_column = _("channel {channel}", channel=channel)
-fold_rows = pd.DataFrame(
-    {
-        _("quantity"): ["γ", "β", _("running mean μ"), _("running var σ²"), "γ/√(σ²+ε)", "b",
-                        _("b′ (folded)")],
-        channel_column: [
-            float(bn.weight.detach()[channel]), float(bn.bias.detach()[channel]),
-            float(bn.running_mean[channel]),
-            float(bn.running_var[channel]), float(fold.scale[channel]), learned,
-            float(fold.bias[channel]),
-        ],
-    }
-)
-f = st.columns([2, 3])
-f[0].dataframe(fold_rows, hide_index=True, column_config={
-    channel_column: st.column_config.NumberColumn(format="%.6f")
-})
-with f[1]:
-    st.metric(_("largest |BN(conv(x)) − conv′(x)|, all channels"), sci(fold.max_difference))
-    st.caption(_("conv′ uses W′ and b′; BN(conv(x)) is BatchNorm2d in eval mode after the layer. "
-                 "Outputs reach {largest:,.1f} in size, so the difference is float32 rounding. The "
-                 "running statistics were accumulated, as training does, from this layer's output "
-                 "on the built-in scene and its three flips.",
-                 largest=float(fold.bn_output.abs().max())))
-a_with = cb.conv_param_count(cb.IN_CHANNELS, cb.OUT_CHANNELS, cb.KERNEL, bias=True)
-a_without = cb.conv_param_count(cb.IN_CHANNELS, cb.OUT_CHANNELS, cb.KERNEL, bias=False)
-st.markdown(_(
-    "**Why ResNet's stem uses `bias=False`.** torchvision's ResNet follows `conv1` with `bn1`. In "
-    "training the bias is cancelled and gets no gradient; β does its job. At inference a bias "
-    "appears anyway, by folding. So `bias=True` there only adds {biases} parameters ({with_:,} "
-    "instead of {without:,}) and an addition per output value.",
-    biases=cb.OUT_CHANNELS, with_=a_with, without=a_without))
-
-# ---------------------------------------------------------------------------------------------
-# Learning the bias
-# ---------------------------------------------------------------------------------------------
-
-st.header(_("Learning the bias"))
-grad = found.gradient
-if grad is None:
-    st.info(_("This layer has no bias to learn; switch *bias* on under *The layer* to see its "
-              "gradient."), icon=":material/info:")
-else:
-    st.markdown(_("Each b[c] is added at every position of every image, so its gradient collects "
-                  "the output gradient from all of them. Batch: the image and its mirror image "
-                  "({batch} items); loss {loss}.", batch=grad.batch,
-                  loss=r"$L = \tfrac{1}{2}\,\mathrm{mean}(y^2)$"))
-    st.latex(
-        r"\frac{\partial L}{\partial b_c} = \sum_{n}\sum_{i,j}\frac{\partial L}{\partial y[n, c, i, j]}"
+    st.latex(r"W'[c] = W[c]\cdot\frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}}")
+    st.latex(r"b'_c = (b_c - \mu_c)\,\frac{\gamma_c}{\sqrt{\sigma_c^2+\epsilon}} + \beta_c")
+    channel_column = _("channel {channel}", channel=channel)
+    fold_rows = pd.DataFrame(
+        {
+            _("quantity"): ["γ", "β", _("running mean μ"), _("running var σ²"), "γ/√(σ²+ε)", "b",
+                            _("b′ (folded)")],
+            channel_column: [
+                float(bn.weight.detach()[channel]), float(bn.bias.detach()[channel]),
+                float(bn.running_mean[channel]),
+                float(bn.running_var[channel]), float(fold.scale[channel]), learned,
+                float(fold.bias[channel]),
+            ],
+        }
     )
-    gcols = st.columns(5)
-    gcols[0].metric(_("autograd b.grad[{c}]", c=channel),
-                    f"{float(grad.bias_grad[channel]):.4e}")
-    gcols[1].metric(_("Σ y.grad, image"), f"{float(grad.per_item[0, channel]):.4e}")
-    gcols[2].metric(_("Σ y.grad, mirror"), f"{float(grad.per_item[1, channel]):.4e}")
-    gcols[3].metric(_("Σ y.grad, both"), f"{float(grad.output_grad_sum[channel]):.4e}")
-    gcols[4].metric(_("max |b.grad − Σ y.grad|"), sci(grad.max_difference),
-                    help=_("Largest |b.grad − Σ y.grad| over all {channels} channels.", channels=out_c))
-    st.vega_lite_chart(spec=chart_spec(
-        charts.agreement_chart,
-        grad.output_grad_sum.numpy(), grad.bias_grad.numpy(),
-        _("Σ ∂L/∂y over batch and positions"), _("autograd ∂L/∂b"),
-        _("All {channels} channels: bias gradient vs summed output gradient", channels=out_c),
-        highlight=channel,
-    ), width="stretch")
+    f = st.columns([2, 3])
+    f[0].dataframe(fold_rows, hide_index=True, column_config={
+        channel_column: st.column_config.NumberColumn(format="%.6f")
+    })
+    with f[1]:
+        st.metric(_("largest |BN(conv(x)) − conv′(x)|, all channels"), sci(fold.max_difference))
+        st.caption(_("conv′ uses W′ and b′; BN(conv(x)) is BatchNorm2d in eval mode after the layer. "
+                     "Outputs reach {largest:,.1f} in size, so the difference is float32 rounding. The "
+                     "running statistics were accumulated, as training does, from this layer's output "
+                     "on the built-in scene and its three flips.",
+                     largest=float(fold.bn_output.abs().max())))
+    st.markdown(_(
+        "**Why ResNet's stem uses `bias=False`.** torchvision's ResNet follows `conv1` with `bn1`. In "
+        "training the bias is cancelled and gets no gradient; β does its job. At inference a bias "
+        "appears anyway, by folding. So `bias=True` there only adds {biases} parameters ({with_:,} "
+        "instead of {without:,}) and an addition per output value.",
+        biases=cb.OUT_CHANNELS, with_=a_with, without=a_without))
 
-dep, acmix_total, declared_total = acmix_section()
 
-# ---------------------------------------------------------------------------------------------
-# What the article gets wrong
-# ---------------------------------------------------------------------------------------------
+def learning_section() -> None:
+    if grad is None:
+        st.info(_("This layer has no bias to learn; switch *bias* on under *The layer* to see its "
+                  "gradient."), icon=":material/info:")
+    else:
+        st.markdown(_("Each b[c] is added at every position of every image, so its gradient collects "
+                      "the output gradient from all of them. Batch: the image and its mirror image "
+                      "({batch} items); loss {loss}.", batch=grad.batch,
+                      loss=r"$L = \tfrac{1}{2}\,\mathrm{mean}(y^2)$"))
+        st.latex(
+            r"\frac{\partial L}{\partial b_c} = \sum_{n}\sum_{i,j}\frac{\partial L}{\partial y[n, c, i, j]}"
+        )
+        gcols = st.columns(5)
+        gcols[0].metric(_("autograd b.grad[{c}]", c=channel),
+                        f"{float(grad.bias_grad[channel]):.4e}")
+        gcols[1].metric(_("Σ y.grad, image"), f"{float(grad.per_item[0, channel]):.4e}")
+        gcols[2].metric(_("Σ y.grad, mirror"), f"{float(grad.per_item[1, channel]):.4e}")
+        gcols[3].metric(_("Σ y.grad, both"), f"{float(grad.output_grad_sum[channel]):.4e}")
+        gcols[4].metric(_("max |b.grad − Σ y.grad|"), sci(grad.max_difference),
+                        help=_("Largest |b.grad − Σ y.grad| over all {channels} channels.", channels=out_c))
+        st.vega_lite_chart(spec=chart_spec(
+            charts.agreement_chart,
+            grad.output_grad_sum.numpy(), grad.bias_grad.numpy(),
+            _("Σ ∂L/∂y over batch and positions"), _("autograd ∂L/∂b"),
+            _("All {channels} channels: bias gradient vs summed output gradient", channels=out_c),
+            highlight=channel,
+        ), width="stretch")
 
-st.header(_("What the article gets wrong"))
-if not spec.bias:
-    st.info(_("The article's claims are about a layer with a bias; switch *bias* on under *The "
-              "layer* to see the evidence for each."), icon=":material/info:")
-else:
-    h = found.homogeneity
-    right_, imprecise = _("Right"), _("Imprecise")
-    claims = [
-        (
-            glossed(cb.QUOTE_SCALAR, N_("a scalar added to each kernel's output")),
-            right_,
-            _("One number per output channel: bias shape ({channels},). It is added at every "
-              "position: y − y_no_bias differs from b[c] by at most {deviation}.",
-              channels=out_c, deviation=sci(run.shift_deviation)),
-        ),
-        (
-            glossed(cb.QUOTE_NONLINEAR, N_("it increases the model's non-linear capacity")),
-            imprecise,
-            _("The layer itself stays affine: conv(x) + b shifts every value of a channel by the "
-              "same constant (largest deviation {shift}); the non-linearity is the ReLU. What is "
-              "true: without biases a ReLU network is positively homogeneous, "
-              "ReLU(conv({alpha:g}·x)) = {alpha:g}·ReLU(conv(x)) (here the two sides differ by "
-              "{without} relative to the largest output), so every kink passes through the origin. "
-              "Biases remove that limit by moving where each ReLU cuts: with this layer's small, "
-              "untrained biases the same identity is off by up to {with_:.1%} of the largest "
-              "output, and channel {channel} keeps {kept:.1%} of positions with b = {b:+.4f} and "
-              "{kept_zero:.1%} with b = 0.",
-              shift=sci(run.shift_deviation), alpha=h.alpha, without=sci(h.without_bias),
-              with_=h.with_bias, channel=channel, kept=kept_learned, b=learned, kept_zero=kept_zero),
-        ),
-        (
-            glossed(cb.QUOTE_NEEDED, N_("usually the bias is needed, because it gives the model more "
-                                        "fitting capacity")),
-            _("Incomplete"),
-            _("Before a BatchNorm it is redundant: BN(conv(x) + b) and BN(conv(x)) differ by at most "
-              "{difference}, and the bias's gradient through the BN is at most {through} (vs "
-              "{plain} without). ResNet's stem uses bias=False: {without:,} parameters instead of "
-              "{with_:,}.", difference=sci(cancel.max_difference), through=sci(g_bn),
-              plain=sci(g_plain), without=a_without, with_=a_with),
-        ),
-        (
-            glossed(cb.QUOTE_LEARNED, N_("the bias is a learnable parameter, learned in training")),
-            _("Right, and precisely"),
-            _("Its gradient is the output gradient summed over batch and positions: autograd and "
-              "the sum differ by at most {difference}, over all {channels} channels.",
-              difference=sci(grad.max_difference), channels=out_c),
-        ),
-        (
-            glossed(cb.QUOTE_NO_SHIFT, N_("with bias=False, that is without a bias, the kernel's "
-                                          "output is not shifted")),
-            right_,
-            _("Without the bias the layer has {without:,} parameters and y_no_bias is the output "
-              "unshifted; with it, a window that sees only padding outputs b[c]. {padding}",
-              without=n_without, padding=describe_padding(demo)),
-        ),
-        (
-            glossed(cb.QUOTE_DEP_CONV, N_("defines the feature-fusion convolution and the "
-                                          "depthwise-separable convolution (ACmix's dep_conv, "
-                                          "built with bias=True)")),
-            _("Wrong"),
-            _("dep_conv is a grouped convolution (groups = head_dim = {groups}), not a "
-              "depthwise-separable one, and although its constructor asks for bias=True the live "
-              "module has no bias: dep_conv.bias is None, {total:,} parameters instead of "
-              "{declared:,}.", groups=dep.groups, total=acmix_total, declared=declared_total),
-        ),
-    ]
-    for said, verdict, evidence in claims:
-        left_col, right_col = st.columns([2, 3])
-        left_col.markdown(_("**{verdict}.** {quote}", verdict=verdict, quote=said))
-        right_col.markdown(evidence)
-        st.divider()
+
+def article_section() -> None:
+    _subs, dep, acmix_total, declared_total = acmix_biases(*sidebar_acmix())
+    if not spec.bias:
+        st.info(_("The article's claims are about a layer with a bias; switch *bias* on under *The "
+                  "layer* to see the evidence for each."), icon=":material/info:")
+    else:
+        h = found.homogeneity
+        right_, imprecise = _("Right"), _("Imprecise")
+        claims = [
+            (
+                glossed(cb.QUOTE_SCALAR, N_("a scalar added to each kernel's output")),
+                right_,
+                _("One number per output channel: bias shape ({channels},). It is added at every "
+                  "position: y − y_no_bias differs from b[c] by at most {deviation}.",
+                  channels=out_c, deviation=sci(run.shift_deviation)),
+            ),
+            (
+                glossed(cb.QUOTE_NONLINEAR, N_("it increases the model's non-linear capacity")),
+                imprecise,
+                _("The layer itself stays affine: conv(x) + b shifts every value of a channel by the "
+                  "same constant (largest deviation {shift}); the non-linearity is the ReLU. What is "
+                  "true: without biases a ReLU network is positively homogeneous, "
+                  "ReLU(conv({alpha:g}·x)) = {alpha:g}·ReLU(conv(x)) (here the two sides differ by "
+                  "{without} relative to the largest output), so every kink passes through the origin. "
+                  "Biases remove that limit by moving where each ReLU cuts: with this layer's small, "
+                  "untrained biases the same identity is off by up to {with_:.1%} of the largest "
+                  "output, and channel {channel} keeps {kept:.1%} of positions with b = {b:+.4f} and "
+                  "{kept_zero:.1%} with b = 0.",
+                  shift=sci(run.shift_deviation), alpha=h.alpha, without=sci(h.without_bias),
+                  with_=h.with_bias, channel=channel, kept=kept_learned, b=learned, kept_zero=kept_zero),
+            ),
+            (
+                glossed(cb.QUOTE_NEEDED, N_("usually the bias is needed, because it gives the model more "
+                                            "fitting capacity")),
+                _("Incomplete"),
+                _("Before a BatchNorm it is redundant: BN(conv(x) + b) and BN(conv(x)) differ by at most "
+                  "{difference}, and the bias's gradient through the BN is at most {through} (vs "
+                  "{plain} without). ResNet's stem uses bias=False: {without:,} parameters instead of "
+                  "{with_:,}.", difference=sci(cancel.max_difference), through=sci(g_bn),
+                  plain=sci(g_plain), without=a_without, with_=a_with),
+            ),
+            (
+                glossed(cb.QUOTE_LEARNED, N_("the bias is a learnable parameter, learned in training")),
+                _("Right, and precisely"),
+                _("Its gradient is the output gradient summed over batch and positions: autograd and "
+                  "the sum differ by at most {difference}, over all {channels} channels.",
+                  difference=sci(grad.max_difference), channels=out_c),
+            ),
+            (
+                glossed(cb.QUOTE_NO_SHIFT, N_("with bias=False, that is without a bias, the kernel's "
+                                              "output is not shifted")),
+                right_,
+                _("Without the bias the layer has {without:,} parameters and y_no_bias is the output "
+                  "unshifted; with it, a window that sees only padding outputs b[c]. {padding}",
+                  without=n_without, padding=describe_padding(demo)),
+            ),
+            (
+                glossed(cb.QUOTE_DEP_CONV, N_("defines the feature-fusion convolution and the "
+                                              "depthwise-separable convolution (ACmix's dep_conv, "
+                                              "built with bias=True)")),
+                _("Wrong"),
+                _("dep_conv is a grouped convolution (groups = head_dim = {groups}), not a "
+                  "depthwise-separable one, and although its constructor asks for bias=True the live "
+                  "module has no bias: dep_conv.bias is None, {total:,} parameters instead of "
+                  "{declared:,}.", groups=dep.groups, total=acmix_total, declared=declared_total),
+            ),
+        ]
+        for said, verdict, evidence in claims:
+            left_col, right_col = st.columns([2, 3])
+            left_col.markdown(_("**{verdict}.** {quote}", verdict=verdict, quote=said))
+            right_col.markdown(evidence)
+            st.divider()
+
+
+keep_values(KEPT_WIDGETS)
+section, tabs = url_tabs(VIEW, {code: _(label) for code, label in VIEWS.items()}, "sum")
+with tabs[list(VIEWS).index(section)]:
+    if section == "sum":
+        sum_section()
+    elif section == "shift":
+        shift_section(pre, channel, learned)
+        constant_section()
+        padding_intro()
+        padding_section(key, size, run.x)
+    elif section == "batchnorm":
+        batchnorm_section()
+    elif section == "learning":
+        learning_section()
+    elif section == "acmix":
+        acmix_section()
+    else:
+        article_section()

@@ -13,6 +13,7 @@ from convmix.i18n import _, ngettext, pgettext
 from convmix.quirks import cite
 from convmix.runtime import device_description
 from convmix.ui.cache import module_within_budget
+from convmix.ui.code import code_line
 from convmix.ui.navigation import PAGE_LINKS_CSS, ensure_router, page_links
 from convmix.ui.session import connection_check
 from convmix.ui.sidebar import current_config
@@ -89,7 +90,7 @@ with right:
 
 problems = config.problems()
 st.subheader(_("This configuration"))
-st.code(config.describe(), language="python", wrap_lines=True)
+code_line(config.describe())
 if problems:
     st.info(_("This configuration cannot run, so there is nothing live to show here: the sidebar "
               "says why and what would work."), icon=":material/arrow_back:")

@@ -18,6 +18,8 @@ from PIL import Image
 from convmix import bias as cb
 from convmix import budget
 from convmix.config import ACmixConfig
+from convmix.ui.code import code_span
+from tests.bias_sections import SECTIONS, each_section, open_section
 
 PAGE = "pages/bias.py"
 
@@ -54,6 +56,17 @@ def chart_rows(at, title_part: str) -> list[dict]:
     for ds in el.proto.datasets:
         rows += pa.ipc.open_stream(ds.data.data).read_all().to_pylist()
     return rows
+
+
+def read_all(at) -> tuple[dict[str, str], str, list[dict]]:
+    """Every section's metrics, text and chart specs, each section opened in turn."""
+    found, said, charts = {}, [], []
+    for _code in each_section(at):
+        assert_clean(at)
+        found.update(metrics(at))
+        said.append(text(at))
+        charts += specs(at)
+    return found, "\n".join(said), charts
 
 
 def ranged(at, kind: str, key: str):
@@ -97,11 +110,12 @@ def page(open_page):
 
 
 def test_defaults(page):
-    m = metrics(page)
+    assert dict(page.query_params) == {}  # defaults are not written into the URL
+    assert (row(page).value, col(page).value, channel(page).value) == (56, 56, 0)
+    m, body, charts = read_all(page)
     assert m["parameters, bias=True"] == "9,472"
     assert m["parameters, bias=False"] == "9,408"
     assert m["weight shape"] == "64 × 3 × 7 × 7"
-    body = text(page)
     assert "64 × 112 × 112 for a 224×224 input" in body
     assert "Built-in scene" in body
     # The opened-up value: the float64 sum equals the forward's value to the shown digits.
@@ -111,15 +125,43 @@ def test_defaults(page):
     assert float(m["largest |∂L/∂b| through the BN"]) < 1e-6
     assert float(m["max |b.grad − Σ y.grad|"]) < 1e-6
     assert "**17,822**" in body and "**17,886**" in body
-    charts = specs(page)
     assert len(charts) >= 8
     assert all("tooltip" in json.dumps(c) for c in charts)
     assert (row(page).value, col(page).value, channel(page).value) == (56, 56, 0)
-    assert dict(page.query_params) == {}  # defaults are not written into the URL
+    open_section(page, "sum")
+    assert dict(page.query_params) == {}  # the first section is the default: not in the URL either
     assert budget.reserved_bytes() == 0  # the page's reservation ended with its work
 
 
+def test_only_the_open_section_is_drawn_and_the_url_names_it(open_page):
+    """The sections after the pickers are tabs: the first opens by default and only the open one is
+    drawn; ?bias_view= names any other, so that a copied URL opens it; a look at another section
+    keeps the bias and padding sliders where they were."""
+    at = open_page()
+    assert [t.label for t in at.tabs] == list(SECTIONS.values())
+    assert len(specs(at)) == 1 and "= sum" in metrics(at)
+    assert not [s for s in at.slider if s.key in ("bias_value", "bias_padding")]
+    open_section(at, "shift")
+    assert_clean(at)
+    assert at.query_params["bias_view"] == "shift" and "= sum" not in metrics(at)
+    at.slider(key="bias_value").set_value(at.slider(key="bias_value").max).run()
+    at.slider(key="bias_padding").set_value(9).run()
+    kept = at.slider(key="bias_value").value
+    open_section(at, "batchnorm")
+    assert not [s for s in at.slider if s.key in ("bias_value", "bias_padding")]
+    open_section(at, "shift")
+    assert (at.slider(key="bias_value").value, at.slider(key="bias_padding").value) == (kept, 9)
+    for code in SECTIONS:
+        opened = open_page(bias_view=code)
+        assert_clean(opened)
+        assert opened.session_state["_bias_view_value"] == code
+        assert opened.query_params.get("bias_view") == (None if code == "sum" else code)
+    # A URL naming no section opens the first one.
+    assert "= sum" in metrics(open_page(bias_view="<script>"))
+
+
 def test_bias_slider_to_both_ends_moves_the_relu_survival(page):
+    open_section(page, "shift")
     slider = page.slider(key="bias_value")
     lo, hi = slider.min, slider.max
     page.slider(key="bias_value").set_value(lo).run()
@@ -135,6 +177,7 @@ def test_bias_slider_to_both_ends_moves_the_relu_survival(page):
 
 
 def test_channel_change_resets_the_bias_slider_to_that_channel(page):
+    open_section(page, "shift")
     page.slider(key="bias_value").set_value(page.slider(key="bias_value").max).run()
     channel(page).set_value(63).run()
     assert_clean(page)
@@ -205,6 +248,7 @@ def test_lowering_the_size_clamps_the_row_and_column_with_a_note(page):
 
 
 def test_fewer_output_channels_clamp_the_channel_with_a_note(page):
+    open_section(page, "shift")
     channel(page).set_value(50).run()
     page.number_input(key="bias_out").set_value(8).run()
     assert_clean(page)
@@ -220,6 +264,7 @@ def test_fewer_output_channels_clamp_the_channel_with_a_note(page):
     "pad,all_padding", [(0, "0 of"), (6, "0 of"), (7, "231 of 13,456"), (12, "1,416 of 14,641")]
 )
 def test_padding_slider(page, pad, all_padding):
+    open_section(page, "shift")
     page.slider(key="bias_padding").set_value(pad).run()
     assert_clean(page)
     m = metrics(page)
@@ -271,6 +316,7 @@ def test_bad_upload_gives_a_message_not_a_traceback(page, name, data, message):
 
 
 def test_acmix_section_follows_the_sidebar_and_survives_an_invalid_config(page):
+    open_section(page, "acmix")
     page.number_input(key="out_planes").set_value(32).run()
     assert_clean(page)
     total = 3 * (64 * 32 + 32) + 3 * 8 + 3 * 4 * 9 + 32 * 81 + 2  # ACMIX.md's formula
@@ -294,6 +340,7 @@ def test_url_opens_the_same_output_value(app):
 
 
 def test_the_bias_slider_starts_at_the_layers_bias_so_both_percentages_agree(page):
+    open_section(page, "shift")
     bias0 = float(cb.seed_layer().bias.detach()[0])
     assert page.slider(key="bias_value").value == pytest.approx(bias0, abs=1e-12)
     said = next(m.value for m in page.markdown if "keeps only positive values" in m.value)
@@ -309,10 +356,11 @@ def test_the_article_is_named_and_the_sidebar_says_what_applies(page):
 
 
 def test_claims_are_precise_about_linearity(page):
+    open_section(page, "article")
     body = text(page)
     assert f"**Imprecise.** “{cb.QUOTE_NONLINEAR}” (it increases" in body
-    assert "positively homogeneous" in body and "affine rather than linear" in body
-    assert "does not make the layer less linear" not in body
+    assert "positively homogeneous" in body and "does not make the layer less linear" not in body
+    assert "affine rather than linear" in text(open_section(page, "shift"))
 
 
 @pytest.mark.parametrize("params,note,widget,value", [
@@ -361,31 +409,41 @@ def test_the_whole_page_holds_for_other_layers(app, params):
     assert notes == []
     reference = torch.nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel, spec.stride,
                                 spec.padding, bias=spec.bias)
-    m = metrics(at)
+    assert any(m.value == code_span(f"self.conv1 = {spec.line}") for m in at.markdown)
+    infos = []
+    m, body = {}, []
+    for _code in each_section(at):
+        assert_clean(at)
+        m.update(metrics(at))
+        body.append(text(at))
+        infos += [i.value for i in at.info]
+    body = "\n".join(body)
     assert m["weight shape"] == " × ".join(map(str, reference.weight.shape))
     with_bias = sum(p.numel() for p in torch.nn.Conv2d(
         spec.in_channels, spec.out_channels, spec.kernel, bias=True).parameters())
     assert m["parameters, bias=True"] == f"{with_bias:,}"
     assert m["parameters, bias=False"] == f"{reference.weight.numel():,}"
     out = reference(torch.zeros(1, spec.in_channels, view.size, view.size)).shape[-1]
-    assert f"{spec.out_channels} × {out} × {out} for a {view.size}×{view.size} input" in text(at)
+    assert f"{spec.out_channels} × {out} × {out} for a {view.size}×{view.size} input" in body
     assert m["= sum"] == m["value in layer(x)"]
-    assert any(c.value == f"self.conv1 = {spec.line}" for c in at.code)
     if spec.bias:
         assert number(m["max |y − y_no_bias − b|"]) < 1e-5
         assert number(m["max |b.grad − Σ y.grad|"]) < 1e-5
         assert m["largest |y − b[c]| there, all channels"] == "0 (exact)"
-        assert "**Imprecise.**" in text(at)
+        assert "**Imprecise.**" in body
     else:
         assert m["+ bias b[c]"] == "none"
-        assert any("no bias to learn" in i.value for i in at.info)
+        assert any("no bias to learn" in i for i in infos)
     assert number(m["largest |BN(conv(x)) − conv′(x)|, all channels"]) < 1e-3
     # every widget at its limits: the last channel, the corner, the smallest and largest demo padding
+    open_section(at, "shift")
     channel(at).set_value(spec.out_channels - 1).run()
     row(at).set_value(row(at).max).run()
     at.slider(key="bias_padding").set_value(at.slider(key="bias_padding").min).run()
     assert_clean(at)
     at.slider(key="bias_padding").set_value(at.slider(key="bias_padding").max).run()
+    assert_clean(at)
+    open_section(at, "sum")
     assert_clean(at)
     assert metrics(at)["= sum"] == metrics(at)["value in layer(x)"]
 
@@ -468,6 +526,7 @@ def test_decoding_an_upload_is_admitted_too(open_page, headroom):
 
 
 def test_a_padding_demonstration_over_the_budget_is_a_warning(page, headroom):
+    open_section(page, "shift")  # its demonstration at the first padding is computed and cached
     headroom(1 << 20)  # nothing new fits
     row(page).set_value(10).run()  # the cached page itself is never refused
     assert_clean(page)

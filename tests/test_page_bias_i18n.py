@@ -17,6 +17,7 @@ from convmix import budget
 from convmix.config import ACmixConfig
 from convmix.i18n import language
 from convmix.quirks import cite
+from tests.bias_sections import each_section, open_section
 from tests.i18n_text import english_left, visible_texts
 
 PAGE = "pages/bias.py"
@@ -56,21 +57,24 @@ def source(at):
 
 def test_the_default_page_has_no_english_left(zh):
     at = zh()
-    assert not at.main.error and not at.main.warning
-    assert english_in_main(at) == []
-    texts = visible_texts(at, "main")
+    texts = []
+    for code in each_section(at, "zh"):
+        assert not at.exception and not at.main.error and not at.main.warning, code
+        assert english_in_main(at) == [], code
+        texts += visible_texts(at, "main")
     joined = "\n".join(texts)
     # The article's own sentences, exactly as it has them, with no gloss for a Chinese reader.
     for quote in (cb.QUOTE_SCALAR, cb.QUOTE_NONLINEAR, cb.QUOTE_NEEDED, cb.QUOTE_LEARNED,
                   cb.QUOTE_NO_SHIFT, cb.QUOTE_DEP_CONV):
         assert f"“{quote}”" in joined
     assert cb.ARTICLE_TITLE in joined and "What does bias mean" not in joined
-    # Chart labels too: the patch grid's rows, axes, legends and tooltips.
+    # Chart labels too: the patch grid's rows, axes, legends and tooltips; the tabs' labels.
     assert "输入块（最大 |·| 为" in joined and "ReLU 之前" in joined and "这一层的偏置" in joined
+    assert "逐项求和" in [t.label for t in at.tabs]
 
 
 def test_english_keeps_the_gloss_beside_each_quote(app):
-    at = app(PAGE)
+    at = open_section(app(PAGE), "article")
     joined = "\n".join(visible_texts(at, "main"))
     assert f"“{cb.QUOTE_SCALAR}” (a scalar added to each kernel's output)" in joined
     assert "“What does bias mean in `self.conv1" in joined
@@ -85,8 +89,10 @@ def test_english_keeps_the_gloss_beside_each_quote(app):
 ], ids=["grey", "no-bias", "wide-kernel"])
 def test_other_layers_have_no_english_left(zh, params):
     at = zh(**params)
-    assert not at.main.error
-    assert english_in_main(at) == []
+    for code in each_section(at, "zh"):
+        assert not at.exception and not at.main.error, code
+        assert english_in_main(at) == [], code
+    open_section(at, "shift", "zh")
     at.slider(key="bias_padding").set_value(at.slider(key="bias_padding").max).run()
     assert not at.exception and english_in_main(at) == []
 
@@ -149,9 +155,13 @@ def test_refusals_and_notices_are_said_in_chinese(zh, headroom):
     assert notes == ["在这个尺寸下没有输出行 200；改为显示最后一行 3。"] and english_in_main(at) == []
     # A layer without a bias: the notices that replace the BatchNorm, gradient and claims sections.
     at = zh(bias_bias="false")
-    assert len(at.main.info) == 3 and english_in_main(at) == []
+    infos = 0
+    for _code in each_section(at, "zh"):
+        infos += len(at.main.info)
+        assert english_in_main(at) == []
+    assert infos == 3
     # The sidebar's ACmix configuration cannot be built.
-    at = zh(out_planes="30", head="4")
+    at = open_section(zh(out_planes="30", head="4"), "acmix", "zh")
     assert any("侧边栏的 ACmix 配置无法构建" in w.value for w in at.main.warning)
     assert english_in_main(at) == []
     # Over the memory budget: the page, then one padding demonstration.
@@ -163,7 +173,7 @@ def test_refusals_and_notices_are_said_in_chinese(zh, headroom):
 
 
 def test_a_padding_demonstration_refused_by_the_budget_is_said_in_chinese(zh, headroom):
-    at = zh()
+    at = open_section(zh(), "shift", "zh")  # its demonstration at the first padding is cached
     headroom(1 << 20)
     at.slider(key="bias_padding").set_value(10).run()
     (warning,) = [w.value for w in at.main.warning]

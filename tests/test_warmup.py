@@ -48,7 +48,8 @@ def visit(page: str) -> AppTest:
 def test_every_page_warms_and_the_server_is_left_as_a_visitor_would_leave_it():
     original = PagesManager.__init__
     done = warmup.warm_pages()
-    assert [w.page for w in done] == PAGES + ["pages/network.py?network_view=weights"]
+    assert [w.page for w in done] == PAGES + ["pages/network.py?network_view=weights"] + [
+        f"pages/bias.py?bias_view={view}" for view in ("shift", "batchnorm", "learning", "acmix", "article")]
     assert all(w.problem is None for w in done), [w for w in done if w.problem]
     assert PagesManager.__init__ is original  # AppTest's workaround undone
     assert PagesManager.uses_pages_directory is False  # navigation mode, as after any st.navigation run

@@ -27,7 +27,10 @@ from urllib.parse import urlencode
 
 APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
 # Views that a page draws only when they are open (lazy tabs), each opened by its URL once more.
-LAZY_VIEWS = (("pages/network.py", {"network_view": "weights"}),)
+LAZY_VIEWS = (
+    ("pages/network.py", {"network_view": "weights"}),
+    *(("pages/bias.py", {"bias_view": view}) for view in ("shift", "batchnorm", "learning", "acmix", "article")),
+)
 _log = logging.getLogger(__name__)
 
 
