@@ -26,6 +26,7 @@ from convmix.quirks import QUIRKS, cite
 from convmix.runtime import SERVER, configure_torch
 from convmix.ui import walkthrough_source as ws
 from convmix.ui.cache import conv_p_gradients, get_walk, steps_table
+from convmix.ui.code import code_line
 from convmix.ui.language import language_params
 from convmix.ui.navigation import ensure_router
 from convmix.ui.sidebar import current_config
@@ -324,8 +325,7 @@ d, h = config.head_dim, config.head
 params = module_param_counts(module)
 total = trace.total_cost()
 
-st.code(f"{words.module_code(config)}  ->  output {tuple(trace.output.shape)}", language="python",
-        wrap_lines=True)
+code_line(f"{words.module_code(config)}  ->  output {tuple(trace.output.shape)}")
 cols = st.container(key="wt_metrics").columns(4)
 cols[0].metric(_("Parameters"), f"{sum(params.values()):,}",
                help=_("Read from the live module: {counts}",

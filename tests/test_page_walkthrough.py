@@ -153,7 +153,7 @@ def test_official_invalid_falls_back_to_fixed(app):
     assert not at.exception and not at.main.error
     assert len(said_in(at, "kernel_conv = 5 changes the conv path")) == 1  # in the sidebar only
     assert any("official variant cannot run" in i.value and "instead" in i.value for i in at.info)
-    assert any("variant='fixed'" in c.value for c in at.code)
+    assert any("variant='fixed'" in m.value for m in at.markdown if m.value.startswith("`"))
     fixed = ACmixConfig(kernel_conv=5, variant="fixed").build()
     assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in fixed.parameters()):,}"
     show(at, "attention_inspector")
@@ -165,7 +165,8 @@ def test_odd_size_with_stride_falls_back(app):
     assert not at.exception
     assert len(said_in(at, "15×15 is not divisible by 2")) == 1
     assert "15×15 is not divisible by 2" in at.sidebar.error[0].value
-    assert "(1, 64, 8, 8)" in at.code[0].value
+    headline = next(m.value for m in at.markdown if m.value.startswith("`ACmix("))
+    assert "->  output (1, 64, 8, 8)`" in headline
 
 
 def test_nothing_runs_is_said_once(app, forwards):
