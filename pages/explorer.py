@@ -23,7 +23,7 @@ from convmix.ui.charts import chart_spec
 from convmix.ui.navigation import ensure_router
 from convmix.ui.session import connection_check, discard_uploads
 from convmix.ui.sidebar import current_config
-from convmix.ui.widgets import choice, set_choice, url_notes
+from convmix.ui.widgets import choice, set_choice, toggle, url_notes
 
 ensure_router()
 
@@ -128,8 +128,16 @@ with st.container(border=True, key="explorer_sweep"):
         st.caption(_("This is the preset “{preset}”: {description}", preset=_(active_preset.label),
                      description=_(active_preset.description)))
 
-for note in url_notes():
-    st.warning(note, icon=":material/link_off:")
+# URL values the menus could not use: the box is filled when the run ends (or stops), once every menu,
+# including those further down, has read its value, so that each note shows in the run that found it.
+notes_box = st.container()
+
+
+def show_url_notes() -> None:
+    with notes_box:
+        for note in url_notes():
+            st.warning(note, icon=":material/link_off:")
+
 
 key = tuple((name, tuple(values)) for name, values in axes.items())
 base = config.with_(seed=0)  # the seed changes no count and no timing
@@ -137,6 +145,7 @@ try:
     configs, skipped, skip_notes, counts = ui.sweep_counts(base, key, get_language())
 except sweep.SweepError as err:
     st.error(str(err), icon=":material/error:")
+    show_url_notes()
     st.stop()
 
 combinations = len(configs) + skipped
@@ -154,6 +163,7 @@ if skipped:
 if not configs:
     st.error(_("No configuration of this sweep can run, so there is nothing to count or measure. Change the "
                "values above or the sidebar."), icon=":material/error:")
+    show_url_notes()
     st.stop()
 
 # -- how the charts draw it ----------------------------------------------------------------------------
@@ -226,9 +236,10 @@ with counts_tab:
         quantity = choice(st.radio, _("Count"), ["params", "macs", "flops"], key="explorer_quantity",
                           default="params", format_func=count_nouns.get, horizontal=True)
     with settings[1]:
-        normalize = choice(st.radio, _("Breakdown"), ["totals", "shares"], key="explorer_breakdown",
-                           default="totals", horizontal=True,
-                           format_func=lambda v: _("totals") if v == "totals" else _("shares of the total")) == "shares"
+        # Off by default: seven more charts cost a first render about 1.2 s on 2 cores (benchmarks/load.py).
+        per_submodule = toggle(_("Per-submodule breakdown"), key="explorer_per_submodule",
+                               help=_("One more chart per facet: each configuration's count split by "
+                                      "submodule, as totals or as shares of the total."))
     if view == "counts":
         ranges = []
         for q, noun in (("params", _("Parameters")), ("macs", _("Multiply-adds")), ("flops", "FLOPs")):
@@ -245,12 +256,16 @@ with counts_tab:
             if grouped.nunique().eq(1).all():
                 st.caption(_("{axis} changes no parameter count: it only sets how the shared weights are applied.",
                              axis=axis_label(x).capitalize()))
-        capped = [title for title, rows in charts.facets(df, facet) if len(rows) > MAX_BARS]
-        if capped:
-            st.caption(_("Each breakdown chart shows its first {count} configurations; narrow the sweep or choose "
-                         "one chart per value to see the rest.", count=MAX_BARS))
-        facet_charts(df, "breakdown", lambda rows, title: chart_spec(
-            charts.breakdown_chart, rows.head(MAX_BARS), quantity, normalize, highlight, title))
+        if per_submodule:
+            normalize = choice(st.radio, _("Breakdown"), ["totals", "shares"], key="explorer_breakdown",
+                               default="totals", horizontal=True,
+                               format_func=lambda v: _("totals") if v == "totals" else _("shares of the total"))
+            capped = [title for title, rows in charts.facets(df, facet) if len(rows) > MAX_BARS]
+            if capped:
+                st.caption(_("Each breakdown chart shows its first {count} configurations; narrow the sweep or "
+                             "choose one chart per value to see the rest.", count=MAX_BARS))
+            facet_charts(df, "breakdown", lambda rows, title: chart_spec(
+                charts.breakdown_chart, rows.head(MAX_BARS), quantity, normalize == "shares", highlight, title))
         table_cols = ["label", "params", "macs", "flops", "stage1_share_flops", "conv2d_params",
                       "local_attention_params"]
         st.dataframe(
@@ -637,3 +652,4 @@ st.download_button(
     help=_("One row per configuration: exact counts, and the latency and memory measured here so far."),
     icon=":material/download:",
 )
+show_url_notes()

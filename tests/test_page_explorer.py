@@ -108,7 +108,8 @@ def test_defaults_are_the_resnet_preset_one_chart_per_layer(open_page):
     assert t[0] == "Parameters against kernel_att, layer1.0 · C=64 · 56×56"
     assert t[1] == "Parameters against kernel_att, layer2.0 · C=128 · 56×56 → 28×28 · s=2"
     assert len([x for x in t if x.startswith("Parameters against")]) == 7
-    assert len([x for x in t if x.startswith("Parameters per submodule")]) == 7
+    assert not [x for x in t if "per submodule" in x]  # the breakdown is drawn once asked for
+    assert not at.toggle(key="explorer_per_submodule__en").value
     assert "Attention window kernel_att changes no parameter count" in body
     assert "**Parameters** 17,816 to 831,005" in body
     assert param(at, "explorer_vary") is None  # defaults stay out of the URL
@@ -135,11 +136,16 @@ def test_changed_axes(open_page):
     spec = specs(at)[0]
     assert spec["layer"][1]["encoding"]["x"]["field"] == "height"
     widget(at, "radio", "explorer_quantity").set_value("flops").run()
+    assert titles(at) == ["FLOPs against H = W"]
+    at.toggle(key="explorer_per_submodule__en").set_value(True).run()
+    assert titles(at) == ["FLOPs against H = W", "FLOPs per component"]
+    assert specs(at)[1]["encoding"]["x"].get("stack") != "normalize"
     widget(at, "radio", "explorer_breakdown").set_value("shares").run()
     assert_clean(at)
-    t = titles(at)
-    assert t[:2] == ["FLOPs against H = W", "FLOPs per component"]
     assert specs(at)[1]["encoding"]["x"]["stack"] == "normalize"
+    assert param(at, "explorer_per_submodule") == "true" and param(at, "explorer_breakdown") == "shares"
+    copy = open_page({k: param(at, k) for k in at.query_params})  # a copied URL shows the breakdown too
+    assert titles(copy) == titles(at) and specs(copy)[1]["encoding"]["x"]["stack"] == "normalize"
 
 
 def test_nothing_varied_is_one_configuration(open_page):
@@ -227,13 +233,21 @@ def test_hostile_explorer_urls_get_a_note_not_a_traceback(open_page):
     for params in ({"explorer_vary": "colour,<b>x</b>"}, {"explorer_values_head": "1,abc"},
                    {"explorer_values_layer": "layer9.9"}, {"explorer_x": "../../etc"}, {"explorer_view": "x" * 500},
                    {"explorer_highlight": "![p](http://127.0.0.1:9/x.png)"}, {"explorer_scale": "1e400"},
-                   {"explorer_facet": "head", "explorer_vary": "head"}):
+                   {"explorer_facet": "head", "explorer_vary": "head"}, {"explorer_per_submodule": "<i>1</i>"}):
         at = open_page(params)
         assert not at.exception, (params, [e.value for e in at.exception])
         assert not at.error, params
     at = open_page({"explorer_values_head": "1,abc"})
     assert any("explorer_values_head" in w.value and "is not one of this menu's choices" in w.value
                for w in at.warning)
+    # Menus and switches below the notes read the URL too: their notes show in the same first run.
+    at = open_page({"explorer_quantity": "bytes", "explorer_per_submodule": "<i>1</i>"})
+    notes = [w.value for w in at.warning]
+    assert any("explorer_quantity='bytes'" in n and "is not one of this menu's choices" in n for n in notes)
+    assert any("explorer_per_submodule='i1i'" in n and "is neither true nor false" in n for n in notes)
+    assert "explorer_per_submodule" not in at.query_params
+    at.run()
+    assert not at.warning  # said once
 
 
 # -- measuring -----------------------------------------------------------------------------------------------
@@ -446,10 +460,11 @@ def test_no_english_left_in_chinese(open_page, monkeypatch, tmp_path):
     monkeypatch.setattr(ui, "measured_row", lambda c, device, dtype, impl, budget, attempt=0, still_wanted=None:
                         fake_row(110.0 if c.kernel_att == 3 else 10.0, 6.8 if c.kernel_att == 3 else 0.1, "AMD"))
     with i18n.language("zh"):
-        at = open_page({"lang": "zh"})
+        at = open_page({"lang": "zh", "explorer_per_submodule": "true"})
         assert_clean(at)
         assert english_left(at, "main") == []
         assert "**112** 个配置" in text(at)
+        assert len([t for t in titles(at) if t.startswith("各子模块的参数量")]) == 7
         for view in ("share", "latency"):
             at = open_page({"lang": "zh", "explorer_view": view, "explorer_scale": "relative"})
             assert_clean(at)

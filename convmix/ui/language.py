@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convmix.i18n import DEFAULT_LANGUAGE, LANGUAGE_MENU_LABEL, LANGUAGES, _, get_language, parse_language, set_language
+from convmix.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGE_MENU_LABEL,
+    LANGUAGES,
+    _,
+    get_language,
+    parse_language,
+    set_language,
+)
 
 KEY = "lang"  # the widget key and the URL parameter
 _NOTE_KEY = "_convmix_lang_note"

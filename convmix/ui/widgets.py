@@ -101,6 +101,37 @@ def choice(
     return chosen
 
 
+def toggle(label: str, *, key: str, default: bool = False, url: bool = True, help: str | None = None) -> bool:
+    """st.toggle kept as `choice` keeps a menu: one widget per language, a language-neutral value in
+    the session, and with `url=True` `?<key>=true` or `false` (removed at the default); a URL value
+    that is neither is dropped with a note (`url_notes()`)."""
+    store = _VALUE.format(key=key)
+    if store not in st.session_state:
+        value = default
+        if url and key in st.query_params:
+            raw = st.query_params.get(key, "")
+            if raw.strip().lower() in ("true", "false"):
+                value = raw.strip().lower() == "true"
+            else:
+                shown = "".join(ch for ch in raw[:40] if ch.isalnum() or ch in "-_.,+ ")
+                st.session_state.setdefault(_NOTES, []).append(
+                    _("URL parameter {name}={value} is neither true nor false; using the default.",
+                      name=key, value=repr(shown)))
+        st.session_state[store] = value
+    widget_key = f"{key}__{get_language()}"
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = st.session_state[store]
+    chosen = bool(st.toggle(label, key=widget_key, help=help))
+    st.session_state[store] = chosen
+    if url:
+        if chosen == default:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != str(chosen).lower():
+            st.query_params[key] = str(chosen).lower()
+    return chosen
+
+
 def set_choice(key: str, value: Any) -> None:
     """Change a choice from code (a chart click, a preset): every language's widget follows."""
     st.session_state[_VALUE.format(key=key)] = value

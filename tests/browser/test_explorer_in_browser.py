@@ -103,7 +103,7 @@ def test_the_url_is_language_neutral(browser, explorer_url):
 def test_on_a_phone_nothing_scrolls_sideways(browser, explorer_url, lang):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     pg = context.new_page()
-    pg.goto(f"{explorer_url}?lang={lang}")
+    pg.goto(f"{explorer_url}?lang={lang}&explorer_per_submodule=true")
     wait_idle(pg)
     assert pg.locator("[data-testid='stVegaLiteChart']").count() >= 14  # one per ResNet layer, two kinds
     assert no_sideways_scroll(pg)
