@@ -9,6 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from convmix.ui.warmup import scan_components_once
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 
@@ -25,6 +27,10 @@ def _init_as_navigation_app(self, *args, **kwargs):
 
 
 PagesManager.__init__ = _init_as_navigation_app
+
+# Each new AppTest scans every installed package for Streamlit components (about 0.5 s): once per
+# test process is enough.
+scan_components_once()
 
 
 def headroom_budget(nbytes: int) -> str:

@@ -109,3 +109,16 @@ def test_after_the_warm_up_a_new_visitor_builds_no_chart(monkeypatch):
     for page in PAGES:
         assert not visit(page).exception
     assert built == []
+
+
+def test_components_are_scanned_once_per_process():
+    """tests/conftest.py applies the warm-up's scan_components_once: the scan is cached, and applying
+    it again changes and undoes nothing."""
+    from streamlit.components.v2 import manifest_scanner
+
+    cached = manifest_scanner.scan_component_manifests
+    assert hasattr(cached, "cache_info")
+    warmup.scan_components_once()()
+    assert manifest_scanner.scan_component_manifests is cached
+    first, again = cached(), cached()
+    assert first is again and cached.cache_info().hits >= 1
