@@ -122,12 +122,13 @@ def test_refusal_names_estimate_budget_and_a_nearby_fit(cfg):
 
 
 def test_pages_refuse_to_build_a_module_over_budget(app, headroom):
-    """Weights alone over what is left of the budget: home and the bias page say so and build nothing."""
+    """Weights alone over what is left of the budget: home and the bias page (its tab on ACmix, the
+    only part that builds one) say so and build nothing."""
     limit = headroom(128 << 20)
     big = dict(in_planes=2048, out_planes=2048, kernel_conv=15, variant="fixed", height=16, width=16)
     assert budget.module_bytes(ACmixConfig(**big)) > 128 << 20
-    for page in (None, "pages/bias.py"):
-        at = app(page=page, query_params=big)
+    for page, view in ((None, {}), ("pages/bias.py", {"bias_view": "acmix"})):
+        at = app(page=page, query_params={**big, **view})
         assert not at.exception
         warnings = " ".join(w.value for w in at.warning)
         assert "Building this module would need about" in warnings
