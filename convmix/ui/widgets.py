@@ -42,6 +42,11 @@ def _parse(raw: object, options: Sequence, multi: bool):
     return list(dict.fromkeys(chosen))
 
 
+def _shown(raw: object) -> str:
+    """A URL value as a note quotes it: its first 40 characters, letters, digits and -_.,+ only."""
+    return repr("".join(ch for ch in str(raw)[:40] if ch.isalnum() or ch in "-_.,+ "))
+
+
 def _serialize(value, multi: bool) -> str:
     return ",".join(str(v) for v in value) if multi else str(value)
 
@@ -73,10 +78,9 @@ def choice(
         if raw:
             parsed = _parse(raw, options, multi)
             if parsed is None:
-                shown = "".join(ch for ch in str(raw[-1])[:40] if ch.isalnum() or ch in "-_.,+ ")
                 st.session_state.setdefault(_NOTES, []).append(
                     _("URL parameter {name}={value} is not one of this menu's choices; using the default.",
-                      name=key, value=repr(shown)))
+                      name=key, value=_shown(raw[-1])))
             else:
                 value = parsed
         st.session_state[store] = value
@@ -113,10 +117,9 @@ def toggle(label: str, *, key: str, default: bool = False, url: bool = True, hel
             if raw.strip().lower() in ("true", "false"):
                 value = raw.strip().lower() == "true"
             else:
-                shown = "".join(ch for ch in raw[:40] if ch.isalnum() or ch in "-_.,+ ")
                 st.session_state.setdefault(_NOTES, []).append(
                     _("URL parameter {name}={value} is neither true nor false; using the default.",
-                      name=key, value=repr(shown)))
+                      name=key, value=_shown(raw)))
         st.session_state[store] = value
     widget_key = f"{key}__{get_language()}"
     if widget_key not in st.session_state:
