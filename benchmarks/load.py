@@ -150,16 +150,6 @@ def forward_figures() -> list[Figure]:
 
 
 # -- warm reruns under AppTest ------------------------------------------------------------------------------
-def share_script_cache() -> None:
-    """AppTest gives every run a fresh script cache (so it compiles the page each time); a server
-    keeps one. Share one, as a server does."""
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-    from streamlit.testing.v1 import app_test, local_script_runner
-
-    shared = ScriptCache()
-    local_script_runner.ScriptCache = app_test.ScriptCache = lambda: shared
-
-
 def navigation_mode() -> None:
     """As tests/conftest.py: keep the app in st.navigation mode between AppTest runs."""
     from streamlit.runtime.pages_manager import PagesManager
@@ -239,8 +229,10 @@ def page_figure(page: str, what: str, change: Callable) -> Figure:
 
 
 def page_figures(pages: list[str]) -> list[Figure]:
+    from convmix.ui.warmup import share_compiled_scripts
+
     navigation_mode()
-    share_script_cache()
+    share_compiled_scripts()  # as a server keeps one compilation of each script
     figures = []
     for page in pages:
         figures.append(page_figure(page, *PAGE_CHANGES[page]))

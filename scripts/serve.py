@@ -23,12 +23,14 @@ def main(argv: list[str]) -> int:
     warm = "--no-warm" not in argv
     options = [a for a in argv if a != "--no-warm"]
     if warm:
-        from convmix.ui.warmup import warm_pages
+        from convmix.ui.warmup import settle_before_serving, share_compiled_scripts, warm_pages
 
+        share_compiled_scripts()  # kept: the server's Runtime reads the pages the warm-up compiled
         start = time.perf_counter()
         for page in warm_pages():
             note = f" (failed: {page.problem})" if page.problem else ""
             print(f"warmed {page.page} in {page.seconds:.2f} s{note}", file=sys.stderr, flush=True)
+        settle_before_serving()
         print(f"warm after {time.perf_counter() - start:.1f} s; starting the server", file=sys.stderr, flush=True)
 
     from streamlit import config

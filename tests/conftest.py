@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from convmix.ui.warmup import scan_components_once
+from convmix.ui.warmup import scan_components_once, share_compiled_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -31,6 +31,9 @@ PagesManager.__init__ = _init_as_navigation_app
 # Each new AppTest scans every installed package for Streamlit components (about 0.5 s): once per
 # test process is enough.
 scan_components_once()
+# AppTest compiles the app and its page on every run (20-50 ms): one compilation per script and
+# test process, as a server keeps one.
+share_compiled_scripts()
 
 
 def headroom_budget(nbytes: int) -> str:

@@ -17,6 +17,15 @@ import json
 import re
 from collections.abc import Iterable
 
+
+def _device_name() -> str:
+    import torch
+
+    from convmix.bench import device_name
+
+    return device_name(torch.device("cpu"))
+
+
 # Names and symbols that stay as they are in every language: libraries, layers and functions,
 # units, file formats, and ACmix's own vocabulary as used in code.
 ALLOWED = {
@@ -33,8 +42,10 @@ ALLOWED = {
     "lr", "nan", "inf", "true", "false", "none", "pe", "rpe", "qkv", "fc", "att", "gamma", "beta",
 }
 
-# Proper names that are English in every language: the paper's title.
-ALLOWED_PHRASES = ("On the Integration of Self-Attention and Convolution",)
+# Proper names that are English in every language: the paper's title, and the name of the machine's
+# processor (the explorer names the device it measures on; "Intel(R) Xeon(R) Processor" is two
+# English words to the rule below).
+ALLOWED_PHRASES = tuple(p for p in ("On the Integration of Self-Attention and Convolution", _device_name()) if p)
 
 _STRIP = [
     re.compile(r"```.*?```", re.S),  # fenced code

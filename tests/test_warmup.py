@@ -122,3 +122,46 @@ def test_components_are_scanned_once_per_process():
     assert manifest_scanner.scan_component_manifests is cached
     first, again = cached(), cached()
     assert first is again and cached.cache_info().hits >= 1
+
+
+def test_one_compilation_of_each_script_serves_every_apptest_and_the_server(monkeypatch):
+    """tests/conftest.py shares the compiled scripts as scripts/serve.py does: AppTest's runs and a
+    server's Runtime read one cache, so a page compiled once is not compiled again by a new session."""
+    from streamlit.runtime import runtime
+    from streamlit.runtime.scriptrunner import script_cache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    cache = app_test.ScriptCache()
+    assert local_script_runner.ScriptCache() is cache and runtime.ScriptCache() is cache
+    assert warmup.share_compiled_scripts()() is None and app_test.ScriptCache() is cache  # sharing again: a no-op
+    visit("pages/explorer.py")
+    compiled = []
+    monkeypatch.setattr(script_cache, "compile", lambda *a, **k: compiled.append(a[1]) or compile(*a, **k),
+                        raising=False)
+    assert not visit("pages/explorer.py").exception  # a new session: new AppTest, new stand-in runtime
+    assert compiled == []
+
+
+def test_settling_before_serving_leaves_the_collector_only_what_comes_later():
+    """What is alive when the server starts is exempt from Streamlit's collection after every run;
+    a reference cycle made afterwards (a visitor's) is still collected."""
+    import gc
+    import sys
+    import weakref
+
+    class Node:
+        pass
+
+    try:
+        warmup.settle_before_serving()
+        assert gc.get_freeze_count() > 10_000
+        assert all(name in sys.modules for name in warmup.FIRST_SESSION_MODULES)
+        node = Node()
+        node.itself = node
+        gone = weakref.ref(node)
+        del node
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
