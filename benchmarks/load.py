@@ -7,9 +7,11 @@ once while a background process keeps one core busy (a bounded spin loop pinned 
 os.sched_setaffinity, stopped at the end of its block and in any case after --load-seconds):
 
 * forward: the default configuration's forward (reference and fast attention) and its trace, on the
-  app's thread count (convmix.runtime: 1) and, for comparison, on a lone measurement's (the usable
-  CPUs; the command line's default). Goals: loaded/quiet at most 2x; fast at least 15x faster than
-  reference in both conditions (on the app's thread count).
+  app's thread count (convmix.runtime: 1) and on the count a sweep of the command line picks
+  (convmix.sweep.sweep_threads: one per CPU that other processes leave idle, chosen afresh at the
+  start of each quiet and each loaded block from what they keep busy over 0.5 s; the counts picked
+  are printed). Goals: loaded/quiet at most 2x; fast at least 15x faster than reference in both
+  conditions (on the app's thread count).
 * pages: a warm rerun of every page under AppTest after one widget change (a representative widget of
   each page, switched between two values already shown once, so that what the page caches is warm):
   the seconds of `at.run()`, which is server time. A real server compiles each page's script once;
@@ -107,10 +109,37 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> Callable[[int], float]:
     return run
 
 
-def with_threads(threads: int, run: Callable[[int], float]) -> Callable[[int], float]:
+class SweepThreads:
+    """The thread count `python -m convmix sweep` would pick now, chosen at the start of each block.
+
+    As convmix.sweep.sweep_threads picks it, from the CPUs that other processes keep busy over the
+    next 0.5 s, without its floor of the 1-minute load average: this benchmark keeps a core busy
+    itself, and the load average would count it as another process.
+    """
+
+    def __init__(self):
+        self.count = thread_count(role=MEASUREMENT)
+        self.chosen: dict[str, list[int]] = {QUIET: [], LOADED: []}
+
+    def choose(self, condition: str) -> None:
+        from convmix.load import cpu_snapshot, others_cpu_share
+        from convmix.sweep import sweep_threads
+
+        before = cpu_snapshot()
+        time.sleep(0.5)
+        after = cpu_snapshot()
+        share = others_cpu_share(before, after)
+        self.count = sweep_threads(idle=lambda: None if after is None or share != share else after.cpus * (1 - share))
+        self.chosen[condition].append(self.count)
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def with_threads(threads: int | Callable[[], int], run: Callable[[int], float]) -> Callable[[int], float]:
     def wrapped(i: int) -> float:
         before = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads() if callable(threads) else threads)
         try:
             return run(i)
         finally:
@@ -120,7 +149,7 @@ def with_threads(threads: int, run: Callable[[int], float]) -> Callable[[int], f
     return wrapped
 
 
-def forward_figures() -> list[Figure]:
+def forward_figures(sweep_threads: SweepThreads) -> list[Figure]:
     config = ACmixConfig()  # the default configuration, as the app builds it
     x = config.make_input()
     reference, fast = config.build("reference").eval(), config.build("fast").eval()
@@ -134,19 +163,14 @@ def forward_figures() -> list[Figure]:
 
         return call
 
-    figures = []
-    for role, threads in ((SERVER, thread_count(role=SERVER)), (MEASUREMENT, thread_count(role=MEASUREMENT))):
-        tag = f"{threads} thread{'s' if threads > 1 else ''}{' (app)' if role == SERVER else ' (lone)'}"
-        figures += [
-            Figure(f"forward reference, {tag}", with_threads(threads, timed(forward(reference), 2))),
-            Figure(f"forward fast, {tag}", with_threads(threads, timed(forward(fast), 10))),
-        ]
-        if role == SERVER:
-            figures.append(Figure(f"trace (reference), {tag}",
-                                  with_threads(threads, timed(lambda: trace_forward(reference, x)))))
-        if thread_count(role=MEASUREMENT) == thread_count(role=SERVER):
-            break
-    return figures
+    app, tag = thread_count(role=SERVER), f"{thread_count(role=SERVER)} thread (app)"
+    return [
+        Figure(f"forward reference, {tag}", with_threads(app, timed(forward(reference), 2))),
+        Figure(f"forward fast, {tag}", with_threads(app, timed(forward(fast), 10))),
+        Figure(f"trace (reference), {tag}", with_threads(app, timed(lambda: trace_forward(reference, x)))),
+        Figure("forward reference, a sweep's threads", with_threads(sweep_threads, timed(forward(reference), 2))),
+        Figure("forward fast, a sweep's threads", with_threads(sweep_threads, timed(forward(fast), 10))),
+    ]
 
 
 # -- warm reruns under AppTest ------------------------------------------------------------------------------
@@ -247,11 +271,13 @@ def _units(figure: Figure) -> int:
     return getattr(figure.run, "repeat", 1)
 
 
-def measure(figures: list[Figure], rounds: int, samples: int, load_seconds: float) -> None:
+def measure(figures: list[Figure], rounds: int, samples: int, load_seconds: float,
+            on_block: Callable[[str], None] = lambda _condition: None) -> None:
     for r in range(rounds):
         for condition in (QUIET, LOADED):
             load = BusyCore(load_seconds) if condition == LOADED else contextlib.nullcontext()
             with load:
+                on_block(condition)
                 order = figures if r % 2 == 0 else figures[::-1]  # alternate the order: drift hits all alike
                 for figure in order:
                     for _ in range(samples):
@@ -398,17 +424,22 @@ def main() -> int:
     with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else contextlib.nullcontext() as fh:
         load = fh.read().split()[0] if fh else "?"
     print(f"torch {torch.__version__}; {os.cpu_count()} CPUs, {thread_count(role=MEASUREMENT)} usable; app threads "
-          f"{thread_count(role=SERVER)}, lone-measurement threads {thread_count(role=MEASUREMENT)}; "
-          f"1-minute load average at start {load}; background load: one spinning process pinned to one CPU")
+          f"{thread_count(role=SERVER)}; 1-minute load average at start {load}; background load: one spinning "
+          "process pinned to one CPU")
     figures: list[Figure] = []
+    sweep_threads = SweepThreads()
     if "forward" in parts:
-        figures += forward_figures()
+        figures += forward_figures(sweep_threads)
     if "pages" in parts:
         figures += page_figures(pages)
     missed = []
     if figures:
-        measure(figures, args.rounds, args.samples, args.load_seconds)
+        measure(figures, args.rounds, args.samples, args.load_seconds,
+                sweep_threads.choose if "forward" in parts else lambda _condition: None)
         missed += report(figures)
+        if "forward" in parts:
+            print("a sweep's threads, picked per block: " + "; ".join(
+                f"{c} {', '.join(map(str, sweep_threads.chosen[c]))}" for c in (QUIET, LOADED)))
     if "browser" in parts:
         missed += first_renders(pages, args.server, args.renders)
     print("\ngoals: loaded/quiet <= 2x for every figure; fast >= 15x reference in both conditions (app threads); "

@@ -40,17 +40,23 @@ def _window_slices(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
     ]
 
 
-def _window_views(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
-    """The same K windows as `_window_slices`, made by one as_strided view and two unbinds (cheaper
-    than 2K slicing calls; used where autograd is off, as as_strided's backward is costly)."""
+def _window_grid(t: torch.Tensor, g: Geometry) -> torch.Tensor:
+    """All K windows of a padded (N, d, Hp, Wp) map as one view (ka, ka, N, d, Ho, Wo): the window
+    j = dy * kernel_att + dx is grid[dy, dx]. No copy; used where autograd is off, as as_strided's
+    backward is costly."""
     s, dil, ka = g.stride, g.dilation, g.kernel_att
     sn, sc, sh, sw = t.stride()
-    grid = t.as_strided(
+    return t.as_strided(
         (ka, ka, t.shape[0], t.shape[1], g.out_height, g.out_width),
         (dil * sh, dil * sw, sn, sc, s * sh, s * sw),
         t.storage_offset(),
     )
-    return [w for row in grid.unbind(0) for w in row.unbind(0)]
+
+
+def _window_views(t: torch.Tensor, g: Geometry) -> list[torch.Tensor]:
+    """The same K windows as `_window_slices`, from `_window_grid` by two unbinds (cheaper than 2K
+    slicing calls)."""
+    return [w for row in _window_grid(t, g).unbind(0) for w in row.unbind(0)]
 
 
 def fast_attention(
@@ -90,15 +96,17 @@ def _attention_inplace(module, q_att, k_att, v_att, pe, q_pe, g):
     kk = g.kernel_att * g.kernel_att
     kp = module.pad_att(k_att)
     kp.sub_(module.pad_att(pe))  # phase 1: kp and the padded pe
-    # Window position first, (K, B*h, Ho, Wo): each offset writes and reads one contiguous block.
-    att = q_att.new_empty(kk, q_att.shape[0], g.out_height, g.out_width)
-    windows = _window_views(kp, g)
-    for j in range(kk):  # phase 2: kp, att and vecdot's product (one window's size)
-        # vecdot multiplies into a temporary and sums it, as mul + sum would, in one call that
-        # writes the sum straight into att[j] (sum(out=) zero-fills it first).
-        torch.linalg.vecdot(q_att, windows[j], dim=1, out=att[j])
-    del windows, kp
-    att = torch.softmax(att, 0).unsqueeze(2)  # phase 3: the logits and their softmax
+    # Window position first, (ka, ka, B*h, Ho, Wo) = (K, B*h, Ho, Wo): the logits of all K offsets
+    # grow together, one head channel at a time: head_dim in-place multiply-adds over all of them,
+    # each reading channel c of every window through one view, with no temporary (a dot product
+    # per offset, K of them, took twice as long: K small reductions, each into a temporary).
+    grid = _window_grid(kp, g)
+    att = q_att.new_empty(g.kernel_att, g.kernel_att, q_att.shape[0], g.out_height, g.out_width)
+    torch.mul(grid[:, :, :, 0], q_att[:, 0], out=att)  # phase 2: kp and the logits (out=: contiguous)
+    for c in range(1, q_att.shape[1]):
+        att.addcmul_(grid[:, :, :, c], q_att[:, c])
+    del grid, kp
+    att = torch.softmax(att.reshape(kk, *att.shape[2:]), 0).unsqueeze(2)  # phase 3: the logits and their softmax
     windows = _window_views(module.pad_att(v_att), g)
     out = torch.mul(att[0], windows[0])  # phase 4: v_pad, att, out
     for j in range(1, kk):
@@ -114,7 +122,7 @@ def fast_attention_parts(config) -> dict[str, int]:
         "padded map": b * c * config.padded_area,  # k - pe, later v, reflection-padded
         "padded pe": d * config.padded_area,
         "logits": b * h * config.kernel_att**2 * no,
-        "product buffer": b * c * no,  # q times one window; the output has the same size
+        "output": b * c * no,
     }
 
 
@@ -123,13 +131,13 @@ def fast_attention_peak_elements(config) -> int:
 
     Phases of `_attention_inplace`, with P the padded map's area, N_o = Ho*Wo and K = kernel_att²:
     1. kp (B*C*P) and the padded pe (d*P);
-    2. kp, the logits (B*h*K*N_o) and the product buffer (B*C*N_o);
+    2. kp and the logits (B*h*K*N_o);
     3. the logits and their softmax (2*B*h*K*N_o);
-    4. the padded v, the weights and the output: the same count as 2.
+    4. the padded v, the weights and the output (B*C*N_o).
     """
     parts = fast_attention_parts(config)
-    padded, logits, product = parts["padded map"], parts["logits"], parts["product buffer"]
-    return max(padded + parts["padded pe"], padded + logits + product, 2 * logits)
+    padded, logits, output = parts["padded map"], parts["logits"], parts["output"]
+    return max(padded + parts["padded pe"], padded + logits + output, 2 * logits)
 
 
 def fast_conv_path(module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

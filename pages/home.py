@@ -147,12 +147,12 @@ else:
         "`q · (unfold_k + q_pe − unfold_rpe)`, and the weighted sum `att · unfold_v` is one more "
         "such tensor. Writing and re-reading these copies is where the time goes. The fast path "
         "does the same multiply-adds over views instead and holds, at most, {fast_bytes} in "
-        "float32: the padded k − pe map ({padded:,} values), the {logits:,} logits and a product "
-        "buffer ({product:,}) while it computes the logits; the logits and their softmax; then the "
-        "padded v ({padded:,}), the weights and the output ({product:,}).",
+        "float32: the padded k − pe map ({padded:,} values) and the {logits:,} logits while it "
+        "computes the logits, one head channel at a time for all K offsets at once; the logits and "
+        "their softmax; then the padded v ({padded:,}), the weights and the output ({output:,}).",
         quirk=cite("Q9"), copies=config.kernel_att ** 2, copy=copy, copy_bytes=human_bytes(4 * copy),
         fast_bytes=human_bytes(4 * fast_attention_peak_elements(config)), padded=parts["padded map"],
-        logits=parts["logits"], product=parts["product buffer"],
+        logits=parts["logits"], output=parts["output"],
     ))
     result_key = "_home_impl_comparison"
     if st.button(_("Measure reference vs fast"), key="home_compare_button", icon=":material/speed:",

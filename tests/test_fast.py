@@ -385,7 +385,7 @@ def test_sizes_quoted_on_the_home_page_equal_the_traced_tensors():
     assert parts["logits"] == trace["att"].tensor.numel()
     assert parts["padded map"] == trace["k_pad"].tensor.numel() == trace["v_pad"].tensor.numel()
     assert parts["padded pe"] == trace["pe_pad"].tensor.numel()
-    assert parts["product buffer"] == trace["out_att"].tensor.numel()
+    assert parts["output"] == trace["out_att"].tensor.numel()
 
 
 # -- the home page's side-by-side section --------------------------------------------------------------

@@ -131,9 +131,9 @@ def test_what_the_fast_path_holds_is_what_it_allocates(app):
     assert f"holds, at most, {human_bytes(counter.peak)} in float32" in text
     padded = 64 * (56 + 6) * (56 + 6)  # B·C·(H + 2p)(W + 2p), kernel_att 7 pads by 3
     logits = 4 * 49 * 56 * 56  # B·h·K·Ho·Wo
-    product = 64 * 56 * 56  # B·C·Ho·Wo
-    assert f"k − pe map ({padded:,} values)" in text
-    assert f"the {logits:,} logits and a product buffer ({product:,})" in text
+    output = 64 * 56 * 56  # B·C·Ho·Wo
+    assert f"k − pe map ({padded:,} values) and the {logits:,} logits while" in text
+    assert f"the weights and the output ({output:,})" in text
 
 
 def test_url_reproduces_a_configuration(app):
