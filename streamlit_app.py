@@ -15,6 +15,7 @@ from convmix.ui.language import choose_language, language_menu
 from convmix.ui.navigation import build_pages, mark_router_ran, sidebar_note
 from convmix.ui.session import limit_uploads
 from convmix.ui.sidebar import config_sidebar
+from convmix.ui.warmup import settle_after_first_run
 
 configure_torch(SERVER)  # one intra-op thread per forward, in this rerun's thread (convmix.runtime)
 adopt_secret_budget()
@@ -30,3 +31,4 @@ try:
     page.run()
 finally:
     release_freed_memory()  # the memory budget counts what the process holds, freed heap included
+    settle_after_first_run()  # plain `streamlit run`: the imports out of the collector's way, once

@@ -17,11 +17,12 @@ per usable CPU), and the command line's first peak-memory measurement importing 
 the CLI's --precision) and the sweep's thread choice (convmix.sweep.sweep_threads).
 
     python benchmarks/sweep_speed.py [--repeats 2] [--explorer-configs 12] [--threads N] [--old-threads N]
-                                     [--same-threads] [--only cli|explorer]
+                                     [--same-threads] [--only cli|explorer] [--loaded]
 
 `--same-threads` runs the old way with the new way's threads: the stopping rule's share of the gain,
 and the medians of both ways side by side (they agree within the noise when the rule keeps their
-meaning). Timings on a shared machine vary with its load: the load average is printed before and
+meaning). `--loaded` runs everything beside a process that keeps one core busy (benchmarks/load.py's
+bounded background load), as on a shared server. Timings on a shared machine vary with its load: the load average is printed before and
 after, and each repeat's figures are printed as they come.
 """
 
@@ -159,8 +160,21 @@ def main() -> int:
                         help="the old way's threads (default: one per usable CPU, as before)")
     parser.add_argument("--same-threads", action="store_true", help="the old way with the new way's threads")
     parser.add_argument("--only", choices=("cli", "explorer"), default=None)
+    parser.add_argument("--loaded", action="store_true",
+                        help="beside a process that keeps one core busy (at most --load-seconds)")
+    parser.add_argument("--load-seconds", type=float, default=1800.0)
     args = parser.parse_args()
     configure_torch()
+    if not args.loaded:
+        return measure(args)
+    from benchmarks.load import BusyCore
+
+    with BusyCore(args.load_seconds) as busy:
+        print(f"background load: one spinning process pinned to CPU {busy.cpu}")
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     new_threads = args.threads or sweep.sweep_threads()
     threads = {"old": new_threads if args.same_threads else args.old_threads, "new": new_threads}
     new_effort = bench.BUDGETS["standard"]

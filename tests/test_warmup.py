@@ -142,7 +142,7 @@ def test_one_compilation_of_each_script_serves_every_apptest_and_the_server(monk
     assert compiled == []
 
 
-def test_settling_before_serving_leaves_the_collector_only_what_comes_later():
+def test_settling_before_serving_leaves_the_collector_only_what_comes_later(monkeypatch):
     """What is alive when the server starts is exempt from Streamlit's collection after every run;
     a reference cycle made afterwards (a visitor's) is still collected."""
     import gc
@@ -152,6 +152,7 @@ def test_settling_before_serving_leaves_the_collector_only_what_comes_later():
     class Node:
         pass
 
+    monkeypatch.setattr(warmup, "_settled", False)
     try:
         warmup.settle_before_serving()
         assert gc.get_freeze_count() > 10_000
@@ -165,3 +166,23 @@ def test_settling_before_serving_leaves_the_collector_only_what_comes_later():
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_plain_server_freezes_once_after_its_first_run_and_apptest_never(monkeypatch):
+    """`streamlit run` without the warm-up: the router freezes the process's objects after the first
+    run of a real server, once; an AppTest run (the tests' own process) is never frozen."""
+    import gc
+
+    monkeypatch.setattr(warmup, "_settled", False)
+    assert not visit(PAGES[0]).exception  # the router's last step ran, under AppTest's stand-in runtime
+    assert gc.get_freeze_count() == 0 and warmup._settled is False
+    monkeypatch.setattr(warmup, "_real_server", lambda: True)
+    try:
+        warmup.settle_after_first_run()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        later = [[i] for i in range(1000)]  # a later run's objects stay with the collector
+        warmup.settle_after_first_run()
+        assert gc.get_freeze_count() == frozen and later
+    finally:
+        gc.unfreeze()

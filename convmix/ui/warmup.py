@@ -117,6 +117,9 @@ def share_compiled_scripts():
 FIRST_SESSION_MODULES = ("streamlit.web.skills",)
 
 
+_settled = False  # whether this process has frozen its long-lived objects (settle_before_serving)
+
+
 def settle_before_serving() -> None:
     """The last step before the server starts: the first session's one-time imports, then every
     object alive now (imports, caches, the warm-up's modules and charts: some 300,000) exempted
@@ -136,8 +139,32 @@ def settle_before_serving() -> None:
         Installation.instance()  # reads the machine's id once per process
     except (ImportError, AttributeError):
         pass
+    _freeze()
+
+
+def _freeze() -> None:
+    global _settled
+    _settled = True
     gc.collect()
     gc.freeze()
+
+
+def _real_server() -> bool:
+    """Whether a real Streamlit server runs this process (AppTest's stand-in runtime is a mock)."""
+    from streamlit import runtime
+
+    return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
+
+
+def settle_after_first_run() -> None:
+    """For a server started without the warm-up (plain `streamlit run`, Streamlit Community Cloud):
+    after its first run, what is alive (the imports and the first page's caches, some 200,000
+    objects) is frozen as settle_before_serving freezes it, so that Streamlit's collection after
+    every later run skips it (70 ms a run on two cores, holding the GIL). Once per process, and
+    only under a real server: an AppTest run shares its process with the tests. The router calls
+    it at the end of every run; after settle_before_serving it does nothing."""
+    if not _settled and _real_server():
+        _freeze()
 
 
 def _warm(page: str, at, path: str | None, fresh: bool = False) -> Warmed:
