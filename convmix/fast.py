@@ -17,8 +17,8 @@ out: in exact arithmetic the weights, the output and all gradients are unchanged
 gradient through the softmax is zero); in floating point they differ by rounding. Only the
 B*h*K*Ho*Wo logits are stored, head_dim times fewer values than one unfolded copy.
 
-Two code paths compute the same thing: without autograd (inference) the offset loops write into
-preallocated buffers in place; with autograd they use plain out-of-place slices, which autograd
+Two code paths compute the same thing: without autograd (inference) the loops (over head channels
+for the logits, over window offsets for the weighted sum) write into preallocated buffers in place; with autograd they use plain out-of-place slices, which autograd
 differentiates (gradients of every parameter and of the input match the reference).
 """
 
