@@ -121,3 +121,33 @@ def test_on_a_phone_nothing_scrolls_sideways(browser, explorer_url, lang):
     assert max(widths) <= main_right  # every chart fits the phone's width
     assert pg.locator("[data-testid='stException']").count() == 0
     context.close()
+
+
+def test_the_download_holds_the_sweep_with_what_was_measured(browser, explorer_url, tmp_path):
+    """The CSV is made when the button is pressed: one row per configuration shown, the parameter
+    count of each module as built, and the latency of each measured one."""
+    import pandas as pd
+
+    from convmix.config import ACmixConfig
+    from convmix.sweep import CONFIG_COLUMNS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.goto(f"{explorer_url}?lang=en&{TINY}&explorer_view=latency")
+    wait_idle(pg)
+    pg.locator(".st-key-explorer_measure button").first.click()
+    pg.locator(".st-key-explorer_measure button", has_text=MEASURE_DONE["en"]).wait_for(timeout=240_000)
+    wait_idle(pg)
+    with pg.expect_download() as download:
+        pg.locator(".st-key-explorer_download button:visible").click()
+    path = tmp_path / "sweep.csv"
+    download.value.save_as(path)
+    rows = pd.read_csv(path)
+    assert len(rows) == 4
+    assert sorted(zip(rows["out_planes"], rows["kernel_att"], strict=True)) == [(8, 3), (8, 5), (16, 3), (16, 5)]
+    for row in rows.to_dict("records"):
+        module = ACmixConfig(**{c: row[c] for c in CONFIG_COLUMNS}).build()
+        assert row["params"] == sum(p.numel() for p in module.parameters())
+    assert rows["latency_ms"].gt(0).all()
+    assert pg.locator("[data-testid='stException']").count() == 0
+    context.close()
