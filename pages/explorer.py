@@ -268,19 +268,23 @@ with counts_tab:
                 charts.breakdown_chart, rows.head(MAX_BARS), quantity, normalize == "shares", highlight, title))
         table_cols = ["label", "params", "macs", "flops", "stage1_share_flops", "conv2d_params",
                       "local_attention_params"]
-        st.dataframe(
-            df[table_cols], hide_index=True, width="stretch",
-            column_config={
-                "label": st.column_config.TextColumn(_("configuration")),
-                "params": st.column_config.NumberColumn(_("parameters"), format="localized"),
-                "macs": st.column_config.NumberColumn(_("multiply-adds"), format="localized"),
-                "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
-                "stage1_share_flops": st.column_config.NumberColumn(_("Stage I share of FLOPs"), format="percent"),
-                "conv2d_params": st.column_config.NumberColumn(_("Conv2d kc×kc parameters"), format="localized"),
-                "local_attention_params": st.column_config.NumberColumn(_("local attention parameters"),
-                                                                        format="localized"),
-            },
-        )
+        # Off by default, as the breakdown: the table's code (a data grid of 0.5 MB) cost a first render
+        # about 0.2 s on 2 cores (benchmarks/load.py); the download below holds every column.
+        if toggle(_("Table of the configurations"), key="explorer_table",
+                  help=_("Each configuration's exact counts in one table that sorts by any column.")):
+            st.dataframe(
+                df[table_cols], hide_index=True, width="stretch",
+                column_config={
+                    "label": st.column_config.TextColumn(_("configuration")),
+                    "params": st.column_config.NumberColumn(_("parameters"), format="localized"),
+                    "macs": st.column_config.NumberColumn(_("multiply-adds"), format="localized"),
+                    "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
+                    "stage1_share_flops": st.column_config.NumberColumn(_("Stage I share of FLOPs"), format="percent"),
+                    "conv2d_params": st.column_config.NumberColumn(_("Conv2d kc×kc parameters"), format="localized"),
+                    "local_attention_params": st.column_config.NumberColumn(_("local attention parameters"),
+                                                                            format="localized"),
+                },
+            )
 
 # -- Stage I vs Stage II ---------------------------------------------------------------------------------
 with share_tab:

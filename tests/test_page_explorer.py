@@ -12,6 +12,7 @@ import torch
 
 from convmix import bench, i18n, sweep
 from convmix.config import ACmixConfig
+from convmix.presets import DEFAULT_PRESET, PRESETS
 from convmix.ui import explorer as ui
 from tests.i18n_text import english_left
 
@@ -110,9 +111,30 @@ def test_defaults_are_the_resnet_preset_one_chart_per_layer(open_page):
     assert len([x for x in t if x.startswith("Parameters against")]) == 7
     assert not [x for x in t if "per submodule" in x]  # the breakdown is drawn once asked for
     assert not at.toggle(key="explorer_per_submodule__en").value
+    assert not at.dataframe and not at.toggle(key="explorer_table__en").value  # the table too, once asked for
     assert "Attention window kernel_att changes no parameter count" in body
     assert "**Parameters** 17,816 to 831,005" in body
     assert param(at, "explorer_vary") is None  # defaults stay out of the URL
+
+
+def test_the_table_of_configurations_on_demand(open_page):
+    """Off by default; switched on, one row per configuration with the counts the charts show, and
+    the switch in the URL."""
+    at = open_page()
+    at.toggle(key="explorer_table__en").set_value(True).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) == 112 and param(at, "explorer_table") == "true"
+    configs = sweep.expand_grid(ACmixConfig(), PRESETS[DEFAULT_PRESET].axes_dict()).configs
+    built = {}  # parameters of the modules as built, per shape that sets them
+    for c in configs:
+        shape = (c.in_planes, c.out_planes, c.head, c.kernel_conv)
+        if shape not in built:
+            built[shape] = sum(p.numel() for p in c.build().parameters())
+    assert sorted(table["params"]) == sorted(built[(c.in_planes, c.out_planes, c.head, c.kernel_conv)]
+                                             for c in configs)
+    copy = open_page({"explorer_table": "true"})
+    assert len(copy.dataframe[0].value) == 112
 
 
 def test_a_preset_in_one_click(open_page):
@@ -460,7 +482,7 @@ def test_no_english_left_in_chinese(open_page, monkeypatch, tmp_path):
     monkeypatch.setattr(ui, "measured_row", lambda c, device, dtype, impl, budget, attempt=0, still_wanted=None:
                         fake_row(110.0 if c.kernel_att == 3 else 10.0, 6.8 if c.kernel_att == 3 else 0.1, "AMD"))
     with i18n.language("zh"):
-        at = open_page({"lang": "zh", "explorer_per_submodule": "true"})
+        at = open_page({"lang": "zh", "explorer_per_submodule": "true", "explorer_table": "true"})
         assert_clean(at)
         assert english_left(at, "main") == []
         assert "**112** 个配置" in text(at)
