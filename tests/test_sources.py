@@ -400,7 +400,15 @@ def test_building_a_network_peaks_at_its_weights(depth):
     """The admission reserves resnet_weight_bytes: the resident memory the build adds at its peak
     (sampled while it runs) is within it, and is most of it."""
     sources.acmix_resnet(depth, seed=0)  # the first build of a process allocates for itself too
-    model, grown = rss_growth(lambda: sources.Resolver().network(sources.ResNetRef(depth, 1)), 0.0002)
+
+    def build():
+        return sources.Resolver().network(sources.ResNetRef(depth, 1))
+
+    # The least of three builds: another thread of the test process (a browser test's driver, say)
+    # may allocate during one of them; the build's own peak is in every one (a full run once saw
+    # 2.5 MB more in one, alone the builds differ by 0.1 MB).
+    model, grown = rss_growth(build, 0.0002)
+    grown = min(grown, *(rss_growth(build, 0.0002)[1] for _ in range(2)))
     need = sources.resnet_weight_bytes(depth)
     assert sum(t.numel() * t.element_size() for t in model.state_dict().values()) == need
     assert 0.9 * need <= grown <= need + (2 << 20), (grown, need)
