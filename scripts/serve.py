@@ -23,9 +23,15 @@ def main(argv: list[str]) -> int:
     warm = "--no-warm" not in argv
     options = [a for a in argv if a != "--no-warm"]
     if warm:
-        from convmix.ui.warmup import settle_before_serving, share_compiled_scripts, warm_pages
+        from convmix.ui.warmup import (
+            keep_compiled_scripts,
+            settle_before_serving,
+            share_compiled_scripts,
+            warm_pages,
+        )
 
         share_compiled_scripts()  # kept: the server's Runtime reads the pages the warm-up compiled
+        keep_compiled_scripts()  # and keeps them when its last visitor leaves
         start = time.perf_counter()
         for page in warm_pages():
             note = f" (failed: {page.problem})" if page.problem else ""

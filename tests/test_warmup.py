@@ -186,3 +186,26 @@ def test_a_plain_server_freezes_once_after_its_first_run_and_apptest_never(monke
         assert gc.get_freeze_count() == frozen and later
     finally:
         gc.unfreeze()
+
+
+def test_a_warm_server_keeps_its_compiled_pages_when_the_last_visitor_leaves(monkeypatch):
+    """Streamlit clears the server's script cache when its last session disconnects; after
+    keep_compiled_scripts (scripts/serve.py) the next visitor compiles nothing."""
+    from streamlit.runtime import runtime
+    from streamlit.runtime.scriptrunner import script_cache
+
+    cache = runtime.ScriptCache()
+    visit(PAGES[0])
+    compiled = []
+    monkeypatch.setattr(script_cache, "compile", lambda *a, **k: compiled.append(a[1]) or compile(*a, **k),
+                        raising=False)
+    try:
+        warmup.keep_compiled_scripts()
+        cache.clear()  # what Streamlit does when the last session disconnects
+        assert not visit(PAGES[0]).exception
+        assert compiled == []
+    finally:
+        del cache.clear  # the tests' shared cache clears again
+    cache.clear()
+    assert not visit(PAGES[0]).exception
+    assert compiled  # without it, the page is compiled again

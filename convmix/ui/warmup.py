@@ -112,6 +112,18 @@ def share_compiled_scripts():
     return undo
 
 
+def keep_compiled_scripts() -> None:
+    """Keep the shared compiled scripts (share_compiled_scripts) when the last session disconnects.
+
+    Streamlit clears a server's script cache then, so that a server that watches no files picks up
+    edited pages with its next visitor; every visitor of a demo that is often idle would compile
+    its pages again. A warm server (scripts/serve.py) serves code that does not change while it
+    runs: convmix's modules are imported once, so an edit takes a restart anyway."""
+    from streamlit.runtime import runtime
+
+    runtime.ScriptCache().clear = lambda: None  # the shared cache (a new, unused one if not shared)
+
+
 # What a server does once, for its first session, that the warm-up (AppTest, no real session) does
 # not: the modules it imports then (about 30 ms on two cores, while the first visitor waits).
 FIRST_SESSION_MODULES = ("streamlit.web.skills",)
