@@ -113,8 +113,8 @@ class SweepThreads:
     """The thread count `python -m convmix sweep` would pick now, chosen at the start of each block.
 
     As convmix.sweep.sweep_threads picks it, from the CPUs that other processes keep busy over the
-    next 0.5 s, without its floor of the 1-minute load average: this benchmark keeps a core busy
-    itself, and the load average would count it as another process.
+    next 0.5 s, without idle_cpus' floor of the 1-minute load average: this benchmark keeps a core
+    busy itself, and the load average would count it as another process.
     """
 
     def __init__(self):
@@ -122,14 +122,9 @@ class SweepThreads:
         self.chosen: dict[str, list[int]] = {QUIET: [], LOADED: []}
 
     def choose(self, condition: str) -> None:
-        from convmix.load import cpu_snapshot, others_cpu_share
-        from convmix.sweep import sweep_threads
+        from convmix.sweep import idle_cpus, sweep_threads
 
-        before = cpu_snapshot()
-        time.sleep(0.5)
-        after = cpu_snapshot()
-        share = others_cpu_share(before, after)
-        self.count = sweep_threads(idle=lambda: None if after is None or share != share else after.cpus * (1 - share))
+        self.count = sweep_threads(idle=lambda: idle_cpus(0.5, load_average_floor=False))
         self.chosen[condition].append(self.count)
 
     def __call__(self) -> int:

@@ -424,12 +424,15 @@ def sweep_frame(configs: Sequence[ACmixConfig], measured: Mapping[ACmixConfig, d
     return pd.DataFrame(rows)
 
 
-def idle_cpus(seconds: float = 0.5, since: CpuSnapshot | None = None) -> float | None:
+def idle_cpus(seconds: float = 0.5, since: CpuSnapshot | None = None,
+              load_average_floor: bool = True) -> float | None:
     """How many CPUs other processes leave idle: the CPUs less what others kept busy since `since`
     (a snapshot taken earlier, e.g. when the command started; this process's own time is left out)
     over at least `seconds` (waiting for the rest), or over the next `seconds`; and less the
     1-minute load average when that is higher, so that a quiet moment on a busy machine does not
-    pass for a quiet machine. None where /proc/stat cannot be read."""
+    pass for a quiet machine (`load_average_floor=False` leaves that out, for a process that has
+    kept a core busy itself for the last minute: the load average counts it too). None where
+    /proc/stat cannot be read."""
     import time
 
     from .load import cpu_snapshot, load_average, others_cpu_share
@@ -442,7 +445,7 @@ def idle_cpus(seconds: float = 0.5, since: CpuSnapshot | None = None) -> float |
     share = others_cpu_share(before, after)
     if after is None or math.isnan(share):
         return None
-    average = load_average()
+    average = load_average() if load_average_floor else math.nan
     busy = max(share * after.cpus, 0.0 if math.isnan(average) else average)
     return max(0.0, after.cpus - busy)
 

@@ -510,5 +510,6 @@ def test_idle_cpus_counts_what_others_kept_busy_and_the_load_average(monkeypatch
     assert sweep.idle_cpus(0.5, since=since) == pytest.approx(1.0)
     monkeypatch.setattr(load, "load_average", lambda: 9.0)
     assert sweep.idle_cpus(0.5, since=since) == 0.0
+    assert sweep.idle_cpus(0.5, since=since, load_average_floor=False) == pytest.approx(2.0)  # the benchmark's
     monkeypatch.setattr(load, "cpu_snapshot", lambda: None)
     assert sweep.idle_cpus(0.5) is None

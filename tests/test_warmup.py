@@ -124,20 +124,28 @@ def test_components_are_scanned_once_per_process():
     assert first is again and cached.cache_info().hits >= 1
 
 
-def test_one_compilation_of_each_script_serves_every_apptest_and_the_server(monkeypatch):
+@pytest.fixture
+def compiled(monkeypatch) -> list:
+    """The paths of the scripts compiled from here on (Streamlit's script cache compiles them)."""
+    from streamlit.runtime.scriptrunner import script_cache
+
+    paths: list = []
+    monkeypatch.setattr(script_cache, "compile", lambda *a, **k: paths.append(a[1]) or compile(*a, **k),
+                        raising=False)
+    return paths
+
+
+def test_one_compilation_of_each_script_serves_every_apptest_and_the_server(compiled):
     """tests/conftest.py shares the compiled scripts as scripts/serve.py does: AppTest's runs and a
     server's Runtime read one cache, so a page compiled once is not compiled again by a new session."""
     from streamlit.runtime import runtime
-    from streamlit.runtime.scriptrunner import script_cache
     from streamlit.testing.v1 import app_test, local_script_runner
 
     cache = app_test.ScriptCache()
     assert local_script_runner.ScriptCache() is cache and runtime.ScriptCache() is cache
     assert warmup.share_compiled_scripts()() is None and app_test.ScriptCache() is cache  # sharing again: a no-op
     visit("pages/explorer.py")
-    compiled = []
-    monkeypatch.setattr(script_cache, "compile", lambda *a, **k: compiled.append(a[1]) or compile(*a, **k),
-                        raising=False)
+    compiled.clear()  # what compiling the first visit needed, if this process had not yet
     assert not visit("pages/explorer.py").exception  # a new session: new AppTest, new stand-in runtime
     assert compiled == []
 
@@ -188,17 +196,14 @@ def test_a_plain_server_freezes_once_after_its_first_run_and_apptest_never(monke
         gc.unfreeze()
 
 
-def test_a_warm_server_keeps_its_compiled_pages_when_the_last_visitor_leaves(monkeypatch):
+def test_a_warm_server_keeps_its_compiled_pages_when_the_last_visitor_leaves(compiled):
     """Streamlit clears the server's script cache when its last session disconnects; after
     keep_compiled_scripts (scripts/serve.py) the next visitor compiles nothing."""
     from streamlit.runtime import runtime
-    from streamlit.runtime.scriptrunner import script_cache
 
     cache = runtime.ScriptCache()
     visit(PAGES[0])
-    compiled = []
-    monkeypatch.setattr(script_cache, "compile", lambda *a, **k: compiled.append(a[1]) or compile(*a, **k),
-                        raising=False)
+    compiled.clear()
     try:
         warmup.keep_compiled_scripts()
         cache.clear()  # what Streamlit does when the last session disconnects
