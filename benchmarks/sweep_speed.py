@@ -12,9 +12,12 @@ Two sweeps, each measured the old way and the new way in alternation (old/new, t
 
 The old way: the timing stops only when the budget's seconds have passed (no early stop: precision
 0), with the intra-op threads the process had before sweeps chose their own (convmix.runtime: one
-per usable CPU), and the command line's first peak-memory measurement importing torch._inductor
-(torch.profiler.profile's first use did). The new way: the stopping rule (convmix.bench.settled,
-the CLI's --precision) and the sweep's thread choice (convmix.sweep.sweep_threads).
+per usable CPU), ACmix's parts timed alone on tensors captured by a forward of their own
+(benchmarks/parts_alone.py), and the command line's first peak-memory measurement importing
+torch._inductor (torch.profiler.profile's first use did). The new way: the stopping rule
+(convmix.bench.settled, the CLI's --precision), the sweep's thread choice
+(convmix.sweep.sweep_threads) and the parts clocked inside ACmix's own forward
+(convmix.bench.PartClock).
 
     python benchmarks/sweep_speed.py [--repeats 2] [--explorer-configs 12] [--threads N] [--old-threads N]
                                      [--same-threads] [--only cli|explorer] [--loaded]
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.parts_alone import parts_timed_alone  # noqa: E402
 from convmix import bench, sweep  # noqa: E402
 from convmix.budget import memory_budget, time_limit  # noqa: E402
 from convmix.config import ACmixConfig  # noqa: E402
@@ -52,15 +57,19 @@ from convmix.runtime import configure_torch, thread_count  # noqa: E402
 
 CLI_SWEEP = ["--kernel-att", "3", "5", "7", "--head", "1", "4", "--stride", "1", "2", "--size", "56"]
 # The old command line: its first peak-memory measurement imported torch._inductor (through
-# torch.profiler.profile), and its budget warmed ACmix and its parts up once more after the forward
-# that captured the parts' inputs; `--precision 0` turns the early stop off.
+# torch.profiler.profile), it timed ACmix's parts alone, and its budget warmed ACmix and its parts
+# up once more after the forward that captured the parts' inputs; `--precision 0` turns the early
+# stop off.
 OLD_CLI = """
 import sys, torch._inductor
 from convmix import bench
 from convmix.__main__ import main
+from benchmarks.parts_alone import parts_timed_alone
 from benchmarks.sweep_speed import old_budget
 bench.BUDGETS["standard"] = old_budget(bench.BUDGETS["standard"])
-sys.exit(main(sys.argv[1:]))
+with parts_timed_alone():
+    code = main(sys.argv[1:])
+sys.exit(code)
 """
 MAX_PLANNED = 24  # as pages/explorer.py: configurations whose time is estimated to plan one click
 
@@ -91,9 +100,15 @@ def explorer_configs(count: int) -> list[ACmixConfig]:
     return configs[::step][:count]
 
 
-def explorer_once(configs: list[ACmixConfig], effort: bench.Budget, threads: int) -> tuple[float, pd.DataFrame, int]:
+def explorer_once(configs: list[ACmixConfig], effort: bench.Budget, threads: int,
+                  way: str) -> tuple[float, pd.DataFrame, int]:
     """Click after click as pages/explorer.py does until every configuration is measured (or left
     out by the plan); (seconds, rows, clicks)."""
+    with parts_timed_alone() if way == "old" else nullcontext():
+        return _clicks(configs, effort, threads)
+
+
+def _clicks(configs: list[ACmixConfig], effort: bench.Budget, threads: int) -> tuple[float, pd.DataFrame, int]:
     torch.set_num_threads(threads)
     cap, limit = time_limit(), memory_budget()
     pending, rows, clicks = list(configs), {}, 0
@@ -122,24 +137,31 @@ def per_minute(count: int, seconds: float) -> float:
     return 60.0 * count / seconds
 
 
+TIMED_COLUMNS = {"latency_ms": "ACmix", **{f"{n}_ms": n for n in (*bench.PARTS, *bench.BASELINES)}}
+
+
 def agreement(old: list[pd.DataFrame], new: list[pd.DataFrame]) -> str:
     """The new way's medians against the old way's, configuration by configuration (each way's
-    median over its runs)."""
+    median over its runs): ACmix's, each part's (clocked inside the forward against timed alone)
+    and each baseline's."""
     keys = list(sweep.CONFIG_COLUMNS)
 
     def pooled(frames: list[pd.DataFrame]) -> pd.DataFrame:
         rows = pd.concat(frames, ignore_index=True)
-        return rows.groupby(keys, as_index=False).agg(latency_ms=("latency_ms", "median"),
+        return rows.groupby(keys, as_index=False).agg(**{c: (c, "median") for c in TIMED_COLUMNS},
                                                       timed_samples=("timed_samples", "median"),
                                                       threads=("threads", "first"))
 
     both = pooled(old).merge(pooled(new), on=keys, suffixes=("_old", "_new"))
     if both.empty or (both["threads_old"] != both["threads_new"]).any():
         return "medians not compared (different threads)"
-    ratio = both["latency_ms_new"] / both["latency_ms_old"]
-    return (f"median new/old per configuration: geometric mean {statistics.geometric_mean(ratio):.3f}, "
-            f"{ratio.min():.2f} to {ratio.max():.2f}; rounds per configuration, median: old "
-            f"{both['timed_samples_old'].median():.0f}, new {both['timed_samples_new'].median():.0f}")
+    ratios = []
+    for column, name in TIMED_COLUMNS.items():
+        ratio = both[f"{column}_new"] / both[f"{column}_old"]
+        ratios.append(f"{name} {statistics.geometric_mean(ratio):.3f} ({ratio.min():.2f} to {ratio.max():.2f})")
+    return ("median new/old per configuration, geometric mean (range): " + ", ".join(ratios)
+            + f"; rounds per configuration, median: old {both['timed_samples_old'].median():.0f}, "
+            f"new {both['timed_samples_new'].median():.0f}")
 
 
 def report(name: str, count: int, times: dict[str, list[float]]) -> None:
@@ -210,7 +232,7 @@ def measure(args: argparse.Namespace) -> int:
         rows = {"old": [], "new": []}
         for repeat in range(args.repeats):
             for way in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
-                seconds, frame, clicks = explorer_once(configs, efforts[way], threads[way])
+                seconds, frame, clicks = explorer_once(configs, efforts[way], threads[way], way)
                 times[way].append(seconds)
                 rows[way].append(frame)
                 print(f"  explorer, {way}: {len(frame)} configurations in {seconds:.1f} s, {clicks} clicks",

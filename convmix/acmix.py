@@ -169,6 +169,8 @@ class ACmix(nn.Module):
             stride=stride,
         )
         self._recorder: Callable[[str, torch.Tensor, int], None] | None = None
+        # A clock (convmix.bench.PartClock) hears only the names: no frame lookup for the line.
+        self._stamper: Callable[[str], None] | None = None
         self.reset_parameters()
 
     @property
@@ -202,9 +204,12 @@ class ACmix(nn.Module):
         )
 
     def _rec(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        """Pass `tensor` through, telling the recorder (if a trace listens) its name and line."""
+        """Pass `tensor` through, telling the recorder (if a trace listens) its name and line, and
+        the stamper (if a clock listens) its name."""
         if self._recorder is not None:
             self._recorder(name, tensor, sys._getframe(1).f_lineno)
+        if self._stamper is not None:
+            self._stamper(name)
         return tensor
 
     def geometry(self, batch: int, height: int, width: int) -> Geometry:

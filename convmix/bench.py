@@ -4,17 +4,16 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
   * Device: CUDA when torch sees it, else the CPU. float32 everywhere; float16 and bfloat16 on CUDA
     only (ACmix's reference formulation in half precision on a CPU measures a slow fallback, not
     the module).
-  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill; ACmix and its
-    parts by the forward that captures the parts' inputs, the baseline convolution by a call of its
-    own), then timed in rounds; a result is the median with the 25th and 75th percentiles of its
+  * Every callable is warmed up (cuDNN autotunes per shape, allocator caches fill; ACmix and local
+    attention by the forward that measures the peak memory, the baseline convolution by a call of
+    its own), then timed in rounds; a result is the median with the 25th and 75th percentiles of its
     samples.
   * When to stop (`Budget`): never before `min_rounds`; then as soon as every callable's median is
     settled, i.e. its CONFIDENCE (90 %) interval from order statistics lies within ±`precision`
     (5 %) of it, which needs 5 samples at least; otherwise once `seconds` of rounds have passed, or
     at `max_rounds` (and `max_seconds` caps a slow configuration after FLOOR_ROUNDS). Stable timings
     thus end early; noisy ones get the rounds they always got.
-  * The callables of one configuration (ACmix, its Stage I, attention path and conv path, and the
-    two baselines) are timed in alternation, round by round, in alternating order, so background
+  * The callables of one configuration (ACmix and the two baselines) are timed in alternation, round by round, in alternating order, so background
     load and clock drift hit them all alike and their ratios stay fair. On CUDA each call is
     bracketed by a pair of CUDA events; on the CPU by `time.perf_counter`, with calls grouped
     into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
@@ -29,11 +28,11 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
     average, so that a noisy result can be told from a slow one (convmix.sweep.flag_noise marks
     latencies whose interquartile range is too wide).
 
-The parts are timed on the module's own pieces, fed with the tensors the module's forward handed
-them (captured through the recorder hook `_rec`): Stage I is conv1-3 on x; the attention path is
-`ATTENTION_IMPLS[impl]` on the q/k/v/pe tensors the forward passed it; the conv path is fc on the
-recorded q/k/v groups plus dep_conv on the recorded f_conv. What the three leave out (the grid and
-conv_p, head reshapes, the permute copy and the final mix) is the rest of the total.
+ACmix's parts (Stage I, the attention path, the conv path) are timed inside ACmix's own forward,
+in the same calls as its total (`PartClock`: a stamp where each part begins and ends), so a round
+runs the attention path twice (ACmix, local attention) rather than three times, and the parts and
+the total come from the same forwards. What the three leave out (the grid and conv_p, head
+reshapes, the concatenation, the permute copy and the final mix) is the rest of the total.
 """
 
 from __future__ import annotations
@@ -276,16 +275,23 @@ def time_alternated(
     device: torch.device,
     budget: Budget = BUDGETS["standard"],
     warmed: Collection[str] = (),
+    clocks: Mapping[str, PartClock] | None = None,
 ) -> dict[str, Timing]:
     """Time every callable in `fns`, one sample of each per round, alternating their order, until the
     budget's rule stops (module docstring: at least min_rounds; then settled medians, or `seconds`).
 
-    Callables named in `warmed` have just run on the same tensors (the forward that captured the
-    parts' inputs ran ACmix and each part), so they get one warm-up call fewer. On the CPU one left
-    with none is sized by its first timed call: that call is its first sample when it fills a block
-    alone, and its warm-up otherwise (the round then times its first block).
+    Callables named in `warmed` have just run on the same tensors (the forward that measured the
+    peak memory ran ACmix and every piece of the baselines but the convolution), so they get one
+    warm-up call fewer. On the CPU one left with none is sized by its first timed call: that call is
+    its first sample when it fills a block alone, and its warm-up otherwise (the round then times
+    its first block).
+
+    `clocks` maps a callable to the PartClock inside it: each of its samples also gives one sample
+    of each of the clock's parts, from the same calls, and the stopping rule waits for them too.
     """
+    clocks = clocks or {}
     names = list(fns)
+    inside = {host: clock.names for host, clock in clocks.items()}
     cpu = device.type != "cuda"
     number: dict[str, int] = {}  # calls per sample (CPU: grouped so that a sample lasts block_seconds)
     for warm in range(max(1, budget.warmup)):
@@ -296,7 +302,14 @@ def time_alternated(
             fns[name]()
             number[name] = _calls_per_block(time.perf_counter() - start, budget) if cpu else 1
     _synchronize(device)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    samples: dict[str, list[float]] = {name: [] for name in [*names, *(p for ps in inside.values() for p in ps)]}
+
+    def sampled(name: str, seconds: float, calls: int) -> None:
+        samples[name].append(seconds / calls)
+        if name in clocks:
+            for part, spent in clocks[name].spent().items():
+                samples[part].append(spent / calls)
+
     rounds = 0
     started = time.perf_counter()
     while rounds < budget.max_rounds:
@@ -305,37 +318,45 @@ def time_alternated(
             events = []
             for name in order:
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                if name in clocks:
+                    clocks[name].reset()
                 begin.record()
                 fns[name]()
                 end.record()
                 events.append((name, begin, end))
             torch.cuda.synchronize(device)
             for name, begin, end in events:
-                samples[name].append(begin.elapsed_time(end) / 1e3)
+                sampled(name, begin.elapsed_time(end) / 1e3, 1)
         else:
             for name in order:
                 fn = fns[name]
+                if name in clocks:
+                    clocks[name].reset()
                 if name not in number:  # warmed: its first call sizes its blocks
                     start = time.perf_counter()
                     fn()
                     once = time.perf_counter() - start
                     number[name] = _calls_per_block(once, budget)
                     if number[name] == 1:
-                        samples[name].append(once)
+                        sampled(name, once, 1)
                         continue
+                    if name in clocks:
+                        clocks[name].reset()
                 n = number[name]
                 start = time.perf_counter()
                 for _call in range(n):
                     fn()
-                samples[name].append((time.perf_counter() - start) / n)
+                sampled(name, time.perf_counter() - start, n)
         rounds += 1
         elapsed = time.perf_counter() - started
         if rounds >= budget.min_rounds and (elapsed >= budget.seconds or (
-                budget.precision is not None and all(settled(samples[n], budget.precision) for n in names))):
+                budget.precision is not None and all(settled(v, budget.precision) for v in samples.values()))):
             break
         if rounds >= min(FLOOR_ROUNDS, budget.min_rounds) and elapsed >= budget.max_seconds:
             break
-    return {name: Timing.from_samples(samples[name], number.get(name, 1)) for name in names}
+    per_sample = {part: number.get(host, 1) for host, parts in inside.items() for part in parts}
+    return {name: Timing.from_samples(values, per_sample.get(name, number.get(name, 1)))
+            for name, values in samples.items()}
 
 
 def _calls_per_block(once: float, budget: Budget) -> int:
@@ -376,52 +397,106 @@ def plain_conv(config: ACmixConfig) -> nn.Conv2d:
     )
 
 
-_CAPTURED = ("q", "k", "v", "q_att", "q_strided", "k_att", "v_att", "pe", "q_pe", "qkv_groups", "f_conv")
+class PartClock:
+    """Times ACmix's three parts inside its own forward, from stamps taken where each begins and ends.
+
+    The stamps come from the forward's recorder (`ACmix._rec` names every intermediate right after
+    it is computed) and from a pre-hook on conv1, the forward's first computation: Stage I runs from
+    conv1's start to `v`; the attention path from `q_pe` (its last input) to `out_att`; the authors'
+    conv path is fc (`qkv_groups` to `f_all`) plus dep_conv (`f_conv` to `out_conv`), and a
+    CONV_PATH_IMPLS formulation everything from `out_att` to `out_conv`. What lies between the spans
+    (the grid and conv_p, head reshapes, the concatenation, the permute copy and the final mix) is
+    the rest of the total, as when the parts were timed apart. On the CPU a stamp is
+    time.perf_counter(); on CUDA an event recorded on the current stream, read after a synchronize.
+
+    Within `attached()`, calling the clock runs one forward of `module` on `x` with the stamps on;
+    `spent()` gives each part's seconds summed over the calls since `reset()`.
+    """
+
+    names = tuple(PARTS)
+
+    def __init__(self, module: ACmix, x: torch.Tensor):
+        self.module, self.x = module, x
+        self.cuda = x.device.type == "cuda"
+        conv = (("out_att", "out_conv"),) if module.impl in CONV_PATH_IMPLS else (
+            ("qkv_groups", "f_all"), ("f_conv", "out_conv"))
+        spans = {"stage1": (("start", "v"),), "attention_path": (("q_pe", "out_att"),), "conv_path": conv}
+        # name -> the (part, begin) span it ends, or None when it only begins one
+        self._marks: dict[str, tuple[str, str] | None] = {
+            begin: None for pairs in spans.values() for begin, _end in pairs}
+        self._marks.update({end: (part, begin) for part, pairs in spans.items() for begin, end in pairs})
+        self._stamps: dict[str, object] = {}
+        self._spent = dict.fromkeys(self.names, 0.0)
+        self._pending: list[tuple[str, torch.cuda.Event, torch.cuda.Event]] = []
+        self._on = False  # conv1 also runs in the local-attention baseline: stamp only ACmix's own call
+
+    def _stamp(self) -> object:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def _mark(self, name: str) -> None:
+        if name not in self._marks:
+            return
+        now = self._stamp()
+        ends = self._marks[name]
+        if ends is not None:
+            part, begin = ends
+            if self.cuda:
+                self._pending.append((part, self._stamps[begin], now))
+            else:
+                self._spent[part] += now - self._stamps[begin]
+        self._stamps[name] = now
+
+    def _start(self, module: nn.Module, args: tuple) -> None:
+        if self._on:
+            self._mark("start")
+
+    @contextmanager
+    def attached(self):
+        """Listen for conv1's start while the clock is in use (a pre-hook registered once: one per
+        call would cost a forward of a small configuration a few percent)."""
+        hook = self.module.conv1.register_forward_pre_hook(self._start)
+        try:
+            yield self
+        finally:
+            hook.remove()
+
+    def __call__(self) -> torch.Tensor:
+        module = self.module
+        module.__dict__["_stamper"], self._on = self._mark, True
+        try:
+            return module(self.x)
+        finally:
+            module.__dict__["_stamper"], self._on = None, False
+
+    def reset(self) -> None:
+        self._spent = dict.fromkeys(self.names, 0.0)
+        self._pending.clear()
+
+    def spent(self) -> dict[str, float]:
+        """Seconds of each part over the calls since reset() (CUDA: once the device has synchronized)."""
+        spent = dict(self._spent)
+        for part, begin, end in self._pending:
+            spent[part] += begin.elapsed_time(end) / 1e3
+        return spent
 
 
-def capture_inputs(module: ACmix, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One no-grad forward; keep the tensors the forward handed to its attention and conv pieces."""
-    kept: dict[str, torch.Tensor] = {}
-
-    def record(name: str, tensor: torch.Tensor, line: int) -> None:
-        if name in _CAPTURED:
-            kept[name] = tensor
-
-    module._recorder = record
-    try:
-        with torch.no_grad():
-            module(x)
-    finally:
-        module._recorder = None
-    if "q_strided" in kept:  # with stride > 1 the attention path receives the strided queries
-        kept["q_att"] = kept.pop("q_strided")
-    return kept
+# The callables that the forward measuring the peak memory has just run on the same tensors: ACmix,
+# and local attention (pieces of the same module); not the baseline convolution (a module of its own).
+WARMED_BY_PEAK_FORWARD = ("acmix", "local_attention")
 
 
-# The callables that the forward capturing the parts' inputs has just run on the same tensors: all
-# but the baseline convolution (a module of its own).
-WARMED_BY_CAPTURE = ("acmix", *PARTS, "local_attention")
-
-
-def timed_callables(module: ACmix, x: torch.Tensor, config: ACmixConfig, impl: str) -> dict[str, Callable]:
-    """ACmix, its three parts on their own recorded inputs, and the two baselines, ready to call."""
-    seen = capture_inputs(module, x)
-    g = module.geometry(config.batch, config.height, config.width)
-    attention = ATTENTION_IMPLS[impl]
-    q_att, k_att, v_att, pe, q_pe = (seen[n] for n in ("q_att", "k_att", "v_att", "pe", "q_pe"))
-    q, k, v, qkv, f_conv = (seen[n] for n in ("q", "k", "v", "qkv_groups", "f_conv"))
-    fast_conv_path = CONV_PATH_IMPLS.get(impl)
+@contextmanager
+def timed_callables(module: ACmix, x: torch.Tensor, config: ACmixConfig, impl: str):
+    """While open: ACmix (its parts clocked inside its forward) and the two baselines, ready to call,
+    and the clock keyed by the callable it runs in (time_alternated's `clocks`)."""
     conv = plain_conv(config).to(device=x.device, dtype=x.dtype)
     local = LocalSelfAttention(module, impl)
-    return {
-        "acmix": lambda: module(x),
-        "stage1": lambda: (module.conv1(x), module.conv2(x), module.conv3(x)),
-        "attention_path": lambda: attention(module, q_att, k_att, v_att, pe, q_pe, g),
-        "conv_path": (lambda: fast_conv_path(module, q, k, v)) if fast_conv_path
-        else (lambda: (module.fc(qkv), module.dep_conv(f_conv))),
-        "conv2d": lambda: conv(x),
-        "local_attention": lambda: local(x),
-    }
+    with PartClock(module, x).attached() as clock:
+        yield {"acmix": clock, "conv2d": lambda: conv(x), "local_attention": lambda: local(x)}, {"acmix": clock}
 
 
 # -- roofline --------------------------------------------------------------------------------------------
@@ -590,14 +665,6 @@ def _within_time(config: ACmixConfig, impl: str, budget: Budget, time_limit: flo
     return replace(budget, max_seconds=max(0.0, min(budget.max_seconds, spare)))
 
 
-def captured_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
-    """The tensors `timed_callables` keeps for the parts: q, k, v, the scaled q_att, pe, the fc input
-    (q, k, v concatenated) and f_conv (k_att, v_att and q_pe are views)."""
-    b, c, d = config.batch, config.out_planes, config.head_dim
-    n = config.height * config.width
-    return DTYPE_BYTES[dtype] * (7 * b * c * n + d * n + b * config.kernel_conv**2 * d * n)
-
-
 def baseline_conv_bytes(config: ACmixConfig, dtype: str = "float32") -> int:
     """The plain Conv2d baseline's weights and bias: in_planes·out_planes·kernel_conv² + out_planes.
 
@@ -612,8 +679,7 @@ def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "
                       device: torch.device | None = None) -> int:
     """Memory a measurement needs, every module it builds counted with its weights.
 
-    ACmix's weights and input; the baseline Conv2d's weights; the tensors captured for the parts;
-    and, one callable at a time, the largest of: a forward's peak and output (ACmix, or the local-
+    ACmix's weights and input; the baseline Conv2d's weights; and, one callable at a time, the largest of: a forward's peak and output (ACmix, or the local-
     attention baseline, which runs Stage I and the attention path of the same module), and the
     baseline convolution's output plus a reordered copy of its weights (oneDNN's workspace on the
     CPU); building ACmix replaces dep_conv's first weight while it is alive (budget.build_bytes). The
@@ -625,8 +691,7 @@ def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "
     conv = baseline_conv_bytes(config, dtype)
     rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # see budget.build_bytes
     callables = max(config.estimate_peak_bytes(dtype, impl) + out, out + conv, rebuilt)
-    return (weights_and_input_bytes(config, dtype) + conv + captured_bytes(config, dtype) + callables
-            + _peaks_bytes(device or torch.device("cpu"), dtype))
+    return weights_and_input_bytes(config, dtype) + conv + callables + _peaks_bytes(device or torch.device("cpu"), dtype)
 
 
 def _peaks_bytes(device: torch.device, dtype: str) -> int:
@@ -639,21 +704,20 @@ def _peaks_bytes(device: torch.device, dtype: str) -> int:
 
 
 def _round_seconds(config: ACmixConfig, impl: str):
-    """(building the modules, one forward, one timed round of all six callables, one call of the
-    baseline convolution), estimated."""
+    """(building the modules, one forward, one timed round of the three callables, one call of the
+    baseline convolution), estimated. ACmix's parts are timed inside its forward: they add no calls."""
     from .speed import baseline_conv_seconds, fill_seconds, forward_seconds
 
     f = forward_seconds(config, impl)
     conv = baseline_conv_seconds(config)
     local = f.stage1 + f.attention
-    parts = f.stage1 + f.attention + f.conv_path
     build = f.build + fill_seconds(baseline_conv_bytes(config) // 4)
-    return build, f.total, f.total + parts + conv + local, conv
+    return build, f.total, f.total + conv + local, conv
 
 
 def _warmup_seconds(budget: Budget, round_: float, conv: float) -> float:
-    """The warm-up calls: the baseline convolution once per warm-up pass; ACmix and its parts (warm
-    from the forward that captured the parts' inputs, WARMED_BY_CAPTURE) one pass fewer."""
+    """The warm-up calls: the baseline convolution once per warm-up pass; ACmix and local attention
+    (warm from the forward that measured the peak memory, WARMED_BY_PEAK_FORWARD) one pass fewer."""
     passes = max(1, budget.warmup)
     return (passes - 1) * round_ + conv
 
@@ -661,13 +725,13 @@ def _warmup_seconds(budget: Budget, round_: float, conv: float) -> float:
 def measurement_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
     """Estimated seconds of the shortest measurement `measure_config` makes on the CPU.
 
-    Building ACmix and the baseline; one forward for the peak memory and one to capture the parts'
-    inputs; then the warm-up calls and at least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each
-    calling ACmix, its three parts and the two baselines once (convmix.speed estimates each).
+    Building ACmix and the baseline; one forward for the peak memory; then the warm-up calls and at
+    least min(FLOOR_ROUNDS, budget.min_rounds) rounds, each calling ACmix (its parts clocked inside)
+    and the two baselines once (convmix.speed estimates each).
     """
     build, forward, round_, conv = _round_seconds(config, impl)
     rounds = min(FLOOR_ROUNDS, budget.min_rounds)
-    return build + 2 * forward + _warmup_seconds(budget, round_, conv) + rounds * round_
+    return build + forward + _warmup_seconds(budget, round_, conv) + rounds * round_
 
 
 def expected_seconds(config: ACmixConfig, impl: str = "reference", budget: Budget = BUDGETS["standard"]) -> float:
@@ -679,7 +743,7 @@ def expected_seconds(config: ACmixConfig, impl: str = "reference", budget: Budge
     build, forward, round_, conv = _round_seconds(config, impl)
     timed = max(budget.min_rounds * round_, budget.seconds)
     timed = min(timed, max(budget.max_seconds, min(FLOOR_ROUNDS, budget.min_rounds) * round_))
-    return build + 2 * forward + _warmup_seconds(budget, round_, conv) + timed
+    return build + forward + _warmup_seconds(budget, round_, conv) + timed
 
 
 def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
@@ -689,10 +753,10 @@ def _measure_unlocked(config, dev, tdtype, dtype, impl, budget) -> dict:
     x = config.make_input(dtype=tdtype, device=dev)
     peak_bytes = measure_peak_bytes(module, x)
     with torch.no_grad():
-        fns = timed_callables(module, x, config, impl)
-        before = cpu_snapshot()
-        timings = time_alternated(fns, dev, budget, warmed=WARMED_BY_CAPTURE)
-        after = cpu_snapshot()
+        with timed_callables(module, x, config, impl) as (fns, clocks):
+            before = cpu_snapshot()
+            timings = time_alternated(fns, dev, budget, warmed=WARMED_BY_PEAK_FORWARD, clocks=clocks)
+            after = cpu_snapshot()
     peaks = _cached_peaks(dev, dtype)
     flops = total_cost(config.step_costs()).flops
     nbytes = compulsory_bytes(config, dtype)

@@ -513,11 +513,11 @@ def _grouped_latency_chart(data: pd.DataFrame, names: dict[str, str], title: str
 
 
 def parts_chart(df: pd.DataFrame, highlight: str | None = None, facet: str = "") -> alt.Chart:
-    """ACmix's latency beside its Stage I, attention path and conv path, each timed on its own."""
+    """ACmix's latency beside its Stage I, attention path and conv path, each clocked inside its forward."""
     data = grouped_latency_long(df, PART_NAMES)
     return _grouped_latency_chart(
         data, PART_NAMES, _("Where ACmix's time goes"),
-        [_("each part timed alone on the tensors the forward gave it;"),
+        [_("each part timed inside ACmix's own forward, in the same calls as the total;"),
          _("the rest (grid, reshapes, mix) is the difference;"),
          _("bars: median, whiskers: 25th to 75th percentile")], highlight, facet)
 

@@ -359,7 +359,8 @@ with latency_tab:
         budget_name = choice(
             st.radio, _("timing effort"), list(bench.BUDGETS), key="explorer_budget", default="standard",
             format_func=efforts.get, horizontal=True,
-            help=_("Timed rounds per configuration (each round times ACmix, its parts and the baselines once): "
+            help=_("Timed rounds per configuration (each round times ACmix, its parts inside its own forward, and the "
+                   "baselines once): "
                    "{efforts}. Past the least rounds, timing stops as soon as every median is known within "
                    "±{precision:.0%}. A slow configuration stops after {floor} rounds once {limits} have passed.",
                    efforts=effort_text, precision=bench.PRECISION, floor=bench.FLOOR_ROUNDS,

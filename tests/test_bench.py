@@ -5,6 +5,7 @@ No test asserts how long anything takes; timings are only checked for structure 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from convmix import bench, budget
-from convmix.acmix import ATTENTION_IMPLS
+from convmix.acmix import ATTENTION_IMPLS, CONV_PATH_IMPLS
 from convmix.config import ACmixConfig
 from convmix.sweep import count_row
 from convmix.trace import trace_forward
@@ -129,13 +131,135 @@ PART_CASES = [
 ]
 
 
+class Sleepy(nn.Module):
+    """A submodule that sleeps a known time, then runs the original (a span of known length)."""
+
+    def __init__(self, inner: nn.Module, seconds: float):
+        super().__init__()
+        self.inner, self.seconds = inner, seconds
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return self.inner(x)
+
+    def __getattr__(self, name):  # weight, bias, ...: the original's (the fast path reads fc.weight)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
+
+
+@pytest.mark.parametrize("impl", sorted(ATTENTION_IMPLS))
+def test_the_part_clock_times_each_span_of_the_forward(monkeypatch, one_thread, impl):
+    """Independent check of the spans: every piece of a small module sleeps a known time, and each
+    part's clocked seconds are its own pieces' sleeps (plus their little compute), never a neighbour's.
+    conv_p's sleep belongs to no part (it is in the rest); fc is a module call only in the authors'
+    conv path (a CONV_PATH_IMPLS formulation reads its weight). One thread: after a sleep, waking an
+    idle worker thread can take milliseconds (seen on a 2-core VM)."""
+    ms = 1e-3
+    config = ACmixConfig(in_planes=4, out_planes=8, kernel_att=3, head=2, height=6, width=6)
+    module, x = config.build(impl=impl).eval(), config.make_input()
+    sleeps = {"conv1": 4 * ms, "conv2": 5 * ms, "conv3": 6 * ms, "conv_p": 20 * ms, "fc": 7 * ms, "dep_conv": 9 * ms}
+    for name, seconds in sleeps.items():
+        setattr(module, name, Sleepy(getattr(module, name), seconds))
+    attention = ATTENTION_IMPLS[impl]
+
+    def sleepy_attention(*args):
+        time.sleep(11 * ms)
+        return attention(*args)
+
+    monkeypatch.setitem(ATTENTION_IMPLS, impl, sleepy_attention)
+    fc_called = impl not in CONV_PATH_IMPLS
+    expected = {"stage1": 15 * ms, "attention_path": 11 * ms, "conv_path": (16 if fc_called else 9) * ms}
+    with torch.no_grad(), bench.PartClock(module, x).attached() as clock:
+        seen = []
+        for _call in range(3):
+            clock.reset()
+            start = time.perf_counter()
+            clock()
+            total = time.perf_counter() - start
+            seen.append((clock.spent(), total))
+    spent, total = min(seen, key=lambda pair: pair[1])  # the least disturbed call
+    for part, seconds in expected.items():
+        assert seconds <= spent[part] < seconds + 4 * ms, (part, spent)
+    assert total - sum(spent.values()) >= sleeps["conv_p"]  # the rest holds conv_p
+    assert total >= sum(expected.values()) + sleeps["conv_p"]
+
+
 @pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
 @pytest.mark.parametrize("impl", sorted(ATTENTION_IMPLS))
-def test_parts_receive_the_forwards_own_tensors(config, impl):
-    """The attention path and the conv path, run on the captured inputs, give the forward's outputs."""
+def test_the_clocked_forward_is_the_forward(config, impl):
+    """A clocked call returns the module's output bit for bit and leaves no listener behind; a
+    baseline run inside `attached()` (local attention runs conv1 too) adds nothing to the parts."""
+    module, x = config.build(impl=impl).eval(), config.make_input()
+    with torch.no_grad():
+        plain = module(x)
+        with bench.timed_callables(module, x, config, impl) as (fns, clocks):
+            assert set(fns) == {"acmix", "conv2d", "local_attention"} and clocks == {"acmix": fns["acmix"]}
+            torch.testing.assert_close(fns["acmix"](), plain, rtol=0, atol=0)
+            clock = clocks["acmix"]
+            assert set(clock.spent()) == set(bench.PARTS) and all(v > 0 for v in clock.spent().values())
+            clock.reset()
+            fns["local_attention"]()
+            fns["conv2d"]()
+            assert clock.spent() == dict.fromkeys(bench.PARTS, 0.0)
+    assert module._recorder is None and module._stamper is None
+    assert not module.conv1._forward_pre_hooks
+
+
+class ScriptedClock:
+    """A PartClock stand-in for time_alternated: each call advances the fake clock by 1 ms and
+    spends the next scripted seconds on part "p"."""
+
+    names = ("p",)
+
+    def __init__(self, fake, per_call):
+        self.fake, self.per_call, self.spent_p = fake, iter(per_call), 0.0
+
+    def __call__(self):
+        self.fake.now += 1e-3
+        self.spent_p += next(self.per_call)
+
+    def reset(self):
+        self.spent_p = 0.0
+
+    def spent(self):
+        return {"p": self.spent_p}
+
+
+def test_time_alternated_samples_the_parts_from_the_clocked_calls(clock):
+    """Each sample of the clocked callable gives one sample of its part (seconds per call over its
+    block), and the stopping rule waits for the part as for any callable."""
+    part = [2e-4] + [2e-4 * (1.3 if i % 2 else 1.0) for i in range(12)] + [2e-4] * 400
+    host = ScriptedClock(clock, part)
+    budget = bench.Budget(warmup=1, min_rounds=5, max_rounds=60, seconds=100.0, block_seconds=0.0,
+                          precision=0.05)
+    timings = bench.time_alternated({"host": host, "other": clock.scripted([1e-3] * 400)}, torch.device("cpu"),
+                                    budget, clocks={"host": host})
+    assert set(timings) == {"host", "other", "p"}
+    assert timings["host"].samples == timings["p"].samples == timings["other"].samples
+    # Alone, 1 ms calls settle after 5 rounds; the part alternates 0.2 and 0.26 ms for 12 calls
+    # (the warm-up's and 11 rounds'), then holds still: more rounds.
+    assert timings["p"].samples > 5
+    assert timings["p"].median_ms == pytest.approx(0.2)
+    # Blocks of calls: the part's sample is its seconds per call.
+    blocks = bench.Budget(warmup=1, min_rounds=3, max_rounds=3, seconds=0.0, block_seconds=4e-3)
+    host = ScriptedClock(clock, [3e-4] * 100)
+    timed = bench.time_alternated({"host": host}, torch.device("cpu"), blocks, clocks={"host": host})
+    assert timed["p"].calls_per_sample == timed["host"].calls_per_sample == 4
+    assert timed["p"].median_ms == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
+@pytest.mark.parametrize("impl", sorted(ATTENTION_IMPLS))
+def test_parts_timed_alone_receive_the_forwards_own_tensors(config, impl):
+    """The old way (benchmarks/parts_alone.py, the sweep benchmark's reference): the attention path
+    and the conv path, run on the captured inputs, give the forward's outputs."""
+    from benchmarks.parts_alone import alone_callables, capture_inputs
+
     module, x = config.build(impl=impl), config.make_input()
     trace = trace_forward(module, x)
-    seen = bench.capture_inputs(module, x)
+    seen = capture_inputs(module, x)
     g = module.geometry(config.batch, config.height, config.width)
     with torch.no_grad():
         att = ATTENTION_IMPLS[impl](module, seen["q_att"], seen["k_att"], seen["v_att"], seen["pe"], seen["q_pe"], g)
@@ -144,8 +268,7 @@ def test_parts_receive_the_forwards_own_tensors(config, impl):
     torch.testing.assert_close(att.reshape(config.output_shape), trace["out_att"].tensor, rtol=0, atol=0)
     torch.testing.assert_close(conv, trace["out_conv"].tensor, rtol=0, atol=0)
     torch.testing.assert_close(f_all, trace["f_all"].tensor, rtol=0, atol=0)
-    fns = bench.timed_callables(module, x, config, impl)
-    assert set(fns) == set(bench.TIMED)
+    assert set(alone_callables(module, x, config, impl)) == set(bench.TIMED)
 
 
 @pytest.mark.parametrize("config", PART_CASES, ids=lambda c: c.describe())
@@ -556,27 +679,52 @@ def test_the_rule_keeps_the_medians_of_the_old_sampling_on_a_fixed_configuration
     try:
         module = config.build().eval()
         x = config.make_input()
-        with torch.no_grad():
-            fns = bench.timed_callables(module, x, config, "reference")
+        with torch.no_grad(), bench.timed_callables(module, x, config, "reference") as (fns, clocks):
             new = bench.BUDGETS["standard"]
             ways = {"old": replace(new, precision=None, warmup=new.warmup + 1), "new": new}
-            ratios: dict[str, list[float]] = {name: [] for name in fns}
-            old_ms: dict[str, list[float]] = {name: [] for name in fns}
+            names = [*fns, *bench.PARTS]
+            ratios: dict[str, list[float]] = {name: [] for name in names}
+            old_ms: dict[str, list[float]] = {name: [] for name in names}
             for trial in range(7):
                 medians = {}
                 for way in ("old", "new") if trial % 2 == 0 else ("new", "old"):
-                    t = bench.time_alternated(fns, torch.device("cpu"), ways[way], warmed=bench.WARMED_BY_CAPTURE)
+                    t = bench.time_alternated(fns, torch.device("cpu"), ways[way],
+                                              warmed=bench.WARMED_BY_PEAK_FORWARD, clocks=clocks)
                     medians[way] = {name: timing.median_ms for name, timing in t.items()}
-                for name in fns:
+                for name in names:
                     ratios[name].append(medians["new"][name] / medians["old"][name])
                     old_ms[name].append(medians["old"][name])
     finally:
         torch.set_num_threads(threads)
-    compared = [name for name in fns if name == "acmix" or statistics.median(old_ms[name]) >= 1.0]
+    compared = [name for name in names if name == "acmix" or statistics.median(old_ms[name]) >= 1.0]
     assert len(compared) >= 3, compared
     pooled = [r for name in compared for r in ratios[name]]
     assert abs(statistics.median(pooled) - 1) < 0.2, {name: ratios[name] for name in compared}
     assert abs(statistics.median(ratios["acmix"]) - 1) < 0.3, ratios["acmix"]
+
+
+def test_parts_clocked_inside_the_forward_agree_with_parts_timed_alone(one_thread):
+    """The parts' medians clocked inside ACmix's forward against those of each part timed alone on
+    captured inputs (the way before, benchmarks/parts_alone.py), same configuration, five pairs in
+    alternating order. The attention path, which dominates, agrees within 20 %; Stage I and the
+    conv path within 35 % (they last about a millisecond, and alone they also pay their calls'
+    Python); ACmix and the baselines, measured the same way both times, within 20 %. A span that
+    took in a neighbour (the attention path holding the conv path, say) would double a part."""
+    from benchmarks.parts_alone import parts_timed_alone
+
+    config = ACmixConfig(in_planes=64, out_planes=64, kernel_att=5, head=4, height=28, width=28)
+    ratios: dict[str, list[float]] = {}
+    for pair in range(5):
+        rows = {}
+        for way in ("alone", "inside") if pair % 2 == 0 else ("inside", "alone"):
+            with parts_timed_alone() if way == "alone" else contextlib.nullcontext():
+                rows[way] = bench.measure_config(config, device="cpu")
+        for name in ("latency", *bench.PARTS, *bench.BASELINES):
+            column = "latency_ms" if name == "latency" else f"{name}_ms"
+            ratios.setdefault(name, []).append(rows["inside"][column] / rows["alone"][column])
+    bounds = {"attention_path": 0.2, "stage1": 0.35, "conv_path": 0.35}
+    for name, values in ratios.items():
+        assert abs(statistics.median(values) - 1) < bounds.get(name, 0.2), (name, values)
 
 
 def test_a_measurement_does_not_import_torch_inductor():

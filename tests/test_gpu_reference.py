@@ -88,3 +88,22 @@ def test_cuda_timing_uses_events(monkeypatch):
     timings = bench.time_alternated({"a": lambda: torch.ones(64, device=device).sum()}, device,
                                     bench.Budget(warmup=1, min_rounds=3, max_rounds=3, seconds=0.0))
     assert timings["a"].samples == 3 and len(recorded) == 6
+
+
+@cuda
+def test_cuda_parts_are_clocked_by_events_inside_the_forward():
+    """On CUDA the part clock stamps events on the stream: each part is positive, the parts fit in
+    the total, and the output of a clocked call is the forward's."""
+    device = torch.device("cuda")
+    config = ACmixConfig(in_planes=32, out_planes=32, kernel_att=5, head=4, height=28, width=28)
+    module, x = config.build().to(device).eval(), config.make_input(device=device)
+    with torch.no_grad(), bench.PartClock(module, x).attached() as clock:
+        plain = module(x)
+        clock.reset()
+        torch.testing.assert_close(clock(), plain, rtol=0, atol=0)
+        torch.cuda.synchronize(device)
+        spent = clock.spent()
+    assert set(spent) == set(bench.PARTS) and all(v > 0 for v in spent.values())
+    row = bench.measure_config(config, device="cuda", budget=bench.BUDGETS["quick"])
+    parts = sum(row[f"{name}_ms"] for name in bench.PARTS)
+    assert 0 < parts <= row["latency_ms_p75"] * 1.05
