@@ -517,7 +517,7 @@ def parts_chart(df: pd.DataFrame, highlight: str | None = None, facet: str = "")
     data = grouped_latency_long(df, PART_NAMES)
     return _grouped_latency_chart(
         data, PART_NAMES, _("Where ACmix's time goes"),
-        [_("each part timed inside ACmix's own forward, in the same calls as the total;"),
+        [_("each part timed inside ACmix's own forward,"), _("in the same calls as the total;"),
          _("the rest (grid, reshapes, mix) is the difference;"),
          _("bars: median, whiskers: 25th to 75th percentile")], highlight, facet)
 
