@@ -13,8 +13,9 @@ Protocol (../shared/design/GUIDE.md, "Measuring"):
     (5 %) of it, which needs 5 samples at least; otherwise once `seconds` of rounds have passed, or
     at `max_rounds` (and `max_seconds` caps a slow configuration after FLOOR_ROUNDS). Stable timings
     thus end early; noisy ones get the rounds they always got.
-  * The callables of one configuration (ACmix and the two baselines) are timed in alternation, round by round, in alternating order, so background
-    load and clock drift hit them all alike and their ratios stay fair. On CUDA each call is
+  * The callables of one configuration (ACmix and the two baselines) are timed in alternation,
+    round by round, in alternating order, so background load and clock drift hit them all alike
+    and their ratios stay fair. On CUDA each call is
     bracketed by a pair of CUDA events; on the CPU by `time.perf_counter`, with calls grouped
     into blocks of at least `Budget.block_seconds` so that the clock's own cost is negligible for
     fast calls. (torch.utils.benchmark.Timer times one statement at a time, which would let drift
@@ -400,8 +401,8 @@ def plain_conv(config: ACmixConfig) -> nn.Conv2d:
 class PartClock:
     """Times ACmix's three parts inside its own forward, from stamps taken where each begins and ends.
 
-    The stamps come from the forward's recorder (`ACmix._rec` names every intermediate right after
-    it is computed) and from a pre-hook on conv1, the forward's first computation: Stage I runs from
+    The stamps come from the forward's own names (`ACmix._rec` tells a stamper each intermediate's
+    name right after it is computed) and from a pre-hook on conv1, the forward's first computation: Stage I runs from
     conv1's start to `v`; the attention path from `q_pe` (its last input) to `out_att`; the authors'
     conv path is fc (`qkv_groups` to `f_all`) plus dep_conv (`f_conv` to `out_conv`), and a
     CONV_PATH_IMPLS formulation everything from `out_att` to `out_conv`. What lies between the spans
@@ -410,7 +411,9 @@ class PartClock:
     time.perf_counter(); on CUDA an event recorded on the current stream, read after a synchronize.
 
     Within `attached()`, calling the clock runs one forward of `module` on `x` with the stamps on;
-    `spent()` gives each part's seconds summed over the calls since `reset()`.
+    `spent()` gives each part's seconds summed over the calls since `reset()`. The stamps add 5 to
+    15 µs to a forward on the 2-core test machine: 2 % of an 8×8 forward at 16 channels, under 1 %
+    from 28×28 at 64 channels on (medians of 600 calls, clocked against plain, alternately).
     """
 
     names = tuple(PARTS)
