@@ -7,7 +7,9 @@ the impl's CONV_PATH_IMPLS formulation on q, k, v) were timed as callables of th
 rounds as ACmix and the baselines. A round thus ran the attention path three times.
 
 `parts_timed_alone()` puts that way back into convmix.bench for a block of code (the sweep
-benchmark's "old way", and the test that compares the parts' medians both ways).
+benchmark's "old way", and the test that compares the parts' medians both ways): the callables,
+their warm-up and the time estimates. The memory estimate keeps the new way's, which leaves out the
+captured tensors: the configurations these compare are small.
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ def time_alternated(
     """
     clocks = clocks or {}
     names = list(fns)
-    inside = {host: clock.names for host, clock in clocks.items()}
+    host_of = {part: host for host, clock in clocks.items() for part in clock.names}
     cpu = device.type != "cuda"
     number: dict[str, int] = {}  # calls per sample (CPU: grouped so that a sample lasts block_seconds)
     for warm in range(max(1, budget.warmup)):
@@ -303,7 +303,7 @@ def time_alternated(
             fns[name]()
             number[name] = _calls_per_block(time.perf_counter() - start, budget) if cpu else 1
     _synchronize(device)
-    samples: dict[str, list[float]] = {name: [] for name in [*names, *(p for ps in inside.values() for p in ps)]}
+    samples: dict[str, list[float]] = {name: [] for name in [*names, *host_of]}
 
     def sampled(name: str, seconds: float, calls: int) -> None:
         samples[name].append(seconds / calls)
@@ -355,8 +355,7 @@ def time_alternated(
             break
         if rounds >= min(FLOOR_ROUNDS, budget.min_rounds) and elapsed >= budget.max_seconds:
             break
-    per_sample = {part: number.get(host, 1) for host, parts in inside.items() for part in parts}
-    return {name: Timing.from_samples(values, per_sample.get(name, number.get(name, 1)))
+    return {name: Timing.from_samples(values, number.get(host_of.get(name, name), 1))
             for name, values in samples.items()}
 
 
@@ -402,10 +401,10 @@ class PartClock:
     """Times ACmix's three parts inside its own forward, from stamps taken where each begins and ends.
 
     The stamps come from the forward's own names (`ACmix._rec` tells a stamper each intermediate's
-    name right after it is computed) and from a pre-hook on conv1, the forward's first computation: Stage I runs from
-    conv1's start to `v`; the attention path from `q_pe` (its last input) to `out_att`; the authors'
-    conv path is fc (`qkv_groups` to `f_all`) plus dep_conv (`f_conv` to `out_conv`), and a
-    CONV_PATH_IMPLS formulation everything from `out_att` to `out_conv`. What lies between the spans
+    name right after it is computed) and from a pre-hook on conv1, the forward's first computation:
+    Stage I runs from conv1's start to `v`; the attention path from `q_pe` (its last input) to
+    `out_att`; the authors' conv path is fc (`qkv_groups` to `f_all`) plus dep_conv (`f_conv` to
+    `out_conv`), and a CONV_PATH_IMPLS formulation everything from `out_att` to `out_conv`. What lies between the spans
     (the grid and conv_p, head reshapes, the concatenation, the permute copy and the final mix) is
     the rest of the total, as when the parts were timed apart. On the CPU a stamp is
     time.perf_counter(); on CUDA an event recorded on the current stream, read after a synchronize.
@@ -413,7 +412,7 @@ class PartClock:
     Within `attached()`, calling the clock runs one forward of `module` on `x` with the stamps on;
     `spent()` gives each part's seconds summed over the calls since `reset()`. The stamps add 5 to
     15 µs to a forward on the 2-core test machine: 2 % of an 8×8 forward at 16 channels, under 1 %
-    from 28×28 at 64 channels on (medians of 600 calls, clocked against plain, alternately).
+    at 28×28 and 64 channels or more (medians of 600 calls, clocked against plain, alternately).
     """
 
     names = tuple(PARTS)
@@ -469,6 +468,7 @@ class PartClock:
 
     def __call__(self) -> torch.Tensor:
         module = self.module
+        # Straight into __dict__: nn.Module.__setattr__ costs a microsecond, twice a call.
         module.__dict__["_stamper"], self._on = self._mark, True
         try:
             return module(self.x)
@@ -682,9 +682,9 @@ def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "
                       device: torch.device | None = None) -> int:
     """Memory a measurement needs, every module it builds counted with its weights.
 
-    ACmix's weights and input; the baseline Conv2d's weights; and, one callable at a time, the largest of: a forward's peak and output (ACmix, or the local-
-    attention baseline, which runs Stage I and the attention path of the same module), and the
-    baseline convolution's output plus a reordered copy of its weights (oneDNN's workspace on the
+    ACmix's weights and input; the baseline Conv2d's weights; and, one callable at a time, the
+    largest of: a forward's peak and output (ACmix, or the local-attention baseline, which runs
+    Stage I and the attention path of the same module), and the baseline convolution's output plus a reordered copy of its weights (oneDNN's workspace on the
     CPU); building ACmix replaces dep_conv's first weight while it is alive (budget.build_bytes). The
     first measurement of a process also times a matmul and a large copy (the roofline's peaks).
     """
@@ -694,7 +694,8 @@ def measurement_bytes(config: ACmixConfig, dtype: str = "float32", impl: str = "
     conv = baseline_conv_bytes(config, dtype)
     rebuilt = DTYPE_BYTES[dtype] * config.out_planes * config.kernel_conv**4  # see budget.build_bytes
     callables = max(config.estimate_peak_bytes(dtype, impl) + out, out + conv, rebuilt)
-    return weights_and_input_bytes(config, dtype) + conv + callables + _peaks_bytes(device or torch.device("cpu"), dtype)
+    peaks = _peaks_bytes(device or torch.device("cpu"), dtype)
+    return weights_and_input_bytes(config, dtype) + conv + callables + peaks
 
 
 def _peaks_bytes(device: torch.device, dtype: str) -> int:
