@@ -389,7 +389,8 @@ with latency_tab:
         # Plan the next click from time estimates (convmix.speed), as far as one click reaches.
         with st.spinner(_("Estimating how long the next measurements take…")):
             plan = sweep.plan_batch(pending, cap, lambda c: ui.time_estimates(c, impl, budget_name), MAX_PLANNED)
-    batch, too_slow, estimate = plan.batch, plan.too_slow, plan.seconds
+    batch, too_slow = plan.batch, plan.too_slow
+    estimate = math.ceil(plan.seconds)  # whole seconds, never "about 0 s" for a click that takes some
     measured_here = len(configs) - len(pending) - len(refused)
 
     command = cli_command(base, axes, dtype=dtype, impl=impl, budget=budget_name)

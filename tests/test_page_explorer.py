@@ -293,6 +293,15 @@ def test_measure_on_tiny_sizes(open_page, small_peaks):
     assert "Nothing measured yet" not in text(at)
 
 
+def test_a_quick_click_is_never_announced_as_zero_seconds(open_page, monkeypatch):
+    """Four tiny configurations estimated at 0.1 s each: the page rounds the click's 0.4 s up."""
+    monkeypatch.setattr(bench, "measurement_seconds", lambda c, impl, budget: 0.1)
+    monkeypatch.setattr(bench, "expected_seconds", lambda c, impl, budget: 0.1)
+    body = text(open_page(LATENCY))
+    assert "One click measures all 4 left, about 1 s by the estimate." in body
+    assert "about 0 s" not in body
+
+
 def test_the_plan_is_stated_before_measuring_and_nothing_is_cut_silently(open_page, monkeypatch):
     """Issue 15: measuring stopped at 24 configurations and said all were measured. Now the page says
     how many one click measures, which ones, what is left for later and the command for all of them."""
